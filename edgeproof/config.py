@@ -1,0 +1,255 @@
+"""Typed configuration: params.yaml parsed once into pydantic models and passed down.
+
+params.yaml is also DVC's params file, so it has one section per concern (DVC style).
+Every model forbids unknown keys: a typo such as ``min_sppedup`` must be an error naming
+the key, never a silently ignored threshold. Errors are raised as ``ConfigError`` with a
+one-line message ``params.yaml: <dotted.key>: <problem>``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edgeproof.errors import ConfigError
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveFloat = Annotated[float, Field(gt=0.0)]
+
+
+class StrictModel(BaseModel):
+    """Base for every config section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(StrictModel):
+    """The model under test and what it does."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    path: Path
+    task: Literal["classification"] = "classification"
+    input_name: str | None = None  # None: the model's single input
+    num_classes: Annotated[int, Field(ge=2)] = 10
+
+
+class DataConfig(StrictModel):
+    """Evaluation and calibration data: .npz files, one array per model input + ``labels``."""
+
+    eval: Path
+    calibration: Path
+    labels_key: str = "labels"
+
+
+class ExampleConfig(StrictModel):
+    """DVC stage parameters of the bundled example (sklearn digits CNN)."""
+
+    seed: int = 0
+    image_size: Annotated[int, Field(ge=8, le=128)] = 64
+    eval_size: Annotated[int, Field(ge=10)] = 360
+    calibration_size: Annotated[int, Field(ge=10)] = 200
+    epochs: Annotated[int, Field(ge=1)] = 6
+    batch_size: Annotated[int, Field(ge=1)] = 64
+    learning_rate: PositiveFloat = 2e-3
+    threads: Annotated[int, Field(ge=1)] = 2
+
+
+class OrtRecipe(StrictModel):
+    """One ONNX Runtime quantization recipe (onnxruntime.quantization)."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    method: Literal["dynamic", "static"]
+    weight_type: Literal["int8", "uint8"] = "int8"
+    activation_type: Literal["int8", "uint8"] = "uint8"
+    calibrate_method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    per_channel: bool = False
+    quant_format: Literal["qdq", "qoperator"] = "qdq"
+    calibration_samples: Annotated[int, Field(ge=1)] = 200
+
+
+class TargetCommon(StrictModel):
+    """Fields every target has: where it runs and on what."""
+
+    enabled: bool = True
+    work_pool: str = "edge-intel-cpu"
+    device: str = "cpu"
+    threads: Annotated[int, Field(ge=1)] = 2
+
+
+class OnnxRuntimeTargetConfig(TargetCommon):
+    """The ``onnxruntime-cpu`` target: FP32 baseline + int8 recipes."""
+
+    recipes: list[OrtRecipe] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_recipe_names(self) -> OnnxRuntimeTargetConfig:
+        _require_unique([r.name for r in self.recipes] + ["fp32"], "recipes")
+        return self
+
+
+class TargetsConfig(StrictModel):
+    """One optional section per known target; an unknown target name is an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    onnxruntime_cpu: OnnxRuntimeTargetConfig | None = Field(default=None, alias="onnxruntime-cpu")
+
+    def enabled(self) -> dict[str, TargetCommon]:
+        """Enabled targets by their public name (e.g. ``onnxruntime-cpu``)."""
+        out: dict[str, TargetCommon] = {}
+        for field_name, info in type(self).model_fields.items():
+            section = getattr(self, field_name)
+            if section is not None and section.enabled:
+                out[info.alias or field_name] = section
+        return out
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [info.alias or name for name, info in cls.model_fields.items()]
+
+
+class MeasureConfig(StrictModel):
+    """How candidates are timed: each in a fresh subprocess, interleaved with the baseline."""
+
+    warmup_runs: Annotated[int, Field(ge=1)] = 30
+    latency_samples: Annotated[int, Field(ge=10)] = 300
+    block_size: Annotated[int, Field(ge=1)] = 25
+    throughput_batch: Annotated[int, Field(ge=1)] = 32
+    throughput_runs: Annotated[int, Field(ge=2)] = 12
+    eval_batch: Annotated[int, Field(ge=1)] = 32
+    confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
+    bootstrap_resamples: Annotated[int, Field(ge=100)] = 2000
+    max_seconds: PositiveFloat = 120.0
+    timeout_seconds: PositiveFloat = 300.0
+    seed: int = 0
+
+
+class AccuracyGate(StrictModel):
+    max_drop_abs: Fraction | None = 0.01
+    max_drop_rel: Fraction | None = None
+
+
+class FidelityGate(StrictModel):
+    min_top1_agreement: Fraction | None = 0.98
+    max_kl: Annotated[float, Field(ge=0.0)] | None = 0.05
+
+
+class LatencyGate(StrictModel):
+    p90_budget_ms: PositiveFloat | None = None
+    min_speedup: PositiveFloat | None = 1.2
+
+
+class MemoryGate(StrictModel):
+    max_peak_rss_mb: PositiveFloat | None = None
+    min_reduction: Annotated[float, Field(gt=-1.0, lt=1.0)] | None = None
+
+
+class SizeGate(StrictModel):
+    max_mb: PositiveFloat | None = None
+
+
+class GatesConfig(StrictModel):
+    """Thresholds; ``None`` disables a check. All failures of a candidate are reported."""
+
+    accuracy: AccuracyGate = AccuracyGate()
+    fidelity: FidelityGate = FidelityGate()
+    latency: LatencyGate = LatencyGate()
+    memory: MemoryGate = MemoryGate()
+    size: SizeGate = SizeGate()
+    on_inconclusive: Literal["fail", "warn"] = "fail"
+    objective: Literal["median_latency", "p90_latency", "size", "peak_rss"] = "median_latency"
+
+
+class RegistryConfig(StrictModel):
+    """MLflow model registry naming and aliases (stages are deprecated: aliases only)."""
+
+    model_name: str = "{model}.{target}"
+    champion_alias: str = "champion"
+    challenger_alias: str = "challenger"
+
+    @model_validator(mode="after")
+    def _distinct_aliases(self) -> RegistryConfig:
+        if self.champion_alias == self.challenger_alias:
+            raise ValueError("champion_alias and challenger_alias must differ")
+        return self
+
+    def registered_name(self, model: str, target: str) -> str:
+        return self.model_name.format(model=model, target=target)
+
+
+class TrackingConfig(StrictModel):
+    """MLflow store; MLFLOW_TRACKING_URI in the environment wins over ``uri``."""
+
+    uri: str = "sqlite:///mlflow.db"
+    artifact_location: Path = Path("mlartifacts")
+
+
+class ReportConfig(StrictModel):
+    dir: Path = Path("reports")
+
+
+class Params(StrictModel):
+    """The whole of params.yaml."""
+
+    model: ModelConfig
+    data: DataConfig
+    example: ExampleConfig = ExampleConfig()
+    targets: TargetsConfig
+    measure: MeasureConfig = MeasureConfig()
+    gates: GatesConfig = GatesConfig()
+    registry: RegistryConfig = RegistryConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    report: ReportConfig = ReportConfig()
+
+    @model_validator(mode="after")
+    def _some_target(self) -> Params:
+        if not self.targets.enabled():
+            raise ValueError("no target is enabled")
+        return self
+
+
+def _require_unique(names: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{what}: duplicate name {name!r}")
+        seen.add(name)
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    return f"{loc}: {msg}"
+
+
+def parse_params(raw: Any, source: str = "params.yaml") -> Params:
+    """Validate an already-loaded mapping; raises ConfigError with one line."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_first_error(exc)}") from None
+
+
+def load_params(path: Path) -> Params:
+    """Read and validate params.yaml; relative paths in it stay relative to its folder."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: params file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read params file ({exc})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: invalid YAML{where}") from None
+    return parse_params(raw, source=str(path.name))

@@ -1,0 +1,81 @@
+"""Evaluation and calibration data: ``.npz`` files, one array per model input plus labels.
+
+Data files are untrusted input: they are opened with ``allow_pickle=False`` (an object
+array in an .npz is a pickle and can run code), capped in size, and checked for the
+things that silently corrupt a gate: no rows, arrays of unequal length, NaN or inf.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgeproof.errors import InputError
+
+MAX_DATA_BYTES = 2 * 1024**3
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Named input arrays (same first dimension) and optional labels."""
+
+    inputs: dict[str, np.ndarray]
+    labels: np.ndarray | None
+    source: Path
+
+    def __len__(self) -> int:
+        return len(next(iter(self.inputs.values())))
+
+    def batch(self, start: int, size: int) -> dict[str, np.ndarray]:
+        return {k: v[start : start + size] for k, v in self.inputs.items()}
+
+    def batches(self, size: int) -> Iterator[dict[str, np.ndarray]]:
+        for start in range(0, len(self), size):
+            yield self.batch(start, size)
+
+    def head(self, n: int) -> Dataset:
+        labels = None if self.labels is None else self.labels[:n]
+        return Dataset({k: v[:n] for k, v in self.inputs.items()}, labels, self.source)
+
+
+def load_dataset(path: Path, labels_key: str = "labels") -> Dataset:
+    """Load and sanity-check an .npz data file; raises InputError naming the problem."""
+    if not path.is_file():
+        raise InputError(f"data file not found: {path}")
+    if path.stat().st_size > MAX_DATA_BYTES:
+        raise InputError(f"data file too large (> {MAX_DATA_BYTES >> 20} MiB): {path}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise InputError(f"data file is not a readable .npz ({_short(exc)}): {path}") from None
+    labels = arrays.pop(labels_key, None)
+    if not arrays:
+        raise InputError(f"data file has no input arrays (only {labels_key!r}): {path}")
+    _check_arrays(arrays, labels, path)
+    return Dataset(arrays, labels, path)
+
+
+def _check_arrays(arrays: dict[str, np.ndarray], labels: np.ndarray | None, path: Path) -> None:
+    lengths = {name: (a.shape[0] if a.ndim else 0) for name, a in arrays.items()}
+    if labels is not None:
+        lengths["labels"] = labels.shape[0] if labels.ndim else 0
+    if len(set(lengths.values())) > 1:
+        raise InputError(f"data arrays differ in length {lengths}: {path}")
+    if next(iter(lengths.values())) == 0:
+        raise InputError(f"data file has no rows: {path}")
+    for name, a in arrays.items():
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise InputError(f"data array {name!r} contains NaN or inf: {path}")
+        if a.dtype.kind not in "fiub":
+            raise InputError(f"data array {name!r} has unsupported dtype {a.dtype}: {path}")
+    if labels is not None and (labels.ndim != 1 or labels.dtype.kind not in "iu"):
+        raise InputError(f"labels must be a 1-D integer array, got {labels.dtype}: {path}")
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__

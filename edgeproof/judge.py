@@ -1,0 +1,90 @@
+"""Turn one target's measurements into scores, summaries, verdicts and a winner.
+
+The statistics and the decisions themselves live in ``gates`` (pure functions); this module
+only loads the outputs each worker wrote, scores them against the baseline's and the labels,
+and assembles the records. A candidate that could not be built or measured gets an
+``error`` verdict with the reason; the others are judged as usual.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from gates.checks import decide
+from gates.select import select_winner
+from gates.summarize import summarize
+
+from edgeproof.config import Params
+from edgeproof.errors import EdgeproofError
+from edgeproof.evaluate import score_classifier
+from edgeproof.measure.harness import TargetMeasurements
+from edgeproof.records import (
+    Candidate,
+    CandidateOutcome,
+    CandidateSummary,
+    TargetOutcome,
+    Verdict,
+)
+
+
+def error_outcome(candidate: Candidate, reason: str) -> CandidateOutcome:
+    """The record of a candidate that could not be built, measured or scored."""
+    verdict = Verdict(candidate=candidate.name, status="error", checks=(), reasons=(reason,))
+    return CandidateOutcome(candidate=candidate, summary=None, verdict=verdict, error=reason)
+
+
+def judge_target(
+    target: str,
+    baseline: Candidate,
+    candidates: list[Candidate],
+    failed: list[CandidateOutcome],
+    measured: TargetMeasurements,
+    labels: np.ndarray | None,
+    params: Params,
+) -> TargetOutcome:
+    """Summaries and verdicts for every candidate, and the target's winner."""
+    if baseline.name not in measured.raw:
+        reason = measured.errors.get(baseline.name, "baseline was not measured")
+        return TargetOutcome(
+            target=target, available=True, reason=reason, baseline=baseline.name, status="error"
+        )
+    base_logits = np.load(measured.outputs[baseline.name], allow_pickle=False)
+    summaries: dict[str, CandidateSummary] = {}
+    outcomes: list[CandidateOutcome] = []
+    for cand in [baseline, *candidates]:
+        if cand.name not in measured.raw:
+            outcomes.append(error_outcome(cand, measured.errors.get(cand.name, "not measured")))
+            continue
+        try:
+            logits = np.load(measured.outputs[cand.name], allow_pickle=False)
+            scores = score_classifier(cand.name, logits, base_logits, labels)
+        except (EdgeproofError, OSError, ValueError) as exc:
+            outcomes.append(error_outcome(cand, str(exc)))
+            continue
+        summaries[cand.name] = summarize(
+            cand.name,
+            cand.precision,
+            cand.is_baseline,
+            measured.raw[cand.name],
+            scores,
+            params.measure,
+        )
+    verdicts = {
+        name: decide(summary, summaries[baseline.name], params.gates)
+        for name, summary in summaries.items()
+    }
+    by_name = {c.name: c for c in [baseline, *candidates]}
+    outcomes = [
+        CandidateOutcome(candidate=by_name[name], summary=summaries[name], verdict=verdicts[name])
+        for name in summaries
+    ] + outcomes
+    outcomes.extend(failed)
+    winner, why = select_winner(summaries, verdicts, params.gates.objective)
+    return TargetOutcome(
+        target=target,
+        available=True,
+        reason=why,
+        baseline=baseline.name,
+        outcomes=tuple(outcomes),
+        winner=winner,
+        status="pass" if winner else "blocked",
+    )

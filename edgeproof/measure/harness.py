@@ -1,0 +1,169 @@
+"""Measure a target's candidates against its baseline, each in its own fresh subprocess.
+
+Protocol (one target, one device, never two measurements at once):
+
+1. The baseline is loaded in a long-lived worker process and warmed up.
+2. Each candidate gets a fresh worker: load, warm up, then latency blocks interleaved with
+   the baseline's (A B or B A, the order drawn at random per pair) until the sample count
+   is reached or ``max_seconds`` is spent. Slow drift of the machine hits both alike, and
+   block ``i`` of the candidate is paired with block ``i`` of the baseline for the speedup.
+3. Then throughput at ``throughput_batch``, the outputs on the eval split (for accuracy and
+   fidelity) and the peak RSS of that process.
+
+A candidate whose worker crashes, hangs or errors is recorded with the reason and the
+others go on; only a baseline failure stops the target.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeproof.config import MeasureConfig
+from edgeproof.errors import MeasurementError
+from edgeproof.measure.client import WorkerClient
+from edgeproof.measure.environment import machine_state
+from edgeproof.records import Candidate, RawMeasurement
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class MeasureJob:
+    """Everything a worker needs to rebuild the target and load a candidate."""
+
+    target: str
+    target_config: dict[str, Any]  # the target's config section, JSON form
+    eval_data: Path
+    labels_key: str
+    threads: int
+    outputs_dir: Path  # <candidate>.npy eval outputs are written here
+
+
+@dataclass(frozen=True)
+class TargetMeasurements:
+    """Raw measurements per candidate name, and the error of each that failed."""
+
+    raw: dict[str, RawMeasurement]
+    outputs: dict[str, Path]
+    errors: dict[str, str]
+
+
+class _Measured:
+    """A loaded worker plus the samples taken from it so far."""
+
+    def __init__(self, candidate: Candidate, job: MeasureJob, measure: MeasureConfig) -> None:
+        self.candidate = candidate
+        self.client = WorkerClient(f"{candidate.target}/{candidate.name}", measure.timeout_seconds)
+        try:
+            self.loaded = self.client.call(
+                "load",
+                target=job.target,
+                target_config=job.target_config,
+                candidate=candidate.model_dump(mode="json"),
+                data=str(job.eval_data),
+                labels_key=job.labels_key,
+                threads=job.threads,
+            )
+            self.client.call("warmup", n=measure.warmup_runs)
+        except BaseException:
+            self.client.close()
+            raise
+        self.samples: list[float] = []
+
+    def block(self, n: int) -> list[float]:
+        samples = self.client.call("latency", n=n)["samples_ms"]
+        self.samples.extend(samples)
+        return samples
+
+    def finish(
+        self, job: MeasureJob, measure: MeasureConfig, paired: list[float], environment: dict
+    ) -> tuple[RawMeasurement, Path]:
+        """Throughput, eval outputs and memory, then the record; closes the worker."""
+        tput = self.client.call(
+            "throughput", batch=measure.throughput_batch, runs=measure.throughput_runs
+        )
+        out = job.outputs_dir / f"{self.candidate.name}.npy"
+        self.client.call("outputs", path=str(out), batch=measure.eval_batch)
+        stats = self.client.call("stats")
+        self.client.close()
+        raw = RawMeasurement(
+            candidate=self.candidate.name,
+            latency_ms=np.asarray(self.samples, dtype=np.float64),
+            paired_baseline_ms=np.asarray(paired, dtype=np.float64),
+            block_size=measure.block_size,
+            throughput_batch=measure.throughput_batch,
+            throughput_s=np.asarray(tput["seconds"], dtype=np.float64),
+            peak_rss_mb=float(stats["peak_rss_mb"]),
+            load_rss_mb=float(self.loaded["rss_after_mb"] - self.loaded["rss_before_mb"]),
+            load_seconds=float(self.loaded["load_seconds"]),
+            size_mb=self.candidate.size_bytes() / 1e6,
+            threads=job.threads,
+            environment={**environment, "session": self.loaded["info"]},
+        )
+        return raw, out
+
+
+def measure_target(
+    baseline: Candidate,
+    candidates: list[Candidate],
+    job: MeasureJob,
+    measure: MeasureConfig,
+    progress: Progress = lambda _msg: None,
+) -> TargetMeasurements:
+    """Measure the baseline and every candidate; raises only if the baseline fails."""
+    job.outputs_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(measure.seed)
+    environment = machine_state()
+    raw: dict[str, RawMeasurement] = {}
+    outputs: dict[str, Path] = {}
+    errors: dict[str, str] = {}
+    progress(f"{baseline.target}: loading baseline {baseline.name}")
+    base = _Measured(baseline, job, measure)
+    try:
+        for candidate in candidates:
+            progress(f"{candidate.target}: measuring {candidate.name} against {baseline.name}")
+            try:
+                raw[candidate.name], outputs[candidate.name] = _interleave(
+                    base, candidate, job, measure, rng, environment
+                )
+            except MeasurementError as exc:
+                errors[candidate.name] = str(exc)
+        if not base.samples:  # no candidate ran: the baseline still gets its own samples
+            base.block(measure.latency_samples)
+        raw[baseline.name], outputs[baseline.name] = base.finish(job, measure, [], environment)
+    finally:
+        base.client.close()
+    return TargetMeasurements(raw, outputs, errors)
+
+
+def _interleave(
+    base: _Measured,
+    candidate: Candidate,
+    job: MeasureJob,
+    measure: MeasureConfig,
+    rng: np.random.Generator,
+    environment: dict,
+) -> tuple[RawMeasurement, Path]:
+    cand = _Measured(candidate, job, measure)
+    try:
+        paired: list[float] = []
+        blocks = -(-measure.latency_samples // measure.block_size)
+        deadline = time.monotonic() + measure.max_seconds
+        for done in range(blocks):
+            if done >= 2 and time.monotonic() > deadline:
+                break
+            if rng.random() < 0.5:
+                paired.extend(base.block(measure.block_size))
+                cand.block(measure.block_size)
+            else:
+                cand.block(measure.block_size)
+                paired.extend(base.block(measure.block_size))
+        return cand.finish(job, measure, paired, environment)
+    finally:
+        cand.client.close()

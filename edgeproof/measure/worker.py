@@ -1,0 +1,162 @@
+"""The measurement subprocess: loads one candidate and answers timing requests.
+
+Run as ``python -m edgeproof.measure.worker``. It reads one JSON request per line on stdin
+and writes one JSON reply per line on a private copy of stdout; the real fd 1 is pointed
+at stderr first, so a native runtime printing to stdout cannot corrupt the protocol.
+One process per candidate and long-lived: the parent interleaves blocks of the baseline
+and the candidate (A B A B) so slow drift of the machine hits both alike.
+Only timings of ``session.run`` itself are taken (``perf_counter_ns``); peak RSS is the
+kernel's high-water mark (VmHWM) of this process, so it includes loading the runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeproof.data import Dataset, load_dataset
+from edgeproof.records import Candidate
+from edgeproof.targets.base import Session
+
+
+def read_status_mb(field: str) -> float:
+    """A memory field of /proc/self/status (VmRSS, VmHWM) in MB; ru_maxrss as fallback."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+class Worker:
+    """State of one measurement subprocess: a session and the data it runs on."""
+
+    def __init__(self) -> None:
+        self.session: Session | None = None
+        self.data: Dataset | None = None
+        self._cursor = 0
+
+    def load(self, req: dict[str, Any]) -> dict[str, Any]:
+        from edgeproof.targets.registry import target_from_json
+
+        target = target_from_json(req["target"], req["target_config"])
+        candidate = Candidate.model_validate(req["candidate"])
+        self.data = load_dataset(Path(req["data"]), req.get("labels_key", "labels"))
+        rss_before = read_status_mb("VmRSS")
+        start = time.perf_counter()
+        self.session = target.open_session(candidate, int(req["threads"]))
+        load_seconds = time.perf_counter() - start
+        missing = {spec.name for spec in self.session.inputs} - set(self.data.inputs)
+        if missing:
+            raise ValueError(f"data has no array for model input(s) {sorted(missing)}")
+        return {
+            "load_seconds": load_seconds,
+            "rss_before_mb": rss_before,
+            "rss_after_mb": read_status_mb("VmRSS"),
+            "info": self.session.info,
+            "items": len(self.data),
+        }
+
+    def _next_item(self) -> dict[str, np.ndarray]:
+        assert self.data is not None
+        feeds = self.data.batch(self._cursor, 1)
+        self._cursor = (self._cursor + 1) % min(len(self.data), 64)
+        return feeds
+
+    def warmup(self, req: dict[str, Any]) -> dict[str, Any]:
+        session = self._session()
+        for _ in range(int(req["n"])):
+            session.run(self._next_item())
+        return {}
+
+    def latency(self, req: dict[str, Any]) -> dict[str, Any]:
+        session = self._session()
+        samples = []
+        for _ in range(int(req["n"])):
+            feeds = self._next_item()
+            start = time.perf_counter_ns()
+            session.run(feeds)
+            samples.append((time.perf_counter_ns() - start) / 1e6)
+        return {"samples_ms": samples}
+
+    def throughput(self, req: dict[str, Any]) -> dict[str, Any]:
+        session, data = self._session(), self._data()
+        batch = data.batch(0, int(req["batch"]))
+        if len(next(iter(batch.values()))) < int(req["batch"]):
+            reps = -(-int(req["batch"]) // len(data))
+            batch = {k: np.concatenate([v] * reps)[: int(req["batch"])] for k, v in batch.items()}
+        session.run(batch)  # warm the larger shapes
+        seconds = []
+        for _ in range(int(req["runs"])):
+            start = time.perf_counter_ns()
+            session.run(batch)
+            seconds.append((time.perf_counter_ns() - start) / 1e9)
+        return {"seconds": seconds}
+
+    def outputs(self, req: dict[str, Any]) -> dict[str, Any]:
+        session, data = self._session(), self._data()
+        chunks = [session.run(feeds)[0] for feeds in data.batches(int(req["batch"]))]
+        result = np.concatenate(chunks).astype(np.float32, copy=False)
+        path = Path(req["path"])
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, result, allow_pickle=False)
+        os.replace(tmp, path)
+        return {"shape": list(result.shape)}
+
+    def stats(self, req: dict[str, Any]) -> dict[str, Any]:
+        return {"peak_rss_mb": read_status_mb("VmHWM"), "rss_mb": read_status_mb("VmRSS")}
+
+    def _session(self) -> Session:
+        if self.session is None:
+            raise RuntimeError("no model loaded: send 'load' first")
+        return self.session
+
+    def _data(self) -> Dataset:
+        if self.data is None:
+            raise RuntimeError("no data loaded: send 'load' first")
+        return self.data
+
+
+COMMANDS = ("load", "warmup", "latency", "throughput", "outputs", "stats")
+
+
+def serve(requests: Any, replies: Any) -> None:
+    """Answer JSON-lines requests until 'quit' or end of input."""
+    worker = Worker()
+    for line in requests:
+        req = json.loads(line)
+        cmd = req.get("cmd")
+        if cmd == "quit":
+            break
+        try:
+            if cmd not in COMMANDS:
+                raise ValueError(f"unknown command {cmd!r}")
+            reply = {"ok": True, **getattr(worker, cmd)(req)}
+        except Exception as exc:  # reported to the parent, which decides
+            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+            traceback.print_exc(file=sys.stderr)
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
+
+
+def main() -> None:
+    replies = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    serve(sys.stdin, replies)
+
+
+if __name__ == "__main__":
+    main()

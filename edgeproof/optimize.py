@@ -1,0 +1,45 @@
+"""Build a target's candidates: the baseline first, then one per configured recipe.
+
+A recipe that fails (an unsupported op, a quantizer error) becomes an ``error`` outcome with
+its reason and the other recipes go on; a baseline that cannot be built stops the target.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgeproof.data import Dataset
+from edgeproof.judge import error_outcome
+from edgeproof.measure.harness import Progress
+from edgeproof.records import Candidate, CandidateOutcome
+from edgeproof.targets.base import Target
+
+
+def build_candidates(
+    target: Target,
+    model: Path,
+    calibration: Dataset,
+    workdir: Path,
+    progress: Progress = lambda _msg: None,
+) -> tuple[Candidate, list[Candidate], list[CandidateOutcome]]:
+    """(baseline, built candidates, outcomes of recipes that failed to build)."""
+    progress(f"{target.name}: building baseline")
+    baseline = target.baseline(model, workdir)
+    built: list[Candidate] = []
+    failed: list[CandidateOutcome] = []
+    for recipe in target.recipes():
+        progress(f"{target.name}: optimizing {recipe}")
+        try:
+            built.append(target.optimize(recipe, baseline, calibration, workdir))
+        except Exception as exc:  # any quantizer error fails this recipe only
+            reason = f"{recipe}: optimization failed: {_first_line(exc)}"
+            placeholder = Candidate(
+                target=target.name, name=recipe, files=(), recipe={}, precision="unknown"
+            )
+            failed.append(error_outcome(placeholder, reason))
+    return baseline, built, failed
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]

@@ -1,0 +1,214 @@
+"""Records passed between layers: candidates, raw observations, summaries, verdicts.
+
+Pure data, no logic and no I/O, so every layer may import it: targets produce
+``Candidate``; the measurement harness produces ``RawMeasurement``; evaluation produces
+``ItemScores``; ``gates`` turns those into ``CandidateSummary`` (estimates with confidence
+intervals) and ``Verdict``; tracking and reports serialize the pydantic ones as JSON.
+Raw arrays stay numpy (dataclasses); everything that is reported is pydantic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+Status = Literal["pass", "fail", "inconclusive", "skipped"]
+VerdictStatus = Literal["pass", "fail", "inconclusive", "error"]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Candidate(Record):
+    """A model variant on disk plus the recipe that made it."""
+
+    target: str
+    name: str
+    files: tuple[Path, ...]  # primary model file first
+    recipe: dict[str, Any]
+    precision: str  # e.g. "fp32", "int8"
+    is_baseline: bool = False
+
+    @property
+    def model_file(self) -> Path:
+        return self.files[0]
+
+    def size_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.files)
+
+
+@dataclass(frozen=True)
+class RawMeasurement:
+    """What the measurement subprocess observed for one candidate (no statistics yet).
+
+    ``latency_ms`` are batch-1 timings in the order taken; ``paired_baseline_ms`` are the
+    baseline's timings from the blocks interleaved with this candidate's (same length,
+    block ``i`` of one is adjacent in time to block ``i`` of the other); empty for the
+    baseline itself. ``throughput_s`` are wall seconds per batch of ``throughput_batch``.
+    """
+
+    candidate: str
+    latency_ms: np.ndarray
+    paired_baseline_ms: np.ndarray
+    block_size: int
+    throughput_batch: int
+    throughput_s: np.ndarray
+    peak_rss_mb: float
+    load_rss_mb: float  # RSS growth caused by loading the model
+    load_seconds: float
+    size_mb: float
+    threads: int
+    environment: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ItemScores:
+    """Per eval item scores of one candidate; fidelity arrays compare with the baseline.
+
+    ``correct`` is None when the eval set has no labels. For the baseline itself the
+    fidelity arrays are trivially perfect (agree all True, kl and error 0).
+    """
+
+    candidate: str
+    correct: np.ndarray | None  # bool per item
+    baseline_correct: np.ndarray | None  # bool per item, same items
+    agree: np.ndarray  # bool per item: same top-1 as the baseline
+    kl: np.ndarray  # KL(baseline softmax || candidate softmax) per item, nats
+    max_abs_error: np.ndarray  # max |logit difference| per item
+
+
+class Estimate(Record):
+    """A point estimate with a two-sided confidence interval."""
+
+    value: float
+    low: float
+    high: float
+    confidence: float
+
+    @property
+    def half_width(self) -> float:
+        return (self.high - self.low) / 2.0
+
+
+class CandidateSummary(Record):
+    """Everything gated or reported about one candidate, with CIs where sampled."""
+
+    candidate: str
+    precision: str
+    is_baseline: bool
+    n_eval_items: int
+    accuracy: Estimate | None
+    accuracy_drop: Estimate | None  # baseline - candidate (positive = worse)
+    top1_agreement: Estimate
+    mean_kl: Estimate
+    max_abs_logit_error: float
+    latency_samples: int
+    median_ms: Estimate
+    p90_ms: Estimate
+    p99_ms: Estimate | None  # None when too few samples for a p99 CI
+    speedup: Estimate | None  # baseline median / candidate median; None for the baseline
+    throughput_ips: Estimate
+    peak_rss_mb: float
+    load_rss_mb: float
+    load_seconds: float
+    size_mb: float
+    threads: int
+
+
+class Check(Record):
+    """One gate check: its status, the number, the limit, and why."""
+
+    name: str
+    status: Status
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+    limit: float | None = None
+    baseline: float | None = None
+    message: str
+
+
+class Verdict(Record):
+    """All checks of a candidate; every failure is listed, not only the first."""
+
+    candidate: str
+    status: VerdictStatus
+    checks: tuple[Check, ...]
+    reasons: tuple[str, ...]
+
+
+class CandidateOutcome(Record):
+    """A candidate with its summary and verdict, or the error that stopped it."""
+
+    candidate: Candidate
+    summary: CandidateSummary | None
+    verdict: Verdict
+    error: str | None = None
+
+
+class TargetOutcome(Record):
+    """One target's candidates, the chosen winner (if any) and why."""
+
+    target: str
+    available: bool
+    reason: str | None = None  # why unavailable, or why no winner
+    baseline: str | None = None
+    outcomes: tuple[CandidateOutcome, ...] = ()
+    winner: str | None = None
+    status: Literal["pass", "blocked", "unavailable", "error"]
+
+
+class Lineage(Record):
+    """Where the inputs came from: git revision and DVC content hashes."""
+
+    git_sha: str | None
+    git_branch: str | None
+    git_dirty: bool | None
+    params_sha256: str
+    dvc_md5: dict[str, str]  # path (as in dvc.lock) -> md5
+
+
+class RunInfo(Record):
+    """One pipeline run: identity, lineage and where its records live."""
+
+    run_name: str  # also the report folder name
+    model: str
+    mlflow_run_id: str | None
+    mlflow_experiment_id: str | None
+    tracking_uri: str
+    started_at: str  # ISO 8601 UTC
+    trigger: str  # "cli", "github-actions", "prefect-deployment", ...
+    lineage: Lineage
+
+
+class Promotion(Record):
+    """What happened in the registry for one target: registration and alias moves."""
+
+    target: str
+    registered_model: str
+    version: str | None = None  # the version registered in this run, if any
+    champion_before: str | None = None
+    champion_after: str | None = None
+    challenger: str | None = None
+    moved: bool = False
+    reason: str
+
+
+RunStatus = Literal["pass", "blocked", "error"]
+EXIT_CODES: dict[str, int] = {"pass": 0, "blocked": 1, "error": 2}
+
+
+class RunResult(Record):
+    """The outcome of one pipeline run, as written to verdict.json."""
+
+    run: RunInfo
+    status: RunStatus
+    exit_code: int
+    targets: tuple[TargetOutcome, ...]
+    promotions: tuple[Promotion, ...] = ()
+    error: str | None = None

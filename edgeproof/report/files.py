@@ -1,0 +1,28 @@
+"""Write a run's report folder atomically: all files appear together or none do."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from edgeproof.records import RunResult
+from edgeproof.report.markdown import render_summary
+
+
+def write_report(result: RunResult, reports_dir: Path) -> Path:
+    """``reports_dir/<run>/summary.md`` and ``verdict.json``; returns the folder."""
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    final = reports_dir / result.run.run_name
+    staging = Path(tempfile.mkdtemp(prefix=f".{result.run.run_name}.", dir=reports_dir))
+    try:
+        (staging / "summary.md").write_text(render_summary(result), encoding="utf-8")
+        (staging / "verdict.json").write_text(result.model_dump_json(indent=2), encoding="utf-8")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final

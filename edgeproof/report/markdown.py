@@ -1,0 +1,126 @@
+"""The run's summary as GitHub-flavoured markdown: job summary, PR comment, artifacts.
+
+One table per target (candidate, accuracy, fidelity, latency with CIs, speedup, memory,
+size, verdict), every failing reason listed, and what happened in the registry. The
+hidden marker on the first line lets the PR-comment job update its one comment.
+"""
+
+from __future__ import annotations
+
+from edgeproof.records import CandidateOutcome, Estimate, Promotion, RunResult, TargetOutcome
+
+MARKER = "<!-- edgeproof-summary -->"
+_ICONS = {
+    "pass": "✅ pass",
+    "blocked": "❌ blocked",
+    "fail": "❌ fail",
+    "error": "⚠️ error",
+    "inconclusive": "❔ inconclusive",
+    "unavailable": "➖ unavailable",
+}
+
+
+def format_estimate(est: Estimate | None, digits: int = 2, scale: float = 1.0) -> str:
+    """``value [low, high]``, or an em dash when there is no estimate."""
+    if est is None:
+        return "—"
+    v, lo, hi = (x * scale for x in (est.value, est.low, est.high))
+    return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def _row(outcome: CandidateOutcome, winner: str | None) -> str:
+    name = outcome.candidate.name
+    label = f"**{name}** 🏆" if name == winner else name
+    if outcome.candidate.is_baseline:
+        label += " (baseline)"
+    s = outcome.summary
+    verdict = _ICONS.get(outcome.verdict.status, outcome.verdict.status)
+    if s is None:
+        return f"| {label} | {outcome.candidate.precision} |" + " — |" * 10 + f" {verdict} |"
+    speed = "—" if s.speedup is None else format_estimate(s.speedup) + "x"
+    cells = [
+        label,
+        s.precision,
+        format_estimate(s.accuracy, 1, 100.0),
+        format_estimate(s.accuracy_drop, 1, 100.0),
+        format_estimate(s.top1_agreement, 1, 100.0),
+        f"{s.mean_kl.value:.2e}",
+        f"{s.max_abs_logit_error:.2f}",
+        format_estimate(s.median_ms, 3),
+        format_estimate(s.p90_ms, 3),
+        speed,
+        f"{s.peak_rss_mb:.0f}",
+        f"{s.size_mb:.2f}",
+        verdict,
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+_HEADER = (
+    "| candidate | precision | accuracy % | drop (pt) | top-1 agree % | mean KL | max logit err "
+    "| p50 ms | p90 ms | speedup | peak RSS MB | size MB | verdict |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def _target_section(outcome: TargetOutcome, promotion: Promotion | None) -> list[str]:
+    head = f"### {outcome.target} — {_ICONS.get(outcome.status, outcome.status)}"
+    lines = [head, ""]
+    if not outcome.outcomes:
+        lines.append(f"{outcome.reason or 'no candidates'}")
+        return [*lines, ""]
+    lines += [_HEADER, *(_row(o, outcome.winner) for o in outcome.outcomes), ""]
+    if outcome.winner:
+        lines.append(f"Winner: **{outcome.winner}** — {outcome.reason}")
+    else:
+        lines.append(f"No winner: {outcome.reason}")
+    reasons = [
+        f"- `{o.candidate.name}`: {reason}"
+        for o in outcome.outcomes
+        for reason in o.verdict.reasons
+    ]
+    if reasons:
+        lines += [
+            "",
+            "<details><summary>Why candidates failed</summary>",
+            "",
+            *reasons,
+            "",
+            "</details>",
+        ]
+    if promotion is not None:
+        lines += ["", f"Registry `{promotion.registered_model}`: {_promotion_text(promotion)}"]
+    return [*lines, ""]
+
+
+def _promotion_text(p: Promotion) -> str:
+    if p.moved:
+        was = f" (was v{p.champion_before})" if p.champion_before else " (first champion)"
+        return f"registered v{p.version}; `champion` → v{p.version}{was}"
+    return p.reason
+
+
+def render_summary(result: RunResult) -> str:
+    """The whole summary.md of a run."""
+    run = result.run
+    git = run.lineage.git_sha[:10] if run.lineage.git_sha else "no git"
+    if run.lineage.git_dirty:
+        git += " (dirty)"
+    lines = [
+        MARKER,
+        f"## edgeproof quality gate: {_ICONS[result.status]}",
+        "",
+        f"Run `{run.run_name}` · model `{run.model}` · git `{git}` · "
+        f"MLflow run `{run.mlflow_run_id or '—'}` · trigger {run.trigger}",
+        "",
+    ]
+    if result.error:
+        lines += [f"**Error:** {result.error}", ""]
+    promotions = {p.target: p for p in result.promotions}
+    for outcome in result.targets:
+        lines += _target_section(outcome, promotions.get(outcome.target))
+    lines.append(
+        "Latencies are batch-1 medians / p90 in ms with confidence intervals; speedup is the "
+        "baseline's median over the candidate's, from interleaved blocks."
+    )
+    return "\n".join(lines) + "\n"

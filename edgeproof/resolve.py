@@ -1,0 +1,114 @@
+"""Resolve a run's inputs before any work: params, targets, model, data, lineage.
+
+Everything that can be checked cheaply is checked here, so bad input fails in a second
+with one line and nothing written: the params file, the requested targets, the model path
+(inside the project, no symlink loops, a valid ONNX graph) and the data files (readable,
+finite, matching the model's declared inputs, labels for a classifier).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeproof.config import Params, TargetCommon, TargetsConfig, load_params
+from edgeproof.data import Dataset, load_dataset
+from edgeproof.errors import ConfigError, InputError
+from edgeproof.onnx_model import check_data_matches, check_onnx
+from edgeproof.records import Lineage
+from edgeproof.targets.base import InputSpec
+from edgeproof.tracking.lineage import collect_lineage
+
+
+@dataclass(frozen=True)
+class ResolvedInputs:
+    """Validated inputs of one run; paths are absolute."""
+
+    params: Params
+    params_file: Path
+    root: Path  # the project folder (params.yaml's folder)
+    targets: dict[str, TargetCommon]  # selected, enabled targets by public name
+    model: Path
+    model_inputs: list[InputSpec]
+    eval_data: Path
+    calibration_data: Path
+    lineage: Lineage
+
+    def load_eval(self) -> Dataset:
+        return load_dataset(self.eval_data, self.params.data.labels_key)
+
+    def load_calibration(self) -> Dataset:
+        return load_dataset(self.calibration_data, self.params.data.labels_key)
+
+
+def project_path(root: Path, value: Path, what: str) -> Path:
+    """``value`` resolved against ``root``; refuses paths escaping it and symlink loops."""
+    try:
+        resolved = (root / value).resolve(strict=False)
+    except (RuntimeError, OSError) as exc:  # RuntimeError: symlink loop on Python 3.11
+        raise InputError(f"{what} path cannot be resolved ({exc}): {value}") from None
+    if not resolved.is_relative_to(root):
+        raise InputError(f"{what} path escapes the project folder {root}: {value}")
+    return resolved
+
+
+def select_targets(params: Params, requested: list[str] | None) -> dict[str, TargetCommon]:
+    """The enabled targets, restricted to ``requested`` when given."""
+    enabled = params.targets.enabled()
+    if not requested:
+        return enabled
+    known = TargetsConfig.names()
+    chosen: dict[str, TargetCommon] = {}
+    for name in requested:
+        if name not in known:
+            raise ConfigError(f"unknown target {name!r} (known: {', '.join(known)})")
+        if name not in enabled:
+            raise ConfigError(f"target {name!r} is not enabled in params.yaml (targets.{name})")
+        chosen[name] = enabled[name]
+    return chosen
+
+
+def resolve_inputs(params_file: Path, requested: list[str] | None = None) -> ResolvedInputs:
+    """Load params and check model and data; raises ConfigError or InputError."""
+    params_file = params_file.resolve()
+    params = load_params(params_file)
+    root = params_file.parent
+    targets = select_targets(params, requested)
+    model = project_path(root, params.model.path, "model")
+    specs = check_onnx(model)
+    if params.model.input_name is not None and params.model.input_name not in {
+        s.name for s in specs
+    }:
+        raise ConfigError(
+            f"params.yaml: model.input_name: {params.model.input_name!r} is not an input of "
+            f"the model (inputs: {', '.join(s.name for s in specs)})"
+        )
+    eval_path = project_path(root, params.data.eval, "eval data")
+    calib_path = project_path(root, params.data.calibration, "calibration data")
+    labels_key = params.data.labels_key
+    for path, what in ((eval_path, "eval"), (calib_path, "calibration")):
+        data = load_dataset(path, labels_key)
+        check_data_matches(specs, data, what)
+        if what == "eval" and params.model.task == "classification":
+            _check_labels(data, params.model.num_classes, path)
+    return ResolvedInputs(
+        params=params,
+        params_file=params_file,
+        root=root,
+        targets=targets,
+        model=model,
+        model_inputs=specs,
+        eval_data=eval_path,
+        calibration_data=calib_path,
+        lineage=collect_lineage(root, params_file),
+    )
+
+
+def _check_labels(data: Dataset, num_classes: int, path: Path) -> None:
+    if data.labels is None:
+        raise InputError(f"eval data has no labels array (a classifier needs them): {path}")
+    bad = (data.labels < 0) | (data.labels >= num_classes)
+    if bad.any():
+        raise InputError(
+            f"eval labels outside 0..{num_classes - 1} (e.g. {int(data.labels[bad][0])}): {path}"
+        )

@@ -1,0 +1,74 @@
+"""The interface every target backend implements, and what a loaded model looks like.
+
+A target turns the user's model into candidates on disk (the baseline first, then one per
+recipe) and knows how to load a candidate into a ``Session``. Evaluation and measurement
+are written once against ``Session``, so every runtime is measured the same way.
+``open_session`` is only ever called inside the measurement subprocess: a runtime that
+aborts on a bad file (llama.cpp's GGML_ASSERT, a native crash) takes down that process,
+never the pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from edgeproof.data import Dataset
+from edgeproof.records import Candidate
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a target can run here; ``reason`` says why not."""
+
+    ok: bool
+    reason: str | None = None
+    runtime_version: str | None = None
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One model input as the model itself declares it (None = dynamic dimension)."""
+
+    name: str
+    dtype: np.dtype
+    shape: tuple[int | None, ...]
+
+
+class Session(Protocol):
+    """A loaded candidate: canonical inputs in (as in the data files), outputs out."""
+
+    inputs: Sequence[InputSpec]
+    info: dict[str, Any]  # runtime, version, precision, threads, provider...
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """Run one batch; returns the outputs in the model's output order."""
+        ...
+
+
+class Target(Protocol):
+    """A runtime on a device, e.g. ``onnxruntime-cpu``."""
+
+    name: str
+
+    def available(self) -> Availability: ...
+
+    def recipes(self) -> list[str]:
+        """Names of the optimization recipes configured for this target."""
+        ...
+
+    def baseline(self, model: Path, workdir: Path) -> Candidate:
+        """The unoptimized reference candidate made from the user's model."""
+        ...
+
+    def optimize(
+        self, recipe: str, baseline: Candidate, calibration: Dataset, workdir: Path
+    ) -> Candidate:
+        """Build one candidate; raises on failure (that recipe fails, the others go on)."""
+        ...
+
+    def open_session(self, candidate: Candidate, threads: int) -> Session: ...

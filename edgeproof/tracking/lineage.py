@@ -1,0 +1,69 @@
+"""Where a run's inputs came from: git revision and the DVC content hashes of its files.
+
+DVC records an md5 for every stage output and dependency in ``dvc.lock``; tagging the
+parent run with them (plus the git sha and a hash of params.yaml) pins exactly which model
+and data were gated. Outside a git checkout or without a dvc.lock the fields are None /
+empty rather than guessed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from edgeproof.records import Lineage
+
+
+def _git(repo: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=repo, capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def dvc_lock_md5s(lock_file: Path) -> dict[str, str]:
+    """path -> md5 of every dep and out recorded in dvc.lock (empty if absent)."""
+    try:
+        lock = yaml.safe_load(lock_file.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    found: dict[str, str] = {}
+    for stage in (lock.get("stages") or {}).values():
+        for entry in (stage.get("deps") or []) + (stage.get("outs") or []):
+            if isinstance(entry, dict) and "path" in entry and "md5" in entry:
+                found[str(entry["path"])] = str(entry["md5"])
+    return dict(sorted(found.items()))
+
+
+def collect_lineage(repo: Path, params_file: Path) -> Lineage:
+    """Git sha, branch, dirty flag, DVC md5s and the params hash for ``repo``."""
+    sha = _git(repo, "rev-parse", "HEAD")
+    status = _git(repo, "status", "--porcelain", "--untracked-files=no") if sha else None
+    return Lineage(
+        git_sha=sha,
+        git_branch=_git(repo, "rev-parse", "--abbrev-ref", "HEAD") if sha else None,
+        git_dirty=None if status is None else bool(status),
+        params_sha256=hashlib.sha256(params_file.read_bytes()).hexdigest(),
+        dvc_md5=dvc_lock_md5s(repo / "dvc.lock"),
+    )
+
+
+def lineage_tags(lineage: Lineage) -> dict[str, str]:
+    """The lineage as MLflow tags (``git.*``, ``dvc.md5.<path>``, ``params.sha256``)."""
+    tags = {"params.sha256": lineage.params_sha256}
+    if lineage.git_sha:
+        tags["git.sha"] = lineage.git_sha
+        tags["mlflow.source.git.commit"] = lineage.git_sha
+    if lineage.git_branch:
+        tags["git.branch"] = lineage.git_branch
+    if lineage.git_dirty is not None:
+        tags["git.dirty"] = str(lineage.git_dirty).lower()
+    for path, md5 in lineage.dvc_md5.items():
+        tags[f"dvc.md5.{path}"] = md5
+    return tags

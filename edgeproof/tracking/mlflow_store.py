@@ -1,0 +1,146 @@
+"""MLflow tracking and registry through ``MlflowClient`` with explicit run ids.
+
+The fluent API keeps the active run in thread-local state, which breaks inside Prefect's
+task threads (mlflow#15131), so every call here names its run. Layout (DESIGN §4):
+experiment per model; a parent run per pipeline run; nested runs (tag
+``mlflow.parentRunId``) per target and per candidate; a registered model per
+(model, target) whose versions point at the winning candidate's logged model files.
+Every MLflow failure becomes a one-line ``TrackingError``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from edgeproof.config import TrackingConfig
+from edgeproof.errors import TrackingError
+
+PARENT_TAG = "mlflow.parentRunId"
+MAX_PARAM_CHARS = 6000
+
+
+@contextmanager
+def _mlflow_errors(action: str) -> Iterator[None]:
+    try:
+        yield
+    except TrackingError:
+        raise
+    except Exception as exc:  # MlflowException, requests and sqlalchemy errors alike
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise TrackingError(f"MLflow: cannot {action}: {first}") from None
+
+
+def tracking_uri(config: TrackingConfig) -> str:
+    """MLFLOW_TRACKING_URI from the environment wins over params.yaml."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or config.uri
+
+
+class MlflowStore:
+    """One MLflow tracking server or local store."""
+
+    def __init__(self, config: TrackingConfig) -> None:
+        from mlflow import MlflowClient
+
+        self.uri = tracking_uri(config)
+        self._local = not self.uri.startswith(("http://", "https://", "databricks"))
+        self._artifact_root = config.artifact_location
+        with _mlflow_errors(f"open tracking store {self.uri}"):
+            self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    def experiment(self, name: str) -> str:
+        """Id of the experiment ``name``, created on first use."""
+        with _mlflow_errors(f"get or create experiment {name!r}"):
+            found = self.client.get_experiment_by_name(name)
+            if found is not None:
+                return found.experiment_id
+            location = None
+            if self._local:  # a server decides its own artifact root
+                location = self._artifact_root.resolve().as_uri()
+            return self.client.create_experiment(name, artifact_location=location)
+
+    def start_run(
+        self,
+        experiment_id: str,
+        name: str,
+        parent_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> str:
+        all_tags = dict(tags or {})
+        if parent_id:
+            all_tags[PARENT_TAG] = parent_id
+        with _mlflow_errors(f"start run {name!r}"):
+            return self.client.create_run(experiment_id, run_name=name, tags=all_tags).info.run_id
+
+    def log(
+        self,
+        run_id: str,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float | None] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        """Params, metrics (None values dropped) and tags in one batch."""
+        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.utils.time import get_current_time_millis
+
+        now = get_current_time_millis()
+        with _mlflow_errors(f"log to run {run_id}"):
+            self.client.log_batch(
+                run_id,
+                metrics=[
+                    Metric(k, float(v), now, 0) for k, v in (metrics or {}).items() if v is not None
+                ],
+                params=[Param(k, str(v)[:MAX_PARAM_CHARS]) for k, v in (params or {}).items()],
+                tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
+            )
+
+    def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+        with _mlflow_errors(f"log artifact {path.name}"):
+            self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        with _mlflow_errors(f"log {artifact_file}"):
+            self.client.log_text(run_id, text, artifact_file)
+
+    def end(self, run_id: str, status: str = "FINISHED") -> None:
+        with _mlflow_errors(f"end run {run_id}"):
+            self.client.set_terminated(run_id, status)
+
+    def artifact_uri(self, run_id: str, path: str) -> str:
+        with _mlflow_errors(f"read run {run_id}"):
+            return f"{self.client.get_run(run_id).info.artifact_uri}/{path}"
+
+    def register(self, name: str, run_id: str, artifact_path: str, tags: Mapping[str, str]) -> str:
+        """Register the run's ``artifact_path`` as a new version of ``name``; its number."""
+        from mlflow.exceptions import MlflowException
+
+        source = self.artifact_uri(run_id, artifact_path)
+        with _mlflow_errors(f"register a version of {name!r}"):
+            try:
+                self.client.create_registered_model(name)
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            version = self.client.create_model_version(
+                name, source=source, run_id=run_id, tags=dict(tags)
+            )
+            return str(version.version)
+
+    def alias_version(self, name: str, alias: str) -> str | None:
+        """The version ``alias`` points at, or None (no such model or alias)."""
+        from mlflow.exceptions import MlflowException
+
+        with _mlflow_errors(f"read alias {alias!r} of {name!r}"):
+            try:
+                return str(self.client.get_model_version_by_alias(name, alias).version)
+            except MlflowException as exc:
+                if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                    return None
+                raise
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        with _mlflow_errors(f"set alias {alias!r} of {name!r}"):
+            self.client.set_registered_model_alias(name, alias, version)

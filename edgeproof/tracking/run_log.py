@@ -1,0 +1,134 @@
+"""Log one target's outcome to MLflow: a target run and a nested run per candidate.
+
+Candidate runs carry the recipe as params; accuracy, fidelity, latency (with CI bounds),
+throughput, memory and size as metrics; and as artifacts the model file(s), the raw
+measurement samples and the verdict, so any number in a report can be traced to its data.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from edgeproof.measure.harness import TargetMeasurements
+from edgeproof.records import CandidateOutcome, CandidateSummary, Estimate, TargetOutcome
+from edgeproof.tracking.mlflow_store import MlflowStore
+
+MODEL_ARTIFACT_DIR = "model"
+
+
+def summary_metrics(summary: CandidateSummary) -> dict[str, float | None]:
+    """Flat MLflow metrics of a summary; an estimate adds ``_low`` and ``_high``."""
+    metrics: dict[str, float | None] = {}
+    estimates: dict[str, Estimate | None] = {
+        "accuracy": summary.accuracy,
+        "accuracy_drop": summary.accuracy_drop,
+        "top1_agreement": summary.top1_agreement,
+        "mean_kl": summary.mean_kl,
+        "latency_p50_ms": summary.median_ms,
+        "latency_p90_ms": summary.p90_ms,
+        "latency_p99_ms": summary.p99_ms,
+        "speedup": summary.speedup,
+        "throughput_ips": summary.throughput_ips,
+    }
+    for key, est in estimates.items():
+        if est is not None:
+            metrics.update({key: est.value, f"{key}_low": est.low, f"{key}_high": est.high})
+    metrics.update(
+        {
+            "max_abs_logit_error": summary.max_abs_logit_error,
+            "latency_samples": summary.latency_samples,
+            "peak_rss_mb": summary.peak_rss_mb,
+            "load_rss_mb": summary.load_rss_mb,
+            "load_seconds": summary.load_seconds,
+            "size_mb": summary.size_mb,
+            "threads": summary.threads,
+            "eval_items": summary.n_eval_items,
+        }
+    )
+    return metrics
+
+
+def _flat(prefix: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flat(f"{prefix}.{key}" if prefix else str(key), item))
+        return out
+    return {prefix: value}
+
+
+def log_target(
+    store: MlflowStore,
+    experiment_id: str,
+    parent_run_id: str,
+    outcome: TargetOutcome,
+    measured: TargetMeasurements | None,
+) -> dict[str, str]:
+    """Create the target run and its candidate runs; returns candidate name -> run id."""
+    target_run = store.start_run(
+        experiment_id,
+        outcome.target,
+        parent_id=parent_run_id,
+        tags={"edgeproof.level": "target", "edgeproof.target": outcome.target},
+    )
+    run_ids: dict[str, str] = {}
+    for cand in outcome.outcomes:
+        run_ids[cand.candidate.name] = _log_candidate(
+            store, experiment_id, target_run, outcome, cand, measured
+        )
+    store.log(
+        target_run,
+        params={"baseline": outcome.baseline, "winner": outcome.winner or "none"},
+        metrics={"candidates": len(outcome.outcomes)},
+        tags={"edgeproof.status": outcome.status, "edgeproof.reason": outcome.reason or ""},
+    )
+    store.log_text(target_run, outcome.model_dump_json(indent=2), "target_outcome.json")
+    store.end(target_run, "FINISHED" if outcome.status != "error" else "FAILED")
+    return run_ids
+
+
+def _log_candidate(
+    store: MlflowStore,
+    experiment_id: str,
+    target_run: str,
+    outcome: TargetOutcome,
+    cand: CandidateOutcome,
+    measured: TargetMeasurements | None,
+) -> str:
+    name = cand.candidate.name
+    run_id = store.start_run(
+        experiment_id,
+        f"{outcome.target}/{name}",
+        parent_id=target_run,
+        tags={
+            "edgeproof.level": "candidate",
+            "edgeproof.target": outcome.target,
+            "edgeproof.candidate": name,
+            "edgeproof.verdict": cand.verdict.status,
+            "edgeproof.baseline": str(cand.candidate.is_baseline).lower(),
+            "edgeproof.winner": str(name == outcome.winner).lower(),
+        },
+    )
+    store.log(
+        run_id,
+        params={"precision": cand.candidate.precision, **_flat("recipe", cand.candidate.recipe)},
+        metrics=summary_metrics(cand.summary) if cand.summary else None,
+    )
+    for path in cand.candidate.files:
+        if path.exists():
+            store.log_artifact(run_id, path, MODEL_ARTIFACT_DIR)
+    raw = measured.raw.get(name) if measured else None
+    if raw is not None:
+        samples = {
+            "latency_ms": raw.latency_ms.tolist(),
+            "paired_baseline_ms": raw.paired_baseline_ms.tolist(),
+            "block_size": raw.block_size,
+            "throughput_batch": raw.throughput_batch,
+            "throughput_s": raw.throughput_s.tolist(),
+            "environment": raw.environment,
+        }
+        store.log_text(run_id, json.dumps(samples), "measurements/samples.json")
+    store.log_text(run_id, cand.model_dump_json(indent=2), "verdict.json")
+    store.end(run_id, "FAILED" if cand.verdict.status == "error" else "FINISHED")
+    return run_id

@@ -1,0 +1,143 @@
+"""Prefect flow ``quality-gate``: the whole pipeline run for one model.
+
+resolve (params, model, data, lineage) -> per target ``gate-target`` (optimize, measure,
+decide, select, track) -> promote (register winners, move aliases) -> report (summary.md,
+verdict.json, MLflow and Prefect artifacts). Targets run one after the other here: on one
+machine two measurements must never overlap. Returns the run's ``RunResult`` as JSON.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from edgeproof.errors import EdgeproofError
+from edgeproof.records import (
+    EXIT_CODES,
+    Promotion,
+    RunInfo,
+    RunResult,
+    RunStatus,
+    TargetOutcome,
+)
+from edgeproof.report.files import write_report
+from edgeproof.report.markdown import render_summary
+from edgeproof.resolve import ResolvedInputs, resolve_inputs
+from edgeproof.runtime_env import apply_quiet_defaults
+from edgeproof.tracking.lineage import lineage_tags
+from edgeproof.tracking.mlflow_store import MlflowStore
+from edgeproof.tracking.promote import promote
+from flows.gate_target import gate_target
+
+
+def run_status(outcomes: list[TargetOutcome]) -> RunStatus:
+    """error if any target erred or none could run; blocked if any gate blocked."""
+    statuses = {o.status for o in outcomes}
+    if "error" in statuses or statuses <= {"unavailable"}:
+        return "error"
+    return "blocked" if "blocked" in statuses else "pass"
+
+
+@task(name="start-tracking", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=3)
+def start_tracking(inputs: ResolvedInputs, run_name: str, trigger: str) -> tuple[str, str]:
+    store = MlflowStore(inputs.params.tracking)
+    experiment_id = store.experiment(inputs.params.model.name)
+    tags = {
+        **lineage_tags(inputs.lineage),
+        "edgeproof.level": "pipeline",
+        "edgeproof.trigger": trigger,
+        "edgeproof.targets": ",".join(inputs.targets),
+    }
+    run_id = store.start_run(experiment_id, run_name, tags=tags)
+    store.log(
+        run_id, params={"model.path": inputs.params.model.path, "targets": ",".join(inputs.targets)}
+    )
+    store.log_artifact(run_id, inputs.params_file)
+    return experiment_id, run_id
+
+
+@task(name="promote", cache_policy=NO_CACHE)
+def promote_winners(
+    inputs: ResolvedInputs, run: RunInfo, results: list[dict[str, Any]]
+) -> list[Promotion]:
+    store = MlflowStore(inputs.params.tracking)
+    promotions = []
+    for result in results:
+        outcome = TargetOutcome.model_validate(result["outcome"])
+        if outcome.status in ("pass", "blocked"):
+            promotions.append(
+                promote(store, inputs.params.registry, run, outcome, result["candidate_runs"])
+            )
+    return promotions
+
+
+@task(name="report", cache_policy=NO_CACHE)
+def report(inputs: ResolvedInputs, result: RunResult, report_dir: Path) -> Path:
+    folder = write_report(result, report_dir)
+    markdown = (folder / "summary.md").read_text(encoding="utf-8")
+    if result.run.mlflow_run_id:
+        store = MlflowStore(inputs.params.tracking)
+        store.log_artifact(result.run.mlflow_run_id, folder / "summary.md")
+        store.log_artifact(result.run.mlflow_run_id, folder / "verdict.json")
+        store.log(result.run.mlflow_run_id, tags={"edgeproof.status": result.status})
+        store.end(result.run.mlflow_run_id, "FAILED" if result.status == "error" else "FINISHED")
+    key = re.sub(r"[^a-z0-9-]+", "-", f"edgeproof-{result.run.model}".lower())
+    create_markdown_artifact(markdown=markdown, key=key, description="edgeproof summary")
+    return folder
+
+
+def new_run_name(model: str, git_sha: str | None) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{model}-{stamp}" + (f"-{git_sha[:7]}" if git_sha else "")
+
+
+@flow(name="quality-gate", log_prints=True)
+def quality_gate(
+    params_file: str = "params.yaml",
+    targets: list[str] | None = None,
+    report_dir: str | None = None,
+    trigger: str = "prefect",
+) -> dict[str, Any]:
+    """Run the quality gate for every selected target; returns the RunResult as JSON."""
+    apply_quiet_defaults()
+    logger = get_run_logger()
+    inputs = resolve_inputs(Path(params_file), targets)
+    run_name = new_run_name(inputs.params.model.name, inputs.lineage.git_sha)
+    experiment_id, parent_id = start_tracking(inputs, run_name, trigger)
+    run = RunInfo(
+        run_name=run_name,
+        model=inputs.params.model.name,
+        mlflow_run_id=parent_id,
+        mlflow_experiment_id=experiment_id,
+        tracking_uri=MlflowStore(inputs.params.tracking).uri,
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        trigger=trigger,
+        lineage=inputs.lineage,
+    )
+    folder = Path(report_dir) if report_dir else inputs.root / inputs.params.report.dir
+    try:
+        results = []
+        for name in inputs.targets:
+            logger.info("gating target %s", name)
+            results.append(gate_target(str(inputs.params_file), name, experiment_id, parent_id))
+        outcomes = [TargetOutcome.model_validate(r["outcome"]) for r in results]
+        status = run_status(outcomes)
+        promotions = promote_winners(inputs, run, results)
+        result = RunResult(
+            run=run,
+            status=status,
+            exit_code=EXIT_CODES[status],
+            targets=tuple(outcomes),
+            promotions=tuple(promotions),
+        )
+    except EdgeproofError as exc:
+        result = RunResult(run=run, status="error", exit_code=2, targets=(), error=str(exc))
+    written = report(inputs, result, folder)
+    logger.info("report written to %s\n%s", written, render_summary(result))
+    return result.model_dump(mode="json")
