@@ -47,3 +47,37 @@ def write_npz(path: Path, **arrays: np.ndarray) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **arrays)
     return path
+
+
+def estimate(value: float, half: float = 0.0):
+    from edgeproof.records import Estimate
+
+    return Estimate(value=value, low=value - half, high=value + half, confidence=0.95)
+
+
+def summary(name: str, *, baseline: bool = False, median: float = 1.0, speedup: float | None = 2.0):
+    """A hand-made CandidateSummary with plausible numbers."""
+    from edgeproof.records import CandidateSummary
+
+    return CandidateSummary(
+        candidate=name,
+        precision="fp32" if baseline else "int8",
+        is_baseline=baseline,
+        n_eval_items=360,
+        accuracy=estimate(0.99, 0.01),
+        accuracy_drop=estimate(0.0, 0.005),
+        top1_agreement=estimate(1.0 if baseline else 0.995, 0.005),
+        mean_kl=estimate(0.0 if baseline else 0.002, 0.001),
+        max_abs_logit_error=0.0 if baseline else 1.5,
+        latency_samples=300,
+        median_ms=estimate(median, 0.02),
+        p90_ms=estimate(median * 1.1, 0.03),
+        p99_ms=None,
+        speedup=None if baseline else estimate(speedup or 1.0, 0.1),
+        throughput_ips=estimate(1000.0 / median, 10.0),
+        peak_rss_mb=150.0,
+        load_rss_mb=20.0,
+        load_seconds=0.05,
+        size_mb=7.8 if baseline else 2.0,
+        threads=2,
+    )

@@ -1,0 +1,114 @@
+"""summary.md and verdict.json from hand-made run results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edgeproof.records import (
+    Candidate,
+    CandidateOutcome,
+    Check,
+    Lineage,
+    Promotion,
+    RunInfo,
+    RunResult,
+    TargetOutcome,
+    Verdict,
+)
+from edgeproof.report.files import write_report
+from edgeproof.report.markdown import MARKER, format_estimate, render_summary
+from tests.builders import estimate, summary
+
+
+def _outcome(name: str, status: str, reasons: tuple[str, ...] = (), **kw) -> CandidateOutcome:
+    cand = Candidate(
+        target="onnxruntime-cpu",
+        name=name,
+        files=(Path(f"/tmp/{name}.onnx"),),
+        recipe={},
+        precision="fp32" if kw.get("baseline") else "int8",
+        is_baseline=kw.get("baseline", False),
+    )
+    checks = tuple(Check(name="latency.min_speedup", status="fail", message=r) for r in reasons)
+    return CandidateOutcome(
+        candidate=cand,
+        summary=summary(name, **kw),
+        verdict=Verdict(candidate=name, status=status, checks=checks, reasons=reasons),
+    )
+
+
+def _result() -> RunResult:
+    target = TargetOutcome(
+        target="onnxruntime-cpu",
+        available=True,
+        reason="lowest median latency",
+        baseline="fp32",
+        outcomes=(
+            _outcome("fp32", "pass", baseline=True, median=2.7),
+            _outcome(
+                "dynamic-int8",
+                "fail",
+                ("speedup 0.20x [0.19, 0.21] < min 1.20x",),
+                median=13.7,
+                speedup=0.2,
+            ),
+            _outcome("static-qdq", "pass", median=0.76, speedup=3.6),
+        ),
+        winner="static-qdq",
+        status="pass",
+    )
+    run = RunInfo(
+        run_name="digits-cnn-20261125T000000Z",
+        model="digits-cnn",
+        mlflow_run_id="abc123",
+        mlflow_experiment_id="1",
+        tracking_uri="sqlite:///mlflow.db",
+        started_at="2026-11-25T00:00:00+00:00",
+        trigger="cli",
+        lineage=Lineage(
+            git_sha="0123456789abcdef",
+            git_branch="main",
+            git_dirty=True,
+            params_sha256="0" * 64,
+            dvc_md5={},
+        ),
+    )
+    promo = Promotion(
+        target="onnxruntime-cpu",
+        registered_model="digits-cnn.onnxruntime-cpu",
+        version="3",
+        champion_before="2",
+        champion_after="3",
+        challenger="3",
+        moved=True,
+        reason="passed",
+    )
+    return RunResult(run=run, status="pass", exit_code=0, targets=(target,), promotions=(promo,))
+
+
+def test_summary_lists_every_candidate_reason_and_promotion() -> None:
+    text = render_summary(_result())
+    assert text.startswith(MARKER)
+    assert "quality gate: ✅ pass" in text
+    assert "0123456789 (dirty)" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert len(rows) == 4  # header + 3 candidates
+    assert "**static-qdq** 🏆" in text and "fp32 (baseline)" in text
+    assert "speedup 0.20x [0.19, 0.21] < min 1.20x" in text
+    assert "`champion` → v3 (was v2)" in text
+    assert "3.60 [3.50, 3.70]x" in text
+
+
+def test_format_estimate() -> None:
+    assert format_estimate(None) == "—"
+    assert format_estimate(estimate(0.99, 0.01), 1, 100.0) == "99.0 [98.0, 100.0]"
+
+
+def test_report_folder_is_written_whole(tmp_path: Path) -> None:
+    result = _result()
+    folder = write_report(result, tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == ["summary.md", "verdict.json"]
+    assert json.loads((folder / "verdict.json").read_text())["exit_code"] == 0
+    assert RunResult.model_validate_json((folder / "verdict.json").read_text()) == result
+    assert [p.name for p in tmp_path.iterdir()] == [result.run.run_name]  # no staging left
