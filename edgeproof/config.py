@@ -49,9 +49,9 @@ class ExampleConfig(StrictModel):
 
     seed: int = 0
     image_size: Annotated[int, Field(ge=8, le=128)] = 64
-    eval_size: Annotated[int, Field(ge=10)] = 360
+    eval_size: Annotated[int, Field(ge=10)] = 1000
     calibration_size: Annotated[int, Field(ge=10)] = 200
-    epochs: Annotated[int, Field(ge=1)] = 6
+    epochs: Annotated[int, Field(ge=1)] = 8
     batch_size: Annotated[int, Field(ge=1)] = 64
     learning_rate: PositiveFloat = 2e-3
     threads: Annotated[int, Field(ge=1)] = 2
@@ -117,6 +117,8 @@ class MeasureConfig(StrictModel):
     warmup_runs: Annotated[int, Field(ge=1)] = 30
     latency_samples: Annotated[int, Field(ge=10)] = 300
     block_size: Annotated[int, Field(ge=1)] = 25
+    # untimed runs at the start of each block: switching processes leaves caches cold
+    block_warmup: Annotated[int, Field(ge=0)] = 3
     throughput_batch: Annotated[int, Field(ge=1)] = 32
     throughput_runs: Annotated[int, Field(ge=2)] = 12
     eval_batch: Annotated[int, Field(ge=1)] = 32

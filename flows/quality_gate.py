@@ -27,7 +27,6 @@ from edgeproof.records import (
     TargetOutcome,
 )
 from edgeproof.report.files import write_report
-from edgeproof.report.markdown import render_summary
 from edgeproof.resolve import ResolvedInputs, resolve_inputs
 from edgeproof.runtime_env import apply_quiet_defaults
 from edgeproof.tracking.lineage import lineage_tags
@@ -139,5 +138,5 @@ def quality_gate(
     except EdgeproofError as exc:
         result = RunResult(run=run, status="error", exit_code=2, targets=(), error=str(exc))
     written = report(inputs, result, folder)
-    logger.info("report written to %s\n%s", written, render_summary(result))
+    logger.info("report written to %s (status %s)", written, result.status)
     return result.model_dump(mode="json")

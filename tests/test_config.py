@@ -22,7 +22,7 @@ def test_shipped_params_are_valid() -> None:
     assert params.model.name == "digits-cnn"
     assert list(params.targets.enabled()) == ["onnxruntime-cpu"]
     recipes = [r.name for r in params.targets.onnxruntime_cpu.recipes]
-    assert {"dynamic-int8", "static-qdq-minmax", "static-qdq-entropy"} <= set(recipes)
+    assert {"dynamic-int8", "static-qdq-minmax", "static-qdq-percentile"} <= set(recipes)
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,9 @@ def _target() -> OnnxRuntimeCpu:
             recipes=[
                 OrtRecipe(name="dyn", method="dynamic"),
                 OrtRecipe(name="qdq", method="static", calibration_samples=16),
-                OrtRecipe(name="qdq-pc", method="static", per_channel=True, calibrate_method="entropy"),
+                OrtRecipe(
+                    name="qdq-pc", method="static", per_channel=True, calibrate_method="entropy"
+                ),
             ]
         )
     )

@@ -89,7 +89,7 @@ def test_run_tracks_registers_and_promotes(project: Path) -> None:
     assert target_run.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert {r.data.tags["mlflow.parentRunId"] for r in candidates} == {target_run.info.run_id}
     names = {r.data.tags["edgeproof.candidate"] for r in candidates}
-    assert names == {"fp32", "dynamic-int8", "static-qdq-minmax", "static-qdq-entropy"}
+    assert names == {"fp32", "dynamic-int8", "static-qdq-minmax", "static-qdq-percentile"}
 
     tags = parent.data.tags
     head = check(["git", "rev-parse", "HEAD"], project).strip()
@@ -116,7 +116,7 @@ def test_run_tracks_registers_and_promotes(project: Path) -> None:
     assert verdict["status"] == "pass" and verdict["exit_code"] == 0 and winner
     champion = client.get_model_version_by_alias(REGISTERED, "champion")
     challenger = client.get_model_version_by_alias(REGISTERED, "challenger")
-    assert champion.version == challenger.version == "1"
+    assert str(champion.version) == str(challenger.version) == "1"
     winner_run = next(r for r in candidates if r.data.tags["edgeproof.candidate"] == winner)
     assert champion.run_id == winner_run.info.run_id
     assert champion.tags["edgeproof.gates"] == "pass"
@@ -124,7 +124,7 @@ def test_run_tracks_registers_and_promotes(project: Path) -> None:
 
 def test_blocked_gate_leaves_the_champion(project: Path) -> None:
     client = _client(project)
-    before = client.get_model_version_by_alias(REGISTERED, "champion").version
+    before = str(client.get_model_version_by_alias(REGISTERED, "champion").version)
     versions = len(client.search_model_versions(f"name='{REGISTERED}'"))
     params = load_params_dict(project)
     params["gates"]["latency"]["min_speedup"] = 50.0  # no int8 candidate is 50x faster
@@ -134,7 +134,7 @@ def test_blocked_gate_leaves_the_champion(project: Path) -> None:
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
     assert "quality gate: ❌ blocked" in done.stdout
     assert "< min 50.00x" in done.stdout
-    assert client.get_model_version_by_alias(REGISTERED, "champion").version == before
+    assert str(client.get_model_version_by_alias(REGISTERED, "champion").version) == before
     assert len(client.search_model_versions(f"name='{REGISTERED}'")) == versions
 
 

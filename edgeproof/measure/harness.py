@@ -76,8 +76,8 @@ class _Measured:
             raise
         self.samples: list[float] = []
 
-    def block(self, n: int) -> list[float]:
-        samples = self.client.call("latency", n=n)["samples_ms"]
+    def block(self, n: int, discard: int) -> list[float]:
+        samples = self.client.call("latency", n=n, discard=discard)["samples_ms"]
         self.samples.extend(samples)
         return samples
 
@@ -135,7 +135,7 @@ def measure_target(
             except MeasurementError as exc:
                 errors[candidate.name] = str(exc)
         if not base.samples:  # no candidate ran: the baseline still gets its own samples
-            base.block(measure.latency_samples)
+            base.block(measure.latency_samples, measure.block_warmup)
         raw[baseline.name], outputs[baseline.name] = base.finish(job, measure, [], environment)
     finally:
         base.client.close()
@@ -159,11 +159,11 @@ def _interleave(
             if done >= 2 and time.monotonic() > deadline:
                 break
             if rng.random() < 0.5:
-                paired.extend(base.block(measure.block_size))
-                cand.block(measure.block_size)
+                paired.extend(base.block(measure.block_size, measure.block_warmup))
+                cand.block(measure.block_size, measure.block_warmup)
             else:
-                cand.block(measure.block_size)
-                paired.extend(base.block(measure.block_size))
+                cand.block(measure.block_size, measure.block_warmup)
+                paired.extend(base.block(measure.block_size, measure.block_warmup))
         return cand.finish(job, measure, paired, environment)
     finally:
         cand.client.close()

@@ -83,6 +83,8 @@ class Worker:
 
     def latency(self, req: dict[str, Any]) -> dict[str, Any]:
         session = self._session()
+        for _ in range(int(req.get("discard", 0))):
+            session.run(self._next_item())
         samples = []
         for _ in range(int(req["n"])):
             feeds = self._next_item()
