@@ -9,9 +9,6 @@ and assembles the records. A candidate that could not be built or measured gets 
 from __future__ import annotations
 
 import numpy as np
-from gates.checks import decide
-from gates.select import select_winner
-from gates.summarize import summarize
 
 from edgeproof.config import Params
 from edgeproof.errors import EdgeproofError
@@ -24,6 +21,9 @@ from edgeproof.records import (
     TargetOutcome,
     Verdict,
 )
+from gates.checks import decide
+from gates.select import select_winner
+from gates.summarize import summarize
 
 
 def error_outcome(candidate: Candidate, reason: str) -> CandidateOutcome:
