@@ -112,21 +112,41 @@ class TargetsConfig(StrictModel):
 
 
 class MeasureConfig(StrictModel):
-    """How candidates are timed: each in a fresh subprocess, interleaved with the baseline."""
+    """How candidates are timed: each in a fresh subprocess, interleaved with the baseline.
 
-    warmup_runs: Annotated[int, Field(ge=1)] = 30
-    latency_samples: Annotated[int, Field(ge=10)] = 300
+    Sampling stops when the CI half-width of the gated statistics (speedup and median
+    latency) is at most ``target_rel_halfwidth`` of their value, once ``min_samples`` are
+    taken, or when ``max_samples`` or ``max_seconds`` per candidate is reached.
+    """
+
+    warmup_runs: Annotated[int, Field(ge=1)] = 20  # minimum; more until timings settle
+    max_warmup_runs: Annotated[int, Field(ge=1)] = 500
+    warmup_tolerance: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.05
+    min_samples: Annotated[int, Field(ge=10)] = 100  # LoadGen: p90 needs >= 64
+    max_samples: Annotated[int, Field(ge=10)] = 3000
     block_size: Annotated[int, Field(ge=1)] = 25
     # untimed runs at the start of each block: switching processes leaves caches cold
     block_warmup: Annotated[int, Field(ge=0)] = 3
+    target_rel_halfwidth: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.02
     throughput_batch: Annotated[int, Field(ge=1)] = 32
     throughput_runs: Annotated[int, Field(ge=2)] = 12
     eval_batch: Annotated[int, Field(ge=1)] = 32
-    confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
+    confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.99
     bootstrap_resamples: Annotated[int, Field(ge=100)] = 2000
-    max_seconds: PositiveFloat = 120.0
+    max_seconds: PositiveFloat = 60.0
     timeout_seconds: PositiveFloat = 300.0
+    max_load_average: PositiveFloat | None = None  # refuse or warn above this 1-min load
+    on_busy: Literal["warn", "refuse"] = "warn"
+    rerun_factor: Annotated[float, Field(ge=1.0, le=10.0)] = 2.0  # on_inconclusive: rerun
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MeasureConfig:
+        if self.min_samples > self.max_samples:
+            raise ValueError("min_samples must not exceed max_samples")
+        if self.warmup_runs > self.max_warmup_runs:
+            raise ValueError("warmup_runs must not exceed max_warmup_runs")
+        return self
 
 
 class AccuracyGate(StrictModel):
@@ -161,7 +181,7 @@ class GatesConfig(StrictModel):
     latency: LatencyGate = LatencyGate()
     memory: MemoryGate = MemoryGate()
     size: SizeGate = SizeGate()
-    on_inconclusive: Literal["fail", "warn"] = "fail"
+    on_inconclusive: Literal["fail", "warn", "rerun"] = "fail"
     objective: Literal["median_latency", "p90_latency", "size", "peak_rss"] = "median_latency"
 
 

@@ -32,6 +32,19 @@ def error_outcome(candidate: Candidate, reason: str) -> CandidateOutcome:
     return CandidateOutcome(candidate=candidate, summary=None, verdict=verdict, error=reason)
 
 
+def latency_inconclusive(outcome: TargetOutcome) -> list[str]:
+    """Candidates whose verdict hangs on an inconclusive latency check (more samples help)."""
+    return [
+        o.candidate.name
+        for o in outcome.outcomes
+        if not o.candidate.is_baseline
+        and not any(c.status == "fail" for c in o.verdict.checks)
+        and any(
+            c.status == "inconclusive" and c.name.startswith("latency.") for c in o.verdict.checks
+        )
+    ]
+
+
 def judge_target(
     target: str,
     baseline: Candidate,

@@ -161,6 +161,7 @@ class TargetOutcome(Record):
     outcomes: tuple[CandidateOutcome, ...] = ()
     winner: str | None = None
     status: Literal["pass", "blocked", "unavailable", "error"]
+    plots: tuple[str, ...] = ()  # PNG file names, in the target's MLflow run and the report
 
 
 class Lineage(Record):

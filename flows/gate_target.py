@@ -16,11 +16,13 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from edgeproof.config import MeasureConfig
 from edgeproof.errors import EdgeproofError
-from edgeproof.judge import judge_target
-from edgeproof.measure.harness import MeasureJob, TargetMeasurements, measure_target
+from edgeproof.judge import judge_target, latency_inconclusive
+from edgeproof.measure.harness import MeasureJob, TargetMeasurements, extended, measure_target
 from edgeproof.optimize import build_candidates
 from edgeproof.records import Candidate, CandidateOutcome, TargetOutcome
+from edgeproof.report.plots import latency_plot
 from edgeproof.resolve import ResolvedInputs, resolve_inputs
 from edgeproof.runtime_env import apply_quiet_defaults
 from edgeproof.targets.registry import make_target
@@ -45,6 +47,7 @@ def measure(
     baseline: Candidate,
     candidates: list[Candidate],
     workdir: Path,
+    settings: MeasureConfig | None = None,
 ) -> TargetMeasurements:
     section = inputs.targets[target_name]
     job = MeasureJob(
@@ -55,7 +58,8 @@ def measure(
         threads=section.threads,
         outputs_dir=workdir / "outputs",
     )
-    return measure_target(baseline, candidates, job, inputs.params.measure, get_run_logger().info)
+    settings = settings or inputs.params.measure
+    return measure_target(baseline, candidates, job, settings, get_run_logger().info)
 
 
 @task(name="decide", cache_policy=NO_CACHE)
@@ -78,9 +82,22 @@ def track(
     parent_run_id: str,
     outcome: TargetOutcome,
     measured: TargetMeasurements | None,
-) -> dict[str, str]:
+    plot_dir: Path,
+) -> tuple[str, dict[str, str]]:
     store = MlflowStore(inputs.params.tracking)
-    return log_target(store, experiment_id, parent_run_id, outcome, measured)
+    return log_target(store, experiment_id, parent_run_id, outcome, measured, plot_dir)
+
+
+@task(name="plot", cache_policy=NO_CACHE)
+def plot(
+    inputs: ResolvedInputs, outcome: TargetOutcome, measured: TargetMeasurements, plot_dir: Path
+) -> TargetOutcome:
+    """Draw the latency figure; the outcome names it so the report can link it."""
+    name = f"{outcome.target}-latency.png"
+    drawn = latency_plot(
+        outcome, measured, inputs.params.gates.latency.min_speedup, plot_dir / name
+    )
+    return outcome.model_copy(update={"plots": (name,)}) if drawn else outcome
 
 
 def _unavailable_or_none(inputs: ResolvedInputs, target_name: str) -> TargetOutcome | None:
@@ -108,11 +125,27 @@ def gate_target(
                 baseline, built, failed = optimize(inputs, target, workdir)
                 measured = measure(inputs, target, baseline, built, workdir)
                 outcome = decide(inputs, target, baseline, built, failed, measured)
+                again = latency_inconclusive(outcome)
+                if again and inputs.params.gates.on_inconclusive == "rerun":
+                    get_run_logger().info("%s: measuring again, longer: %s", target, again)
+                    longer = extended(inputs.params.measure)
+                    retry = [c for c in built if c.name in again]
+                    newer = measure(inputs, target, baseline, retry, workdir, longer)
+                    measured = measured.replacing(newer, again)
+                    outcome = decide(inputs, target, baseline, built, failed, measured)
             except EdgeproofError as exc:  # the baseline itself failed: this target errs
                 outcome = TargetOutcome(
                     target=target, available=True, reason=str(exc), status="error"
                 )
-        runs = track(inputs, experiment_id, parent_run_id, outcome, measured)
+        if measured is not None and outcome.status != "error":
+            outcome = plot(inputs, outcome, measured, workdir / "plots")
+        target_run, runs = track(
+            inputs, experiment_id, parent_run_id, outcome, measured, workdir / "plots"
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return {"outcome": outcome.model_dump(mode="json"), "candidate_runs": runs}
+    return {
+        "outcome": outcome.model_dump(mode="json"),
+        "target_run": target_run,
+        "candidate_runs": runs,
+    }

@@ -9,6 +9,7 @@ machine two measurements must never overlap. Returns the run's ``RunResult`` as 
 from __future__ import annotations
 
 import re
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from edgeproof.runtime_env import apply_quiet_defaults
 from edgeproof.tracking.lineage import lineage_tags
 from edgeproof.tracking.mlflow_store import MlflowStore
 from edgeproof.tracking.promote import promote
+from edgeproof.tracking.run_log import PLOTS_DIR
 from flows.gate_target import gate_target
 
 
@@ -76,17 +78,37 @@ def promote_winners(
     return promotions
 
 
+def _fetch_plots(store: MlflowStore, results: list[dict[str, Any]], dest: Path) -> list[Path]:
+    """Download each target run's plots (they were drawn where the target ran)."""
+    files = []
+    for result in results:
+        for name in result["outcome"].get("plots", []):
+            local = store.client.download_artifacts(
+                result["target_run"], f"{PLOTS_DIR}/{name}", str(dest)
+            )
+            files.append(Path(local))
+    return files
+
+
 @task(name="report", cache_policy=NO_CACHE)
-def report(inputs: ResolvedInputs, result: RunResult, report_dir: Path) -> Path:
-    folder = write_report(result, report_dir)
+def report(
+    inputs: ResolvedInputs, result: RunResult, report_dir: Path, results: list[dict[str, Any]]
+) -> Path:
+    with tempfile.TemporaryDirectory() as scratch:
+        plots = _fetch_plots(MlflowStore(inputs.params.tracking), results, Path(scratch))
+        folder = write_report(result, report_dir, plots)
     markdown = (folder / "summary.md").read_text(encoding="utf-8")
     if result.run.mlflow_run_id:
         store = MlflowStore(inputs.params.tracking)
         store.log_artifact(result.run.mlflow_run_id, folder / "summary.md")
         store.log_artifact(result.run.mlflow_run_id, folder / "verdict.json")
+        for png in sorted(folder.glob("*.png")):
+            store.log_artifact(result.run.mlflow_run_id, png)
         store.log(result.run.mlflow_run_id, tags={"edgeproof.status": result.status})
         store.end(result.run.mlflow_run_id, "FAILED" if result.status == "error" else "FINISHED")
     key = re.sub(r"[^a-z0-9-]+", "-", f"edgeproof-{result.run.model}".lower())
+    # a Prefect artifact cannot show the report's local images: drop those links there
+    markdown = re.sub(r"\n!\[[^\]]*\]\([^)]*\)\n", "\n", markdown)
     create_markdown_artifact(markdown=markdown, key=key, description="edgeproof summary")
     return folder
 
@@ -120,8 +142,8 @@ def quality_gate(
         lineage=inputs.lineage,
     )
     folder = Path(report_dir) if report_dir else inputs.root / inputs.params.report.dir
+    results: list[dict[str, Any]] = []
     try:
-        results = []
         for name in inputs.targets:
             logger.info("gating target %s", name)
             results.append(gate_target(str(inputs.params_file), name, experiment_id, parent_id))
@@ -137,6 +159,6 @@ def quality_gate(
         )
     except EdgeproofError as exc:
         result = RunResult(run=run, status="error", exit_code=2, targets=(), error=str(exc))
-    written = report(inputs, result, folder)
+    written = report(inputs, result, folder, results)
     logger.info("report written to %s (status %s)", written, result.status)
     return result.model_dump(mode="json")

@@ -5,7 +5,9 @@ whole interval clears the limit, **fail** when it lies wholly on the wrong side,
 **inconclusive** otherwise. Deterministic quantities (peak RSS, size) pass or fail. A
 threshold set to ``None`` is not checked. The verdict lists every failing and inconclusive
 check, not only the first. ``gates.on_inconclusive`` maps inconclusive checks: ``fail``
-makes the verdict ``fail``, ``warn`` lets it pass with the warning kept in ``reasons``.
+makes the verdict ``fail``, ``warn`` lets it pass with the warning kept in ``reasons``,
+``rerun`` fails like ``fail`` here (the flow measures such candidates once more, longer,
+before this final decision).
 The baseline gets only the absolute checks (relative ones compare it with itself).
 """
 
@@ -210,7 +212,7 @@ def decide(summary: CandidateSummary, baseline: CandidateSummary, gates: GatesCo
     failed = [c for c in checks if c.status == "fail"]
     unsure = [c for c in checks if c.status == "inconclusive"]
     reasons = [f"{c.name}: {c.message}" for c in failed]
-    if gates.on_inconclusive == "fail":
+    if gates.on_inconclusive in ("fail", "rerun"):  # rerun: decided after measuring again
         reasons += [f"{c.name}: inconclusive: {c.message}" for c in unsure]
         status = "fail" if failed or unsure else "pass"
     else:

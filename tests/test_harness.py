@@ -8,7 +8,8 @@ import numpy as np
 
 from edgeproof.config import MeasureConfig, OnnxRuntimeTargetConfig, OrtRecipe
 from edgeproof.data import load_dataset
-from edgeproof.measure.harness import MeasureJob, measure_target
+from edgeproof.measure.environment import busy_reason
+from edgeproof.measure.harness import MeasureJob, measure_target, precise_enough
 from edgeproof.records import Candidate
 from edgeproof.targets.onnxruntime_cpu import OnnxRuntimeCpu
 
@@ -16,7 +17,13 @@ CONFIG = OnnxRuntimeTargetConfig(
     threads=1, recipes=[OrtRecipe(name="qdq", method="static", calibration_samples=16)]
 )
 MEASURE = MeasureConfig(
-    warmup_runs=5, latency_samples=40, block_size=10, throughput_batch=8, throughput_runs=3
+    warmup_runs=5,
+    max_warmup_runs=60,
+    min_samples=40,
+    max_samples=40,
+    block_size=10,
+    throughput_batch=8,
+    throughput_runs=3,
 )
 
 
@@ -55,6 +62,44 @@ def test_interleaved_measurement_of_baseline_and_candidate(
         outputs = np.load(got.outputs[name])
         assert outputs.shape == (64, 10) and outputs.dtype == np.float32
     assert any("qdq" in line for line in progress)
+    warmup = cand.environment["warmup"]
+    assert warmup["runs"] >= 5 and isinstance(warmup["stable"], bool)
+    assert cand.environment["stopped"] in ("precision reached", "max_samples reached")
+
+
+def test_sampling_stops_at_the_target_precision_or_the_cap(
+    tiny_model: Path, tiny_data: dict[str, Path], tmp_path: Path
+) -> None:
+    target = OnnxRuntimeCpu(CONFIG)
+    base = target.baseline(tiny_model, tmp_path)
+    twin = base.model_copy(update={"name": "twin", "is_baseline": False})
+    loose = MEASURE.model_copy(update={"max_samples": 400, "target_rel_halfwidth": 0.9})
+    got = measure_target(base, [twin], _job(tiny_data, tmp_path), loose).raw["twin"]
+    assert got.environment["stopped"] == "precision reached"
+    assert len(got.latency_ms) == 40  # min_samples: 4 blocks of 10
+
+    strict = MEASURE.model_copy(update={"max_samples": 60, "target_rel_halfwidth": 1e-9})
+    got = measure_target(base, [twin], _job(tiny_data, tmp_path), strict).raw["twin"]
+    assert got.environment["stopped"] == "max_samples reached"
+    assert len(got.latency_ms) == 60 == len(got.paired_baseline_ms)
+
+
+def test_precision_rule_needs_every_interval_narrow() -> None:
+    rng = np.random.default_rng(0)
+    steady = list(rng.normal(1.0, 0.001, 200))
+    noisy = list(rng.lognormal(0.0, 0.8, 200))
+    cfg = MeasureConfig(block_size=25, target_rel_halfwidth=0.02)
+    assert precise_enough(steady, steady[::-1], cfg)
+    assert not precise_enough(steady, noisy, cfg)
+    assert not precise_enough(steady[:10], steady[:10], cfg)  # too few for an interval
+
+
+def test_busy_machine_guard() -> None:
+    assert busy_reason({"loadavg_1m": 3.5}, 1.5) == (
+        "machine busy: 1-minute load average 3.5 > max_load_average 1.5"
+    )
+    assert busy_reason({"loadavg_1m": 0.5}, 1.5) is None
+    assert busy_reason({}, 1.5) is None and busy_reason({"loadavg_1m": 9.0}, None) is None
 
 
 def test_a_broken_candidate_fails_alone(

@@ -35,7 +35,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     params = load_params_dict(path)
     # Measurement kept short; thresholds as shipped except the speed gate, which a 32x32
     # model cannot be relied on to clear by 1.2x on a busy CI machine.
-    params["measure"].update(warmup_runs=10, latency_samples=100, block_size=20)
+    params["measure"].update(warmup_runs=10, min_samples=100, max_samples=600, max_seconds=15)
     params["gates"]["latency"]["min_speedup"] = None
     params["gates"]["accuracy"]["max_drop_abs"] = 0.05
     params["gates"]["fidelity"]["min_top1_agreement"] = 0.9
@@ -109,9 +109,10 @@ def test_run_tracks_registers_and_promotes(project: Path) -> None:
     )
     assert static.data.params["recipe.calibrate_method"] == "minmax"
 
-    verdict = json.loads(
-        next((project / "reports").glob("*/verdict.json")).read_text(encoding="utf-8")
-    )
+    report = next((project / "reports").glob("*/verdict.json")).parent
+    verdict = json.loads((report / "verdict.json").read_text(encoding="utf-8"))
+    assert (report / "onnxruntime-cpu-latency.png").read_bytes()[:4] == b"\x89PNG"
+    assert "(onnxruntime-cpu-latency.png)" in (report / "summary.md").read_text(encoding="utf-8")
     winner = verdict["targets"][0]["winner"]
     assert verdict["status"] == "pass" and verdict["exit_code"] == 0 and winner
     champion = client.get_model_version_by_alias(REGISTERED, "champion")
@@ -154,3 +155,18 @@ def test_bad_params_change_nothing(project: Path) -> None:
     assert "Traceback" not in done.stdout + done.stderr
     assert len(client.search_runs([exp.experiment_id], max_results=1000)) == runs_before
     assert sorted(p.name for p in (project / "reports").iterdir()) == reports_before
+
+
+def test_report_command_reads_the_folder_or_mlflow(project: Path) -> None:
+    folder = sorted((project / "reports").glob("*/verdict.json"))[0].parent
+    verdict = json.loads((folder / "verdict.json").read_text(encoding="utf-8"))
+    done = run(["edgeproof", "report", folder.name], project, timeout=120)
+    assert done.returncode == 0
+    assert done.stdout == (folder / "summary.md").read_text(encoding="utf-8")
+    run_id = verdict["run"]["mlflow_run_id"]
+    from_mlflow = run(["edgeproof", "report", run_id, "--json"], project, timeout=120)
+    assert from_mlflow.returncode == 0, from_mlflow.stderr
+    assert json.loads(from_mlflow.stdout) == verdict
+    missing = run(["edgeproof", "report", "no-such-run"], project, timeout=120)
+    assert missing.returncode == 2
+    assert missing.stderr.strip().startswith("edgeproof: error: no report summary.md for run")

@@ -112,3 +112,43 @@ def test_report_folder_is_written_whole(tmp_path: Path) -> None:
     assert json.loads((folder / "verdict.json").read_text())["exit_code"] == 0
     assert RunResult.model_validate_json((folder / "verdict.json").read_text()) == result
     assert [p.name for p in tmp_path.iterdir()] == [result.run.run_name]  # no staging left
+
+
+def test_latency_plot_is_a_png(tmp_path: Path) -> None:
+    import numpy as np
+
+    from edgeproof.measure.harness import TargetMeasurements
+    from edgeproof.records import RawMeasurement
+    from edgeproof.report.plots import latency_plot
+
+    outcome = _result().targets[0]
+    rng = np.random.default_rng(0)
+    raw = {
+        o.candidate.name: RawMeasurement(
+            candidate=o.candidate.name,
+            latency_ms=rng.lognormal(0, 0.1, 100),
+            paired_baseline_ms=np.array([]),
+            block_size=25,
+            throughput_batch=32,
+            throughput_s=np.ones(3),
+            peak_rss_mb=1.0,
+            load_rss_mb=1.0,
+            load_seconds=0.1,
+            size_mb=1.0,
+            threads=1,
+        )
+        for o in outcome.outcomes
+    }
+    measured = TargetMeasurements(raw=raw, outputs={}, errors={})
+    path = latency_plot(outcome, measured, 1.2, tmp_path / "p.png")
+    assert path is not None and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    empty = TargetMeasurements(raw={}, outputs={}, errors={})
+    assert latency_plot(outcome, empty, 1.2, tmp_path / "q.png") is None
+    assert not (tmp_path / "q.png").exists()
+
+
+def test_summary_links_the_plots() -> None:
+    result = _result()
+    target = result.targets[0].model_copy(update={"plots": ("onnxruntime-cpu-latency.png",)})
+    text = render_summary(result.model_copy(update={"targets": (target,)}))
+    assert "![onnxruntime-cpu latency and speedup](onnxruntime-cpu-latency.png)" in text

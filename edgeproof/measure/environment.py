@@ -1,9 +1,10 @@
-"""The state of the machine recorded with every measurement.
+"""The state of the machine recorded with every measurement, and the busy-machine guard.
 
 Timings from a busy or throttled machine are not comparable with quiet ones: the load
-average, CPU model and count, frequency governor and Python/platform are recorded beside
-each measurement so a surprising number can be explained later. Fields that are not
-readable on a platform are left out, never guessed.
+average, CPU model, count and speed-relevant flags, frequency governor and current
+frequency, temperature and Python/platform are recorded beside each measurement so a
+surprising number can be explained later. Fields that are not readable on a platform are
+left out, never guessed.
 """
 
 from __future__ import annotations
@@ -14,12 +15,18 @@ import platform
 from pathlib import Path
 from typing import Any
 
+# CPU flags that change how fast int8 / bf16 / fp16 kernels run
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_int8",
+               "amx_bf16", "fma", "f16c", "asimd", "asimddp", "i8mm", "bf16")  # fmt: skip
+
 
 def machine_state() -> dict[str, Any]:
     """A snapshot of what can change timings, as JSON-ready values."""
+    cpuinfo = _read("/proc/cpuinfo") or ""
     state: dict[str, Any] = {
-        "cpu_model": _cpu_model(),
+        "cpu_model": _cpu_model(cpuinfo),
         "cpu_count": os.cpu_count(),
+        "cpu_flags": _speed_flags(cpuinfo),
         "platform": platform.platform(),
         "python": platform.python_version(),
     }
@@ -28,15 +35,36 @@ def machine_state() -> dict[str, Any]:
     governor = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
     if governor:
         state["cpu_governor"] = governor
+    freq = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq")
+    if freq and freq.isdigit():
+        state["cpu_mhz"] = int(freq) // 1000
+    temp = _read("/sys/class/thermal/thermal_zone0/temp")
+    if temp and temp.lstrip("-").isdigit():
+        state["temperature_c"] = int(temp) / 1000.0
     return state
 
 
-def _cpu_model() -> str:
-    text = _read("/proc/cpuinfo") or ""
-    for line in text.splitlines():
-        if line.startswith("model name"):
+def busy_reason(state: dict[str, Any], max_load: float | None) -> str | None:
+    """Why the machine is too busy to measure (1-minute load above the bound), or None."""
+    load = state.get("loadavg_1m")
+    if max_load is None or load is None or load <= max_load:
+        return None
+    return f"machine busy: 1-minute load average {load} > max_load_average {max_load}"
+
+
+def _cpu_model(cpuinfo: str) -> str:
+    for line in cpuinfo.splitlines():
+        if line.startswith(("model name", "Model", "Hardware")):
             return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
+
+
+def _speed_flags(cpuinfo: str) -> list[str]:
+    for line in cpuinfo.splitlines():
+        if line.startswith(("flags", "Features")):
+            present = set(line.split(":", 1)[1].split())
+            return [f for f in SPEED_FLAGS if f in present]
+    return []
 
 
 def _read(path: str) -> str | None:

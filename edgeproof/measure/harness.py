@@ -2,11 +2,14 @@
 
 Protocol (one target, one device, never two measurements at once):
 
-1. The baseline is loaded in a long-lived worker process and warmed up.
+1. The baseline is loaded in a long-lived worker process and warmed up (at least
+   ``warmup_runs``, then until two consecutive chunk medians agree within tolerance).
 2. Each candidate gets a fresh worker: load, warm up, then latency blocks interleaved with
-   the baseline's (A B or B A, the order drawn at random per pair) until the sample count
-   is reached or ``max_seconds`` is spent. Slow drift of the machine hits both alike, and
-   block ``i`` of the candidate is paired with block ``i`` of the baseline for the speedup.
+   the baseline's (A B or B A, the order drawn at random per pair). Slow drift of the
+   machine hits both alike, and block ``i`` of the candidate is paired with block ``i`` of
+   the baseline for the speedup. Sampling stops early once the CIs of the speedup and of
+   both medians are within ``target_rel_halfwidth`` (after ``min_samples``), else at
+   ``max_samples`` or ``max_seconds``.
 3. Then throughput at ``throughput_batch``, the outputs on the eval split (for accuracy and
    fidelity) and the peak RSS of that process.
 
@@ -27,8 +30,9 @@ import numpy as np
 from edgeproof.config import MeasureConfig
 from edgeproof.errors import MeasurementError
 from edgeproof.measure.client import WorkerClient
-from edgeproof.measure.environment import machine_state
+from edgeproof.measure.environment import busy_reason, machine_state
 from edgeproof.records import Candidate, RawMeasurement
+from gates.stats import median_ci, speedup_ci
 
 Progress = Callable[[str], None]
 
@@ -53,6 +57,19 @@ class TargetMeasurements:
     outputs: dict[str, Path]
     errors: dict[str, str]
 
+    def replacing(self, newer: TargetMeasurements, names: list[str]) -> TargetMeasurements:
+        """These measurements with the candidates ``names`` taken from ``newer``."""
+        raw, outputs, errors = dict(self.raw), dict(self.outputs), dict(self.errors)
+        for name in names:
+            for mine, theirs in ((raw, newer.raw), (outputs, newer.outputs)):
+                mine.pop(name, None)
+                if name in theirs:
+                    mine[name] = theirs[name]
+            errors.pop(name, None)
+            if name in newer.errors:
+                errors[name] = newer.errors[name]
+        return TargetMeasurements(raw, outputs, errors)
+
 
 class _Measured:
     """A loaded worker plus the samples taken from it so far."""
@@ -70,7 +87,12 @@ class _Measured:
                 labels_key=job.labels_key,
                 threads=job.threads,
             )
-            self.client.call("warmup", n=measure.warmup_runs)
+            self.warmup = self.client.call(
+                "warmup",
+                n=measure.warmup_runs,
+                max_runs=measure.max_warmup_runs,
+                tolerance=measure.warmup_tolerance,
+            )
         except BaseException:
             self.client.close()
             raise
@@ -82,7 +104,12 @@ class _Measured:
         return samples
 
     def finish(
-        self, job: MeasureJob, measure: MeasureConfig, paired: list[float], environment: dict
+        self,
+        job: MeasureJob,
+        measure: MeasureConfig,
+        paired: list[float],
+        environment: dict,
+        stopped: str,
     ) -> tuple[RawMeasurement, Path]:
         """Throughput, eval outputs and memory, then the record; closes the worker."""
         tput = self.client.call(
@@ -104,9 +131,27 @@ class _Measured:
             load_seconds=float(self.loaded["load_seconds"]),
             size_mb=self.candidate.size_bytes() / 1e6,
             threads=job.threads,
-            environment={**environment, "session": self.loaded["info"]},
+            environment={
+                **environment,
+                "session": self.loaded["info"],
+                "warmup": {k: self.warmup[k] for k in ("runs", "stable")},
+                "stopped": stopped,
+            },
         )
         return raw, out
+
+
+def extended(measure: MeasureConfig) -> MeasureConfig:
+    """The measurement settings for a rerun: ``rerun_factor`` times the budget."""
+    factor = measure.rerun_factor
+    return measure.model_copy(
+        update={
+            "max_seconds": measure.max_seconds * factor,
+            "max_samples": int(measure.max_samples * factor),
+            "min_samples": int(measure.min_samples * factor),
+            "seed": measure.seed + 1,
+        }
+    )
 
 
 def measure_target(
@@ -120,6 +165,12 @@ def measure_target(
     job.outputs_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(measure.seed)
     environment = machine_state()
+    busy = busy_reason(environment, measure.max_load_average)
+    if busy and measure.on_busy == "refuse":
+        raise MeasurementError(f"{baseline.target}: refusing to measure: {busy}")
+    if busy:
+        environment["warning"] = busy
+        progress(f"{baseline.target}: warning: {busy}")
     raw: dict[str, RawMeasurement] = {}
     outputs: dict[str, Path] = {}
     errors: dict[str, str] = {}
@@ -134,12 +185,54 @@ def measure_target(
                 )
             except MeasurementError as exc:
                 errors[candidate.name] = str(exc)
+        stopped = "paired with candidates"
         if not base.samples:  # no candidate ran: the baseline still gets its own samples
-            base.block(measure.latency_samples, measure.block_warmup)
-        raw[baseline.name], outputs[baseline.name] = base.finish(job, measure, [], environment)
+            stopped = _sample_alone(base, measure)
+        raw[baseline.name], outputs[baseline.name] = base.finish(
+            job, measure, [], environment, stopped
+        )
     finally:
         base.client.close()
     return TargetMeasurements(raw, outputs, errors)
+
+
+def precise_enough(
+    paired_ms: list[float], candidate_ms: list[float], measure: MeasureConfig
+) -> bool:
+    """True when speedup and both medians have CIs within the target relative half-width."""
+    target = measure.target_rel_halfwidth
+    try:
+        estimates = [
+            median_ci(np.asarray(paired_ms), measure.confidence),
+            median_ci(np.asarray(candidate_ms), measure.confidence),
+            speedup_ci(
+                np.asarray(paired_ms),
+                np.asarray(candidate_ms),
+                measure.block_size,
+                measure.confidence,
+                resamples=400,
+                seed=measure.seed,
+            ),
+        ]
+    except ValueError:  # too few samples for an interval yet
+        return False
+    return all(e.half_width <= target * abs(e.value) for e in estimates)
+
+
+def _sample_alone(base: _Measured, measure: MeasureConfig) -> str:
+    deadline = time.monotonic() + measure.max_seconds
+    while len(base.samples) < measure.max_samples:
+        base.block(measure.block_size, measure.block_warmup)
+        if len(base.samples) >= measure.min_samples:
+            try:
+                est = median_ci(np.asarray(base.samples), measure.confidence)
+            except ValueError:
+                continue
+            if est.half_width <= measure.target_rel_halfwidth * est.value:
+                return "precision reached"
+        if time.monotonic() > deadline:
+            return "max_seconds reached"
+    return "max_samples reached"
 
 
 def _interleave(
@@ -153,17 +246,23 @@ def _interleave(
     cand = _Measured(candidate, job, measure)
     try:
         paired: list[float] = []
-        blocks = -(-measure.latency_samples // measure.block_size)
+        max_blocks = max(2, measure.max_samples // measure.block_size)
+        min_blocks = max(4, -(-measure.min_samples // measure.block_size))
         deadline = time.monotonic() + measure.max_seconds
-        for done in range(blocks):
-            if done >= 2 and time.monotonic() > deadline:
-                break
+        stopped = "max_samples reached"
+        for done in range(1, max_blocks + 1):
             if rng.random() < 0.5:
                 paired.extend(base.block(measure.block_size, measure.block_warmup))
                 cand.block(measure.block_size, measure.block_warmup)
             else:
                 cand.block(measure.block_size, measure.block_warmup)
                 paired.extend(base.block(measure.block_size, measure.block_warmup))
-        return cand.finish(job, measure, paired, environment)
+            if done >= min_blocks and precise_enough(paired, cand.samples, measure):
+                stopped = "precision reached"
+                break
+            if done >= 2 and time.monotonic() > deadline:
+                stopped = "max_seconds reached"
+                break
+        return cand.finish(job, measure, paired, environment, stopped)
     finally:
         cand.client.close()

@@ -76,10 +76,19 @@ class Worker:
         return feeds
 
     def warmup(self, req: dict[str, Any]) -> dict[str, Any]:
+        """At least ``n`` runs, then chunks until two chunk medians agree within tolerance."""
         session = self._session()
         for _ in range(int(req["n"])):
             session.run(self._next_item())
-        return {}
+        runs, limit = int(req["n"]), int(req.get("max_runs", req["n"]))
+        chunk, tolerance = int(req.get("chunk", 10)), float(req.get("tolerance", 0.05))
+        medians: list[float] = []
+        while runs + chunk <= limit:
+            medians.append(float(np.median(self.latency({"n": chunk})["samples_ms"])))
+            runs += chunk
+            if len(medians) >= 2 and abs(medians[-1] - medians[-2]) <= tolerance * medians[-2]:
+                return {"runs": runs, "stable": True, "chunk_medians_ms": medians}
+        return {"runs": runs, "stable": False, "chunk_medians_ms": medians}
 
     def latency(self, req: dict[str, Any]) -> dict[str, Any]:
         session = self._session()

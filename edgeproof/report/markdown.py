@@ -90,6 +90,8 @@ def _target_section(outcome: TargetOutcome, promotion: Promotion | None) -> list
         ]
     if promotion is not None:
         lines += ["", f"Registry `{promotion.registered_model}`: {_promotion_text(promotion)}"]
+    for name in outcome.plots:
+        lines += ["", f"![{outcome.target} latency and speedup]({name})"]
     return [*lines, ""]
 
 

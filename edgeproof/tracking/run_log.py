@@ -8,6 +8,7 @@ measurement samples and the verdict, so any number in a report can be traced to 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from edgeproof.measure.harness import TargetMeasurements
@@ -15,6 +16,7 @@ from edgeproof.records import CandidateOutcome, CandidateSummary, Estimate, Targ
 from edgeproof.tracking.mlflow_store import MlflowStore
 
 MODEL_ARTIFACT_DIR = "model"
+PLOTS_DIR = "plots"
 
 
 def summary_metrics(summary: CandidateSummary) -> dict[str, float | None]:
@@ -64,8 +66,9 @@ def log_target(
     parent_run_id: str,
     outcome: TargetOutcome,
     measured: TargetMeasurements | None,
-) -> dict[str, str]:
-    """Create the target run and its candidate runs; returns candidate name -> run id."""
+    plot_dir: Path | None = None,
+) -> tuple[str, dict[str, str]]:
+    """Create the target run and its candidate runs: (target run id, candidate -> run id)."""
     target_run = store.start_run(
         experiment_id,
         outcome.target,
@@ -84,8 +87,11 @@ def log_target(
         tags={"edgeproof.status": outcome.status, "edgeproof.reason": outcome.reason or ""},
     )
     store.log_text(target_run, outcome.model_dump_json(indent=2), "target_outcome.json")
+    for name in outcome.plots:
+        if plot_dir is not None and (plot_dir / name).is_file():
+            store.log_artifact(target_run, plot_dir / name, PLOTS_DIR)
     store.end(target_run, "FINISHED" if outcome.status != "error" else "FAILED")
-    return run_ids
+    return target_run, run_ids
 
 
 def _log_candidate(
