@@ -125,6 +125,52 @@ def _read_report(run_name: str, name: str, report_dir: Path, params: Path) -> st
         ) from None
 
 
+@app.command()
+def trust(
+    params: ParamsOption = Path("params.yaml"),
+    reps: Annotated[int, typer.Option("--reps", help="Repetitions per variant.")] = 100,
+    min_speedup: Annotated[float, typer.Option("--min-speedup")] = 0.95,
+    out_dir: Annotated[Path, typer.Option("--out")] = Path("benchmarks/results"),
+    debug: DebugOption = False,
+) -> None:
+    """Measure the speed gate's error rates here (A/A and injected 5/10/20% slowdowns)."""
+    import tempfile
+
+    from edgeproof.measure.environment import machine_state
+    from edgeproof.resolve import resolve_inputs
+    from edgeproof.targets.registry import make_target
+    from edgeproof.trust import run_trust, trust_markdown
+
+    apply_quiet_defaults()
+    try:
+        inputs = resolve_inputs(params, ["onnxruntime-cpu"])
+        section = inputs.targets["onnxruntime-cpu"]
+        with tempfile.TemporaryDirectory(prefix="edgeproof-trust-") as tmp:
+            work = Path(tmp)
+            baseline = make_target("onnxruntime-cpu", section).baseline(inputs.model, work)
+            result = run_trust(
+                baseline,
+                inputs.eval_data,
+                section.model_dump(mode="json"),
+                section.threads,
+                inputs.params.measure,
+                work,
+                {"default": reps},
+                min_speedup,
+                log=lambda msg: err.print(msg, markup=False),
+            )
+    except EdgeproofError as exc:
+        raise _fail(exc, debug) from None
+    machine = machine_state()
+    result["machine"] = machine
+    result["measure"] = inputs.params.measure.model_dump(mode="json")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "trust.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    markdown = trust_markdown(result, machine)
+    (out_dir / "trust.md").write_text(markdown, encoding="utf-8")
+    sys.stdout.write(markdown)
+
+
 @example_app.command("prepare")
 def example_prepare(
     params: ParamsOption = Path("params.yaml"),
