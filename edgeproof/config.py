@@ -36,12 +36,40 @@ class ModelConfig(StrictModel):
     num_classes: Annotated[int, Field(ge=2)] = 10
 
 
+class DataChecks(StrictModel):
+    """The Great Expectations data gate on the eval and calibration sets (``None`` = off)."""
+
+    enabled: bool = True
+    min_eval_rows: Annotated[int, Field(ge=1)] = 100
+    min_calibration_rows: Annotated[int, Field(ge=1)] = 10
+    value_min: float | None = None  # every input value must lie in [value_min, value_max]
+    value_max: float | None = None
+    min_class_share: Fraction | None = None  # each class's share of the eval labels
+    max_class_share: Fraction | None = None
+    no_leakage: bool = True  # no eval item (by content hash) in the calibration set
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DataChecks:
+        if None not in (self.value_min, self.value_max) and self.value_min > self.value_max:
+            raise ValueError("value_min must not exceed value_max")
+        shares = (self.min_class_share, self.max_class_share)
+        if None not in shares and shares[0] > shares[1]:
+            raise ValueError("min_class_share must not exceed max_class_share")
+        return self
+
+
 class DataConfig(StrictModel):
-    """Evaluation and calibration data: .npz files, one array per model input + ``labels``."""
+    """Evaluation and calibration data: .npz files, one array per model input + ``labels``.
+
+    ``dvc_sync``: what to do when a DVC-tracked file differs from ``dvc.lock`` (refuse the
+    run, warn, or skip the check).
+    """
 
     eval: Path
     calibration: Path
     labels_key: str = "labels"
+    checks: DataChecks = DataChecks()
+    dvc_sync: Literal["refuse", "warn", "off"] = "refuse"
 
 
 class ExampleConfig(StrictModel):

@@ -42,8 +42,12 @@ class Dataset:
         return Dataset({k: v[:n] for k, v in self.inputs.items()}, labels, self.source)
 
 
-def load_dataset(path: Path, labels_key: str = "labels") -> Dataset:
-    """Load and sanity-check an .npz data file; raises InputError naming the problem."""
+def load_dataset(path: Path, labels_key: str = "labels", allow_nonfinite: bool = False) -> Dataset:
+    """Load and sanity-check an .npz data file; raises InputError naming the problem.
+
+    ``allow_nonfinite`` leaves NaN / inf for the data gate to report (with every other
+    failed expectation) instead of stopping at the first problem.
+    """
     if not path.is_file():
         raise InputError(f"data file not found: {path}")
     if path.stat().st_size > MAX_DATA_BYTES:
@@ -56,11 +60,13 @@ def load_dataset(path: Path, labels_key: str = "labels") -> Dataset:
     labels = arrays.pop(labels_key, None)
     if not arrays:
         raise InputError(f"data file has no input arrays (only {labels_key!r}): {path}")
-    _check_arrays(arrays, labels, path)
+    _check_arrays(arrays, labels, path, allow_nonfinite)
     return Dataset(arrays, labels, path)
 
 
-def _check_arrays(arrays: dict[str, np.ndarray], labels: np.ndarray | None, path: Path) -> None:
+def _check_arrays(
+    arrays: dict[str, np.ndarray], labels: np.ndarray | None, path: Path, allow_nonfinite: bool
+) -> None:
     lengths = {name: (a.shape[0] if a.ndim else 0) for name, a in arrays.items()}
     if labels is not None:
         lengths["labels"] = labels.shape[0] if labels.ndim else 0
@@ -69,7 +75,7 @@ def _check_arrays(arrays: dict[str, np.ndarray], labels: np.ndarray | None, path
     if next(iter(lengths.values())) == 0:
         raise InputError(f"data file has no rows: {path}")
     for name, a in arrays.items():
-        if a.dtype.kind == "f" and not np.isfinite(a).all():
+        if not allow_nonfinite and a.dtype.kind == "f" and not np.isfinite(a).all():
             raise InputError(f"data array {name!r} contains NaN or inf: {path}")
         if a.dtype.kind not in "fiub":
             raise InputError(f"data array {name!r} has unsupported dtype {a.dtype}: {path}")

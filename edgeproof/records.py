@@ -213,3 +213,5 @@ class RunResult(Record):
     targets: tuple[TargetOutcome, ...]
     promotions: tuple[Promotion, ...] = ()
     error: str | None = None
+    data_failures: tuple[str, ...] = ()  # failed data-gate expectations, one line each
+    warnings: tuple[str, ...] = ()

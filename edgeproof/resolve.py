@@ -17,7 +17,7 @@ from edgeproof.errors import ConfigError, InputError
 from edgeproof.onnx_model import check_data_matches, check_onnx
 from edgeproof.records import Lineage
 from edgeproof.targets.base import InputSpec
-from edgeproof.tracking.lineage import collect_lineage
+from edgeproof.tracking.lineage import collect_lineage, dvc_changes
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,13 @@ class ResolvedInputs:
     eval_data: Path
     calibration_data: Path
     lineage: Lineage
+    warnings: tuple[str, ...] = ()
 
-    def load_eval(self) -> Dataset:
-        return load_dataset(self.eval_data, self.params.data.labels_key)
+    def load_eval(self, allow_nonfinite: bool = False) -> Dataset:
+        return load_dataset(self.eval_data, self.params.data.labels_key, allow_nonfinite)
 
-    def load_calibration(self) -> Dataset:
-        return load_dataset(self.calibration_data, self.params.data.labels_key)
+    def load_calibration(self, allow_nonfinite: bool = False) -> Dataset:
+        return load_dataset(self.calibration_data, self.params.data.labels_key, allow_nonfinite)
 
 
 def project_path(root: Path, value: Path, what: str) -> Path:
@@ -74,6 +75,7 @@ def resolve_inputs(params_file: Path, requested: list[str] | None = None) -> Res
     params = load_params(params_file)
     root = params_file.parent
     targets = select_targets(params, requested)
+    warnings = _dvc_sync(root, params.data.dvc_sync)  # first: the cause of any odd file
     model = project_path(root, params.model.path, "model")
     specs = check_onnx(model)
     if params.model.input_name is not None and params.model.input_name not in {
@@ -86,11 +88,12 @@ def resolve_inputs(params_file: Path, requested: list[str] | None = None) -> Res
     eval_path = project_path(root, params.data.eval, "eval data")
     calib_path = project_path(root, params.data.calibration, "calibration data")
     labels_key = params.data.labels_key
+    gated = params.data.checks.enabled  # the data gate reports values and labels in full
     for path, what in ((eval_path, "eval"), (calib_path, "calibration")):
-        data = load_dataset(path, labels_key)
+        data = load_dataset(path, labels_key, allow_nonfinite=gated)
         check_data_matches(specs, data, what)
         if what == "eval" and params.model.task == "classification":
-            _check_labels(data, params.model.num_classes, path)
+            _check_labels(data, params.model.num_classes, path, check_range=not gated)
     return ResolvedInputs(
         params=params,
         params_file=params_file,
@@ -101,12 +104,31 @@ def resolve_inputs(params_file: Path, requested: list[str] | None = None) -> Res
         eval_data=eval_path,
         calibration_data=calib_path,
         lineage=collect_lineage(root, params_file),
+        warnings=warnings,
     )
 
 
-def _check_labels(data: Dataset, num_classes: int, path: Path) -> None:
+def _dvc_sync(root: Path, policy: str) -> tuple[str, ...]:
+    """Refuse (or warn about) DVC-tracked files that differ from dvc.lock."""
+    if policy == "off":
+        return ()
+    changes = dvc_changes(root)
+    if not changes:
+        return ()
+    what = "; ".join(changes)
+    if policy == "refuse":
+        raise InputError(
+            f"files out of sync with dvc.lock: {what} (run `dvc pull` or `dvc repro`, "
+            "or set data.dvc_sync: warn)"
+        )
+    return (f"files out of sync with dvc.lock: {what}",)
+
+
+def _check_labels(data: Dataset, num_classes: int, path: Path, check_range: bool) -> None:
     if data.labels is None:
         raise InputError(f"eval data has no labels array (a classifier needs them): {path}")
+    if not check_range:
+        return
     bad = (data.labels < 0) | (data.labels >= num_classes)
     if bad.any():
         raise InputError(

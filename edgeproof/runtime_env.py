@@ -16,6 +16,7 @@ QUIET_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",  # an unreachable server fails in seconds
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "GX_ANALYTICS_ENABLED": "false",  # Great Expectations usage analytics
     # Prefect's temporary server takes ~12 s to start here; its 20 s default flakes (#16397)
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
 }

@@ -8,6 +8,7 @@ machine two measurements must never overlap. Returns the run's ``RunResult`` as 
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from edgeproof.datagate import DataGateResult, validate_data
 from edgeproof.errors import EdgeproofError
 from edgeproof.records import (
     EXIT_CODES,
@@ -55,12 +57,39 @@ def start_tracking(inputs: ResolvedInputs, run_name: str, trigger: str) -> tuple
         "edgeproof.trigger": trigger,
         "edgeproof.targets": ",".join(inputs.targets),
     }
+    if inputs.warnings:
+        tags["edgeproof.warnings"] = "; ".join(inputs.warnings)[:5000]
     run_id = store.start_run(experiment_id, run_name, tags=tags)
     store.log(
         run_id, params={"model.path": inputs.params.model.path, "targets": ",".join(inputs.targets)}
     )
     store.log_artifact(run_id, inputs.params_file)
     return experiment_id, run_id
+
+
+@task(name="validate-data", cache_policy=NO_CACHE)
+def validate(inputs: ResolvedInputs, parent_run_id: str) -> DataGateResult:
+    """Great Expectations on the eval and calibration data; results logged to MLflow."""
+    checks = inputs.params.data.checks
+    if not checks.enabled:
+        return DataGateResult(success=True)
+    classifier = inputs.params.model.task == "classification"
+    result = validate_data(
+        {"eval": inputs.load_eval(True), "calibration": inputs.load_calibration(True)},
+        checks,
+        inputs.params.model.num_classes if classifier else None,
+        inputs.model_inputs,
+    )
+    store = MlflowStore(inputs.params.tracking)
+    store.log_text(parent_run_id, json.dumps(result.results, indent=1), "data_gate/gx_results.json")
+    store.log(
+        parent_run_id,
+        metrics={"data_gate.failed_expectations": len(result.failures)},
+        tags={"edgeproof.data_gate": "pass" if result.success else "fail"},
+    )
+    if not result.success:
+        store.log_text(parent_run_id, "\n".join(result.failures) + "\n", "data_gate/failures.txt")
+    return result
 
 
 @task(name="promote", cache_policy=NO_CACHE)
@@ -143,22 +172,39 @@ def quality_gate(
     )
     folder = Path(report_dir) if report_dir else inputs.root / inputs.params.report.dir
     results: list[dict[str, Any]] = []
+    warnings = inputs.warnings
     try:
-        for name in inputs.targets:
-            logger.info("gating target %s", name)
-            results.append(gate_target(str(inputs.params_file), name, experiment_id, parent_id))
-        outcomes = [TargetOutcome.model_validate(r["outcome"]) for r in results]
-        status = run_status(outcomes)
-        promotions = promote_winners(inputs, run, results)
-        result = RunResult(
-            run=run,
-            status=status,
-            exit_code=EXIT_CODES[status],
-            targets=tuple(outcomes),
-            promotions=tuple(promotions),
-        )
+        data_gate = validate(inputs, parent_id)
+        if not data_gate.success:
+            n = len(data_gate.failures)
+            result = RunResult(
+                run=run,
+                status="error",
+                exit_code=2,
+                targets=(),
+                warnings=warnings,
+                error=f"data gate: {n} expectation(s) failed; nothing was optimized or registered",
+                data_failures=tuple(data_gate.failures),
+            )
+        else:
+            for name in inputs.targets:
+                logger.info("gating target %s", name)
+                results.append(gate_target(str(inputs.params_file), name, experiment_id, parent_id))
+            outcomes = [TargetOutcome.model_validate(r["outcome"]) for r in results]
+            status = run_status(outcomes)
+            promotions = promote_winners(inputs, run, results)
+            result = RunResult(
+                run=run,
+                status=status,
+                exit_code=EXIT_CODES[status],
+                targets=tuple(outcomes),
+                promotions=tuple(promotions),
+                warnings=warnings,
+            )
     except EdgeproofError as exc:
-        result = RunResult(run=run, status="error", exit_code=2, targets=(), error=str(exc))
+        result = RunResult(
+            run=run, status="error", exit_code=2, targets=(), error=str(exc), warnings=warnings
+        )
     written = report(inputs, result, folder, results)
     logger.info("report written to %s (status %s)", written, result.status)
     return result.model_dump(mode="json")

@@ -13,6 +13,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mlflow import MlflowClient
 
@@ -170,3 +171,50 @@ def test_report_command_reads_the_folder_or_mlflow(project: Path) -> None:
     missing = run(["edgeproof", "report", "no-such-run"], project, timeout=120)
     assert missing.returncode == 2
     assert missing.stderr.strip().startswith("edgeproof: error: no report summary.md for run")
+
+
+def test_data_gate_failure_stops_the_run_and_registers_nothing(project: Path) -> None:
+    client = _client(project)
+    versions = len(client.search_model_versions(f"name='{REGISTERED}'"))
+    champion = str(client.get_model_version_by_alias(REGISTERED, "champion").version)
+    with np.load(project / "data/splits/eval.npz", allow_pickle=False) as npz:
+        x, y = npz["input"].copy(), npz["labels"].copy()
+    x[0, 0, 0, 0] = np.nan
+    y[1] = 42
+    bad = project / "bad"
+    bad.mkdir(exist_ok=True)
+    np.savez(bad / "eval.npz", input=x, labels=y)
+    params = load_params_dict(project)
+    params["data"]["eval"] = "bad/eval.npz"
+    write_params(project / "params-bad-data.yaml", params)
+
+    done = run(["edgeproof", "run", "--params", "params-bad-data.yaml"], project, timeout=900)
+    assert done.returncode == 2, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "data gate: 3 expectation(s) failed" in done.stdout  # label 42 is also a rare class
+    assert "eval: expect_column_values_to_be_between on class_share" in done.stdout
+    assert "eval: expect_column_values_to_be_in_set on finite" in done.stdout
+    assert "eval: expect_column_values_to_be_in_set on label" in done.stdout
+    assert len(client.search_model_versions(f"name='{REGISTERED}'")) == versions
+    assert str(client.get_model_version_by_alias(REGISTERED, "champion").version) == champion
+    exp = client.get_experiment_by_name(MODEL)
+    (parent,) = client.search_runs(
+        [exp.experiment_id], "tags.`edgeproof.data_gate` = 'fail'", max_results=5
+    )
+    assert parent.info.status == "FAILED"
+    files = {f.path for f in client.list_artifacts(parent.info.run_id, "data_gate")}
+    assert files == {"data_gate/gx_results.json", "data_gate/failures.txt"}
+
+
+def test_files_out_of_sync_with_dvc_lock_are_refused(project: Path) -> None:
+    model = project / "models" / "digits-cnn.onnx"
+    original = model.read_bytes()
+    try:
+        model.write_bytes(original + b"\0")  # still a file, no longer the locked one
+        done = _edgeproof(project)
+        assert done.returncode == 2
+        assert done.stderr.strip().startswith(
+            "edgeproof: error: files out of sync with dvc.lock: models/digits-cnn.onnx: modified"
+        )
+    finally:
+        model.write_bytes(original)
+    check(["dvc", "status", "-q"], project)

@@ -92,8 +92,10 @@ def test_summary_lists_every_candidate_reason_and_promotion() -> None:
     assert text.startswith(MARKER)
     assert "quality gate: ✅ pass" in text
     assert "0123456789 (dirty)" in text
-    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    table = text.split("<details>")[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
     assert len(rows) == 4  # header + 3 candidates
+    assert "| `dynamic-int8` | latency.min_speedup | ❌ fail |" in text  # every check listed
     assert "**static-qdq** 🏆" in text and "fp32 (baseline)" in text
     assert "speedup 0.20x [0.19, 0.21] < min 1.20x" in text
     assert "`champion` → v3 (was v2)" in text

@@ -17,6 +17,7 @@ _ICONS = {
     "error": "⚠️ error",
     "inconclusive": "❔ inconclusive",
     "unavailable": "➖ unavailable",
+    "skipped": "➖ skipped",
 }
 
 
@@ -74,20 +75,30 @@ def _target_section(outcome: TargetOutcome, promotion: Promotion | None) -> list
         lines.append(f"Winner: **{outcome.winner}** — {outcome.reason}")
     else:
         lines.append(f"No winner: {outcome.reason}")
-    reasons = [
+    checks = [
+        f"| `{o.candidate.name}` | {c.name} | {_ICONS.get(c.status, c.status)} | {c.message} |"
+        for o in outcome.outcomes
+        for c in o.verdict.checks
+        if c.status != "skipped"
+    ]
+    errors = [f"- `{o.candidate.name}`: {o.error}" for o in outcome.outcomes if o.error]
+    if checks or errors:
+        lines += ["", "<details><summary>Every check: value [CI] vs limit</summary>", ""]
+        if checks:
+            lines += [
+                "| candidate | check | result | value [CI] vs limit |",
+                "|---|---|---|---|",
+                *checks,
+            ]
+        lines += ["", *errors, "</details>"] if errors else ["", "</details>"]
+    failing = [
         f"- `{o.candidate.name}`: {reason}"
         for o in outcome.outcomes
+        if not o.error
         for reason in o.verdict.reasons
     ]
-    if reasons:
-        lines += [
-            "",
-            "<details><summary>Why candidates failed</summary>",
-            "",
-            *reasons,
-            "",
-            "</details>",
-        ]
+    if failing:
+        lines += ["", "Why candidates failed:", "", *failing]
     if promotion is not None:
         lines += ["", f"Registry `{promotion.registered_model}`: {_promotion_text(promotion)}"]
     for name in outcome.plots:
@@ -118,6 +129,12 @@ def render_summary(result: RunResult) -> str:
     ]
     if result.error:
         lines += [f"**Error:** {result.error}", ""]
+    if result.data_failures:
+        lines += ["Failed data expectations (Great Expectations):", ""]
+        lines += [f"- {failure}" for failure in result.data_failures] + [""]
+    lines += [f"> ⚠️ {warning}" for warning in result.warnings]
+    if result.warnings:
+        lines.append("")
     promotions = {p.target: p for p in result.promotions}
     for outcome in result.targets:
         lines += _target_section(outcome, promotions.get(outcome.target))

@@ -54,6 +54,23 @@ def collect_lineage(repo: Path, params_file: Path) -> Lineage:
     )
 
 
+def dvc_changes(repo: Path) -> list[str] | None:
+    """DVC-tracked outputs that differ from dvc.lock ("path: modified"); None without DVC."""
+    if not (repo / "dvc.lock").is_file() or not (repo / ".dvc").is_dir():
+        return None
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:
+        status = dvc_repo.status()
+    changes = []
+    for stage, entries in status.items():
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict):
+                for path, state in (entry.get("changed outs") or {}).items():
+                    changes.append(f"{path}: {state} (stage {stage.split(':')[-1]})")
+    return sorted(changes)
+
+
 def lineage_tags(lineage: Lineage) -> dict[str, str]:
     """The lineage as MLflow tags (``git.*``, ``dvc.md5.<path>``, ``params.sha256``)."""
     tags = {"params.sha256": lineage.params_sha256}

@@ -1,0 +1,138 @@
+"""The data gate: validate eval and calibration data with Great Expectations (GX Core 1.x).
+
+Each data file becomes a table with one row per item (see ``gates/data_suite.py`` for the
+columns) and is validated against its suite in an ephemeral GX context (nothing written to
+disk, no GX Cloud). Every failed expectation is listed in one readable line each; the full
+GX result JSON is kept for MLflow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edgeproof.config import DataChecks
+from edgeproof.data import Dataset
+from edgeproof.targets.base import InputSpec
+from gates.data_suite import build_suite
+
+
+@dataclass(frozen=True)
+class DataGateResult:
+    """Outcome of validating one or more splits."""
+
+    success: bool
+    failures: list[str] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)  # split -> GX result (JSON)
+
+
+def item_hashes(data: Dataset) -> list[str]:
+    """Content hash of every item over all its input arrays."""
+    hashes = []
+    for i in range(len(data)):
+        digest = hashlib.sha256()
+        for name in sorted(data.inputs):
+            digest.update(np.ascontiguousarray(data.inputs[name][i]).tobytes())
+        hashes.append(digest.hexdigest())
+    return hashes
+
+
+def item_table(data: Dataset, other_hashes: set[str]) -> Any:
+    """One row per item with the columns the suites check."""
+    import pandas as pd
+
+    n = len(data)
+    finite = np.ones(n, dtype=bool)
+    vmin = np.full(n, np.inf)
+    vmax = np.full(n, -np.inf)
+    for array in data.inputs.values():
+        flat = array.reshape(n, -1).astype(np.float64, copy=False)
+        ok = np.isfinite(flat)
+        finite &= ok.all(axis=1)
+        vmin = np.minimum(vmin, np.where(ok, flat, np.inf).min(axis=1))
+        vmax = np.maximum(vmax, np.where(ok, flat, -np.inf).max(axis=1))
+    names = sorted(data.inputs)
+    shape = ";".join("x".join(map(str, data.inputs[k].shape[1:])) for k in names)
+    dtype = ";".join(str(data.inputs[k].dtype) for k in names)
+    table = {
+        "finite": finite,
+        "value_min": vmin,
+        "value_max": vmax,
+        "shape": [shape] * n,
+        "dtype": [dtype] * n,
+        "leaked": [h in other_hashes for h in item_hashes(data)],
+    }
+    if data.labels is not None:
+        labels = data.labels.astype(np.int64)
+        values, counts = np.unique(labels, return_counts=True)
+        share = dict(zip(values.tolist(), (counts / n).tolist(), strict=True))
+        table["label"] = labels
+        table["class_share"] = [share[v] for v in labels.tolist()]
+    return pd.DataFrame(table)
+
+
+def expected_signature(specs: list[InputSpec]) -> tuple[str | None, str]:
+    """Per-item shape (None when any non-batch dimension is dynamic) and dtype strings."""
+    ordered = sorted(specs, key=lambda s: s.name)
+    dims = [s.shape[1:] for s in ordered]
+    shape = None
+    if all(d is not None for dd in dims for d in dd):
+        shape = ";".join("x".join(map(str, dd)) for dd in dims)
+    return shape, ";".join(str(s.dtype) for s in ordered)
+
+
+def _describe(split: str, result: dict[str, Any]) -> str:
+    config = result["expectation_config"]
+    kwargs = {k: v for k, v in config["kwargs"].items() if k not in ("batch_id",)}
+    column = kwargs.pop("column", None)
+    res = result.get("result", {})
+    what = config["type"] + (f" on {column}" if column else "")
+    detail = ", ".join(f"{k}={v}" for k, v in kwargs.items() if v is not None)
+    seen = ""
+    if res.get("unexpected_count"):
+        examples = ", ".join(map(str, res.get("partial_unexpected_list", [])[:3]))
+        seen = f": {res['unexpected_count']} of {res.get('element_count')} rows unexpected"
+        seen += f" (e.g. {examples})" if examples else ""
+    elif "observed_value" in res:
+        seen = f": observed {res['observed_value']}"
+    return f"{split}: {what} ({detail}){seen}"
+
+
+def validate_data(
+    splits: dict[str, Dataset],
+    checks: DataChecks,
+    num_classes: int | None,
+    specs: list[InputSpec],
+) -> DataGateResult:
+    """Validate every split; leakage is checked between eval and calibration."""
+    import great_expectations as gx
+
+    context = gx.get_context(mode="ephemeral")
+    source = context.data_sources.add_pandas("edgeproof")
+    shape, dtypes = expected_signature(specs)
+    hashes = {name: set(item_hashes(data)) for name, data in splits.items()}
+    failures: list[str] = []
+    results: dict[str, Any] = {}
+    for name, data in splits.items():
+        others = set().union(*(h for k, h in hashes.items() if k != name))
+        table = item_table(data, others)
+        batch = (
+            source.add_dataframe_asset(name)
+            .add_batch_definition_whole_dataframe(f"{name}-all")
+            .get_batch(batch_parameters={"dataframe": table})
+        )
+        suite = build_suite(
+            name, checks, num_classes if data.labels is not None else None, shape, dtypes
+        )
+        outcome = batch.validate(suite).to_json_dict()
+        results[name] = outcome
+        failures += [_describe(name, r) for r in outcome["results"] if not r["success"]]
+    return DataGateResult(
+        success=not failures,
+        failures=failures,
+        results=json.loads(json.dumps(results, default=str)),
+    )
