@@ -1,43 +1,90 @@
 """Gate checks: a candidate's summary + the baseline's + thresholds -> ``Verdict``.
 
+One ``Check`` per enabled threshold (``None`` disables it), in this order: accuracy.max_drop_abs,
+accuracy.max_drop_rel, fidelity.min_top1_agreement, fidelity.max_kl, latency.p90_budget_ms,
+latency.min_speedup, memory.max_peak_rss_mb, memory.min_reduction, size.max_mb.
+
 Sampled quantities are decided three ways from their confidence interval: **pass** when the
-whole interval clears the limit, **fail** when it lies wholly on the wrong side,
-**inconclusive** otherwise. Deterministic quantities (peak RSS, size) pass or fail. A
-threshold set to ``None`` is not checked. The verdict lists every failing and inconclusive
-check, not only the first. ``gates.on_inconclusive`` maps inconclusive checks: ``fail``
-makes the verdict ``fail``, ``warn`` lets it pass with the warning kept in ``reasons``,
-``rerun`` fails like ``fail`` here (the flow measures such candidates once more, longer,
-before this final decision).
-The baseline gets only the absolute checks (relative ones compare it with itself).
+whole interval clears the limit (a bound equal to the limit clears it), **fail** when it
+lies wholly on the wrong side, **inconclusive** otherwise. Peak RSS and size are
+deterministic: pass or fail. Unlabelled eval data skips the accuracy checks. The baseline
+gets only the absolute checks (p90 budget, peak RSS, size); relative ones are "skipped"
+with message "baseline". A non-baseline candidate without paired baseline timings gets an
+*inconclusive* min_speedup check (no evidence is not a pass).
+
+Verdict status (the literal "inconclusive" verdict status is never emitted here; it is left
+to callers): "fail" if any check fails; else, if any check is inconclusive, it depends on
+``gates.on_inconclusive``: "fail" and "rerun" give "fail" ("rerun": the flow measures such
+candidates again before calling this for the final decision), "warn" gives "pass". ``reasons``
+lists every failing and inconclusive check in check order, as ``"<name>: <message>"``,
+``"<name>: inconclusive: <message>"`` or, under "warn", ``"<name>: warning: inconclusive:
+<message>"``.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 from edgeproof.config import GatesConfig
-from edgeproof.records import CandidateSummary, Check, Estimate, Verdict
+from edgeproof.records import CandidateSummary, Check, Estimate, Status, Verdict
+
+Side = Literal["max", "min"]
+
+CHECK_NAMES = (
+    "accuracy.max_drop_abs",
+    "accuracy.max_drop_rel",
+    "fidelity.min_top1_agreement",
+    "fidelity.max_kl",
+    "latency.p90_budget_ms",
+    "latency.min_speedup",
+    "memory.max_peak_rss_mb",
+    "memory.min_reduction",
+    "size.max_mb",
+)
+ABSOLUTE = frozenset({"latency.p90_budget_ms", "memory.max_peak_rss_mb", "size.max_mb"})
+
+
+def _num(x: float, unit: str) -> str:
+    """A number in the check's unit, without the unit suffix."""
+    if unit in ("%", "pt"):
+        return f"{x * 100:.2f}"
+    if unit == "x":
+        return f"{x:.2f}"
+    if unit == "nats":
+        return f"{x:.3g}"
+    return f"{x:.3f}"
 
 
 def _fmt(x: float, unit: str) -> str:
-    if unit == "%":
-        return f"{x * 100:.2f}%"
-    if unit == "pt":
-        return f"{x * 100:.2f} pt"
-    if unit == "x":
-        return f"{x:.2f}x"
-    if unit == "kl":
-        return f"{x:.2e}"
-    return f"{x:.3f} {unit}".rstrip()
+    """A number with its unit: 1.20x, 99.50%, 0.50 pt, 2.970 ms."""
+    return _num(x, unit) + {"x": "x", "%": "%"}.get(unit, f" {unit}")
 
 
-def _at_most(name: str, what: str, est: Estimate, limit: float, unit: str) -> Check:
-    """Pass when the whole CI is <= limit; fail when the whole CI is above it."""
-    ci = f"{what} {_fmt(est.value, unit)} [{_fmt(est.low, unit)}, {_fmt(est.high, unit)}]"
-    if est.high <= limit:
-        status, rel = "pass", "<="
-    elif est.low > limit:
-        status, rel = "fail", ">"
+def limit_of(name: str, gates: GatesConfig) -> float | None:
+    """The threshold behind a check name (e.g. "size.max_mb"); None when disabled."""
+    section, key = name.split(".", 1)
+    return getattr(getattr(gates, section), key)
+
+
+def ci_check(
+    name: str,
+    what: str,
+    est: Estimate,
+    limit: float,
+    side: Side,
+    unit: str,
+    baseline: float | None = None,
+) -> Check:
+    """Three-way check of a CI against a maximum (``side="max"``) or a minimum."""
+    if side == "max":
+        status: Status = (
+            "pass" if est.high <= limit else "fail" if est.low > limit else "inconclusive"
+        )
+        rel = {"pass": "<=", "fail": ">", "inconclusive": "straddles"}[status]
     else:
-        status, rel = "inconclusive", "straddles"
+        status = "pass" if est.low >= limit else "fail" if est.high < limit else "inconclusive"
+        rel = {"pass": ">=", "fail": "<", "inconclusive": "straddles"}[status]
+    ci = f"[{_num(est.low, unit)}, {_num(est.high, unit)}]"
     return Check(
         name=name,
         status=status,
@@ -45,184 +92,112 @@ def _at_most(name: str, what: str, est: Estimate, limit: float, unit: str) -> Ch
         low=est.low,
         high=est.high,
         limit=limit,
-        message=f"{ci} {rel} max {_fmt(limit, unit)}",
+        baseline=baseline,
+        message=f"{what} {_fmt(est.value, unit)} {ci} {rel} {side} {_fmt(limit, unit)}",
     )
 
 
-def _at_least(name: str, what: str, est: Estimate, limit: float, unit: str) -> Check:
-    """Pass when the whole CI is >= limit; fail when the whole CI is below it."""
-    ci = f"{what} {_fmt(est.value, unit)} [{_fmt(est.low, unit)}, {_fmt(est.high, unit)}]"
-    if est.low >= limit:
-        status, rel = "pass", ">="
-    elif est.high < limit:
-        status, rel = "fail", "<"
-    else:
-        status, rel = "inconclusive", "straddles"
-    return Check(
-        name=name,
-        status=status,
-        value=est.value,
-        low=est.low,
-        high=est.high,
-        limit=limit,
-        message=f"{ci} {rel} min {_fmt(limit, unit)}",
-    )
-
-
-def _exact(
+def exact_check(
     name: str,
     what: str,
     value: float,
     limit: float,
-    ok: bool,
-    rel: str,
+    side: Side,
     unit: str,
     baseline: float | None = None,
 ) -> Check:
+    """Pass/fail check of a deterministic number against a maximum or a minimum."""
+    ok = value <= limit if side == "max" else value >= limit
+    rel = ("<=" if ok else ">") if side == "max" else (">=" if ok else "<")
     return Check(
         name=name,
         status="pass" if ok else "fail",
         value=value,
         limit=limit,
         baseline=baseline,
-        message=f"{what} {_fmt(value, unit)} {rel if ok else _negate(rel)} {_fmt(limit, unit)}",
+        message=f"{what} {_fmt(value, unit)} {rel} {side} {_fmt(limit, unit)}",
     )
 
 
-def _negate(rel: str) -> str:
-    return {"<= max": "> max", ">= min": "< min"}[rel]
+def _skipped(name: str, why: str, limit: float | None = None) -> Check:
+    return Check(name=name, status="skipped", limit=limit, message=why)
 
 
-def _skipped(name: str, why: str) -> Check:
-    return Check(name=name, status="skipped", message=why)
+def _check(name: str, limit: float, s: CandidateSummary, base: CandidateSummary) -> Check:
+    """One enabled check of a candidate (not the baseline) or an absolute check."""
+    if name.startswith("accuracy."):
+        if s.accuracy_drop is None or base.accuracy is None:
+            return _skipped(name, "no labels in the eval data: accuracy not checked", limit)
+        ref = base.accuracy.value
+        if name == "accuracy.max_drop_abs":
+            return ci_check(name, "accuracy drop", s.accuracy_drop, limit, "max", "pt", ref)
+        if ref <= 0.0:
+            return _skipped(name, "baseline accuracy is 0: relative drop undefined", limit)
+        d = s.accuracy_drop
+        rel = Estimate(
+            value=d.value / ref, low=d.low / ref, high=d.high / ref, confidence=d.confidence
+        )
+        return ci_check(name, "relative accuracy drop", rel, limit, "max", "%", ref)
+    if name == "fidelity.min_top1_agreement":
+        return ci_check(name, "top-1 agreement", s.top1_agreement, limit, "min", "%")
+    if name == "fidelity.max_kl":
+        return ci_check(name, "mean KL", s.mean_kl, limit, "max", "nats")
+    if name == "latency.p90_budget_ms":
+        return ci_check(name, "p90 latency", s.p90_ms, limit, "max", "ms")
+    if name == "latency.min_speedup":
+        if s.speedup is None:
+            return Check(
+                name=name,
+                status="inconclusive",
+                limit=limit,
+                baseline=base.median_ms.value,
+                message=f"no paired baseline timings: speedup unknown, min {_fmt(limit, 'x')}",
+            )
+        return ci_check(name, "speedup", s.speedup, limit, "min", "x", base.median_ms.value)
+    if name == "memory.max_peak_rss_mb":
+        return exact_check(name, "peak RSS", s.peak_rss_mb, limit, "max", "MB")
+    if name == "memory.min_reduction":
+        if base.peak_rss_mb <= 0.0:
+            return _skipped(name, "baseline peak RSS is 0: reduction undefined", limit)
+        reduction = 1.0 - s.peak_rss_mb / base.peak_rss_mb
+        return exact_check(
+            name, "peak RSS reduction", reduction, limit, "min", "%", base.peak_rss_mb
+        )
+    if name == "size.max_mb":
+        return exact_check(name, "size", s.size_mb, limit, "max", "MB")
+    raise ValueError(f"unknown check {name!r}")
 
 
-def _relative_checks(s: CandidateSummary, base: CandidateSummary, g: GatesConfig) -> list[Check]:
+def run_checks(
+    summary: CandidateSummary, baseline: CandidateSummary, gates: GatesConfig
+) -> list[Check]:
+    """Every enabled check of one candidate, in ``CHECK_NAMES`` order."""
     checks: list[Check] = []
-    acc = g.accuracy
-    for name, limit in (
-        ("accuracy.max_drop_abs", acc.max_drop_abs),
-        ("accuracy.max_drop_rel", acc.max_drop_rel),
-    ):
+    for name in CHECK_NAMES:
+        limit = limit_of(name, gates)
         if limit is None:
             continue
-        if s.accuracy_drop is None or base.accuracy is None:
-            checks.append(_skipped(name, "no labels in the eval data"))
-        elif name.endswith("abs"):
-            checks.append(_at_most(name, "accuracy drop", s.accuracy_drop, limit, "pt"))
+        if summary.is_baseline and name not in ABSOLUTE:
+            checks.append(_skipped(name, "baseline", limit))
         else:
-            ref = base.accuracy.value
-            rel = Estimate(
-                value=s.accuracy_drop.value / ref,
-                low=s.accuracy_drop.low / ref,
-                high=s.accuracy_drop.high / ref,
-                confidence=s.accuracy_drop.confidence,
-            )
-            checks.append(_at_most(name, "relative accuracy drop", rel, limit, "%"))
-    fid = g.fidelity
-    if fid.min_top1_agreement is not None:
-        checks.append(
-            _at_least(
-                "fidelity.min_top1_agreement",
-                "top-1 agreement",
-                s.top1_agreement,
-                fid.min_top1_agreement,
-                "%",
-            )
-        )
-    if fid.max_kl is not None:
-        checks.append(_at_most("fidelity.max_kl", "mean KL", s.mean_kl, fid.max_kl, "kl"))
-    if g.latency.min_speedup is not None:
-        if s.speedup is None:
-            checks.append(_skipped("latency.min_speedup", "no paired baseline samples"))
-        else:
-            checks.append(
-                _at_least("latency.min_speedup", "speedup", s.speedup, g.latency.min_speedup, "x")
-            )
-    if g.memory.min_reduction is not None:
-        reduction = 1.0 - s.peak_rss_mb / base.peak_rss_mb
-        checks.append(
-            _exact(
-                "memory.min_reduction",
-                "peak RSS reduction",
-                reduction,
-                g.memory.min_reduction,
-                reduction >= g.memory.min_reduction,
-                ">= min",
-                "%",
-                baseline=base.peak_rss_mb,
-            )
-        )
+            checks.append(_check(name, limit, summary, baseline))
     return checks
-
-
-def _absolute_checks(s: CandidateSummary, g: GatesConfig) -> list[Check]:
-    checks: list[Check] = []
-    if g.latency.p90_budget_ms is not None:
-        checks.append(
-            _at_most(
-                "latency.p90_budget_ms", "p90 latency", s.p90_ms, g.latency.p90_budget_ms, "ms"
-            )
-        )
-    if g.memory.max_peak_rss_mb is not None:
-        limit = g.memory.max_peak_rss_mb
-        checks.append(
-            _exact(
-                "memory.max_peak_rss_mb",
-                "peak RSS",
-                s.peak_rss_mb,
-                limit,
-                s.peak_rss_mb <= limit,
-                "<= max",
-                "MB",
-            )
-        )
-    if g.size.max_mb is not None:
-        checks.append(
-            _exact(
-                "size.max_mb",
-                "size",
-                s.size_mb,
-                g.size.max_mb,
-                s.size_mb <= g.size.max_mb,
-                "<= max",
-                "MB",
-            )
-        )
-    return checks
-
-
-RELATIVE = (
-    "accuracy.max_drop_abs",
-    "accuracy.max_drop_rel",
-    "fidelity.min_top1_agreement",
-    "fidelity.max_kl",
-    "latency.min_speedup",
-    "memory.min_reduction",
-)
 
 
 def decide(summary: CandidateSummary, baseline: CandidateSummary, gates: GatesConfig) -> Verdict:
-    """Every enabled check of one candidate, and the verdict they add up to."""
-    if summary.is_baseline:
-        checks = [_skipped(name, "baseline") for name in RELATIVE if _enabled(name, gates)]
-    else:
-        checks = _relative_checks(summary, baseline, gates)
-    checks += _absolute_checks(summary, gates)
-    failed = [c for c in checks if c.status == "fail"]
-    unsure = [c for c in checks if c.status == "inconclusive"]
-    reasons = [f"{c.name}: {c.message}" for c in failed]
-    if gates.on_inconclusive in ("fail", "rerun"):  # rerun: decided after measuring again
-        reasons += [f"{c.name}: inconclusive: {c.message}" for c in unsure]
-        status = "fail" if failed or unsure else "pass"
-    else:
-        reasons += [f"{c.name}: warning: inconclusive: {c.message}" for c in unsure]
-        status = "fail" if failed else "pass"
+    """All enabled checks of one candidate and the verdict they add up to (see module doc)."""
+    checks = run_checks(summary, baseline, gates)
+    warn = gates.on_inconclusive == "warn"
+    reasons: list[str] = []
+    for c in checks:
+        if c.status == "fail":
+            reasons.append(f"{c.name}: {c.message}")
+        elif c.status == "inconclusive":
+            prefix = "warning: inconclusive" if warn else "inconclusive"
+            reasons.append(f"{c.name}: {prefix}: {c.message}")
+    failed = any(c.status == "fail" for c in checks)
+    unsure = any(c.status == "inconclusive" for c in checks)
+    status = "fail" if failed or (unsure and not warn) else "pass"
     return Verdict(
         candidate=summary.candidate, status=status, checks=tuple(checks), reasons=tuple(reasons)
     )
-
-
-def _enabled(name: str, gates: GatesConfig) -> bool:
-    section, key = name.split(".", 1)
-    return getattr(getattr(gates, section), key) is not None

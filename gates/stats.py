@@ -1,16 +1,17 @@
 """Estimators with confidence intervals for the quantities edgeproof gates on.
 
 Every function returns an ``Estimate`` (value, low, high, confidence) and raises
-``ValueError`` when the data cannot support a two-sided interval at that confidence, so a
-gate never compares a threshold with a number that has no error bar.
+``ValueError`` (with a one-line message) when the data cannot support a two-sided interval
+at that confidence, so a gate never compares a threshold with a number without error bar.
 
 - Quantiles (median, p90, p99): distribution-free order-statistic intervals from the
-  binomial distribution (exact coverage >= nominal, no resampling).
-- Speedup: ratio of medians, percentile CI from a paired block bootstrap (blocks of the
-  baseline and the candidate taken adjacent in time are resampled together).
-- Proportions: Wilson score interval (scipy's ``binomtest``).
-- Paired difference of proportions (accuracy drop): Tango's score interval (Tango 1998,
-  Stat Med 17:891), which stays informative with zero discordant pairs.
+  binomial distribution (exact, coverage >= nominal, no resampling).
+- Speedup: ratio of medians, percentile CI from a paired block bootstrap (block ``i`` of
+  the baseline and of the candidate, taken adjacent in time, are resampled together).
+- Throughput: batch / median seconds per batch; the median's order-statistic CI, inverted.
+- Proportions: Wilson score interval (``scipy.stats.binomtest``).
+- Paired difference of proportions (accuracy drop): Newcombe's hybrid score interval for
+  paired data (Newcombe 1998, method 10), non-degenerate with zero discordant pairs.
 - Means (KL divergence): bootstrap percentile interval (``scipy.stats.bootstrap``).
 """
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import stats
 
 from edgeproof.records import Estimate
 
@@ -30,32 +31,54 @@ def _alpha(confidence: float) -> float:
     return 1.0 - confidence
 
 
-def _order_stat_ranks(n: int, q: float, confidence: float) -> tuple[int, int] | None:
-    """1-based ranks (r, s) with P(X_(r) <= xi_q <= X_(s)) >= confidence, or None."""
+def _z(confidence: float) -> float:
+    return float(stats.norm.ppf(1.0 - _alpha(confidence) / 2.0))
+
+
+def order_stat_ranks(n: int, q: float, confidence: float) -> tuple[int, int] | None:
+    """1-based ranks (r, s) of the equal-tailed order-statistic CI of the q-quantile.
+
+    With B ~ Binomial(n, q) the number of samples below the true quantile,
+    P(X_(r) <= x_q <= X_(s)) = F(s - 1) - F(r - 1). ``r`` is the largest rank with
+    F(r - 1) <= alpha/2 and ``s`` the smallest with F(s - 1) >= 1 - alpha/2, so the
+    coverage is >= ``confidence``. None when n is too small (r < 1 or s > n).
+    """
     alpha = _alpha(confidence)
-    r = int(stats.binom.ppf(alpha / 2, n, q))  # F(r - 1) < alpha/2
-    s = int(stats.binom.ppf(1 - alpha / 2, n, q)) + 1  # F(s - 1) >= 1 - alpha/2
+    if not 0.0 < q < 1.0:
+        raise ValueError(f"quantile must be in (0, 1), got {q}")
+    if n < 1:
+        return None
+    r = int(stats.binom.ppf(alpha / 2.0, n, q))  # smallest k with F(k) >= alpha/2
+    if stats.binom.cdf(r, n, q) <= alpha / 2.0:  # F(r) == alpha/2 exactly: r + 1 is fine
+        r += 1
+    s = int(stats.binom.ppf(1.0 - alpha / 2.0, n, q)) + 1
     if r < 1 or s > n:
         return None
     return r, s
 
 
 def min_samples_for_quantile(q: float, confidence: float) -> int:
-    """Fewest samples giving a two-sided order-statistic CI for the q-quantile."""
-    n = 2
-    while _order_stat_ranks(n, q, confidence) is None:
-        n = n + 1 if n < 64 else int(n * 1.05) + 1
-    while n > 2 and _order_stat_ranks(n - 1, q, confidence) is not None:
-        n -= 1
+    """Fewest samples for which ``quantile_ci(samples, q, confidence)`` has an interval.
+
+    Needs (1 - q)^n <= alpha/2 (a rank r >= 1) and q^n <= alpha/2 (a rank s <= n).
+    E.g. 95%: median 6, p90 36, p99 368; 99%: median 8, p90 51, p99 528.
+    """
+    alpha = _alpha(confidence)
+    if not 0.0 < q < 1.0:
+        raise ValueError(f"quantile must be in (0, 1), got {q}")
+    tail = min(q, 1.0 - q)
+    n = max(1, math.ceil(math.log(alpha / 2.0) / math.log(1.0 - tail)) - 2)
+    while order_stat_ranks(n, q, confidence) is None:  # closed form, checked exactly
+        n += 1
     return n
 
 
 def quantile_ci(samples: np.ndarray, q: float, confidence: float) -> Estimate:
-    """The q-quantile with an exact distribution-free (order-statistic) CI."""
-    x = np.sort(np.asarray(samples, dtype=np.float64))
-    if not 0.0 < q < 1.0:
-        raise ValueError(f"quantile must be in (0, 1), got {q}")
-    ranks = _order_stat_ranks(len(x), q, confidence)
+    """The q-quantile (numpy "linear") with an exact distribution-free order-statistic CI."""
+    x = np.sort(np.asarray(samples, dtype=np.float64).ravel())
+    if not np.all(np.isfinite(x)):
+        raise ValueError("samples contain NaN or infinite values")
+    ranks = order_stat_ranks(len(x), q, confidence)
     if ranks is None:
         need = min_samples_for_quantile(q, confidence)
         raise ValueError(
@@ -72,6 +95,7 @@ def quantile_ci(samples: np.ndarray, q: float, confidence: float) -> Estimate:
 
 
 def median_ci(samples: np.ndarray, confidence: float) -> Estimate:
+    """The median with its order-statistic CI (``quantile_ci`` at q = 0.5)."""
     return quantile_ci(samples, 0.5, confidence)
 
 
@@ -83,56 +107,92 @@ def speedup_ci(
     resamples: int,
     seed: int = 0,
 ) -> Estimate:
-    """median(baseline) / median(candidate) with a paired block-bootstrap CI.
+    """median(baseline) / median(candidate) with a paired block-bootstrap percentile CI.
 
-    Block ``i`` of each array was measured adjacent in time; only whole blocks present in
-    both arrays are used (trailing partial blocks are dropped).
+    Block ``i`` of each array was measured adjacent in time, so blocks are resampled with
+    replacement using the same block indices for both arrays. Only whole blocks present in
+    both arrays are used: the first ``min(len) // block_size`` blocks; trailing partial
+    blocks and the extra samples of the longer array are dropped. Needs >= 2 such blocks.
+    The interval is widened, if need be, to contain the point estimate.
     """
     alpha = _alpha(confidence)
+    if block_size < 1 or resamples < 1:
+        raise ValueError("block_size and resamples must be >= 1")
     n_blocks = min(len(baseline_ms), len(candidate_ms)) // block_size
     if n_blocks < 2:
         raise ValueError(f"need at least 2 paired blocks of {block_size} samples for a speedup CI")
     used = n_blocks * block_size
-    base = np.asarray(baseline_ms[:used], dtype=np.float64).reshape(n_blocks, block_size)
-    cand = np.asarray(candidate_ms[:used], dtype=np.float64).reshape(n_blocks, block_size)
+    base = np.asarray(baseline_ms, dtype=np.float64)[:used].reshape(n_blocks, block_size)
+    cand = np.asarray(candidate_ms, dtype=np.float64)[:used].reshape(n_blocks, block_size)
+    if not (np.all(np.isfinite(base)) and np.all(np.isfinite(cand))):
+        raise ValueError("latency samples contain NaN or infinite values")
+    if np.median(cand) <= 0.0:
+        raise ValueError("candidate median latency must be positive")
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n_blocks, size=(resamples, n_blocks))
-    ratios = np.median(base[idx].reshape(resamples, -1), axis=1) / np.median(
-        cand[idx].reshape(resamples, -1), axis=1
-    )
-    low, high = np.quantile(ratios, [alpha / 2, 1 - alpha / 2])
+    base_med = np.median(base[idx].reshape(resamples, used), axis=1)
+    cand_med = np.median(cand[idx].reshape(resamples, used), axis=1)
+    low, high = np.quantile(base_med / cand_med, [alpha / 2.0, 1.0 - alpha / 2.0])
     value = float(np.median(base) / np.median(cand))
-    return Estimate(value=value, low=float(low), high=float(high), confidence=confidence)
-
-
-def throughput_ci(seconds_per_batch: np.ndarray, batch: int, confidence: float) -> Estimate:
-    """Items per second, batch / median(seconds), CI from the median's order statistics."""
-    med = median_ci(seconds_per_batch, confidence)
     return Estimate(
-        value=batch / med.value, low=batch / med.high, high=batch / med.low, confidence=confidence
+        value=value, low=min(float(low), value), high=max(float(high), value), confidence=confidence
     )
+
+
+def throughput_ci(
+    seconds_per_batch: np.ndarray,
+    batch: int,
+    confidence: float,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> Estimate:
+    """Items per second, batch / median(seconds per batch).
+
+    CI: the median's exact order-statistic CI, inverted (1/x is monotone, so the
+    bounds swap). With too few batches for that (e.g. < 9 at 99%), falls back to a
+    ``scipy.stats.bootstrap`` percentile CI of the median (``resamples``, ``seed``), whose
+    coverage is then below nominal; throughput is reported, not gated.
+    """
+    x = np.asarray(seconds_per_batch, dtype=np.float64).ravel()
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    if x.size < 2:
+        raise ValueError(f"need at least 2 timed batches for a throughput CI, got {x.size}")
+    if not np.all(np.isfinite(x)) or np.any(x <= 0.0):
+        raise ValueError("seconds per batch must be finite and positive")
+    if order_stat_ranks(x.size, 0.5, confidence) is not None:
+        med = median_ci(x, confidence)
+        value, low, high = med.value, med.low, med.high
+    else:
+        value = float(np.median(x))
+        low = high = value
+        if np.ptp(x) > 0.0:
+            res = stats.bootstrap(
+                (x,),
+                np.median,
+                confidence_level=confidence,
+                n_resamples=resamples,
+                method="percentile",
+                rng=np.random.default_rng(seed),
+            )
+            low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return Estimate(value=batch / value, low=batch / high, high=batch / low, confidence=confidence)
+
+
+def _wilson(k: int, n: int, confidence: float) -> tuple[float, float]:
+    _alpha(confidence)
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 def proportion_ci(successes: np.ndarray, confidence: float) -> Estimate:
     """Share of True values with a Wilson score interval (non-degenerate at 0% and 100%)."""
-    flags = np.asarray(successes, dtype=bool)
+    flags = np.asarray(successes, dtype=bool).ravel()
     if flags.size == 0:
         raise ValueError("no items to estimate a proportion from")
     k, n = int(flags.sum()), int(flags.size)
-    ci = stats.binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
-    return Estimate(value=k / n, low=float(ci.low), high=float(ci.high), confidence=confidence)
-
-
-def _tango_z(delta: float, b: int, c: int, n: int) -> float:
-    """Tango's score statistic for H0: p_b - p_c = delta (b, c: discordant counts)."""
-    w = -b - c + (2 * n - b + c) * delta
-    disc = w * w + 8 * n * c * delta * (1 - delta)
-    p_c = max((math.sqrt(max(disc, 0.0)) - w) / (4 * n), 0.0)  # restricted MLE of p_c
-    var = (2 * p_c + delta * (1 - delta)) / n
-    diff = (b - c) / n - delta
-    if var <= 0.0:
-        return 0.0 if diff == 0.0 else math.copysign(math.inf, diff)
-    return diff / math.sqrt(var)
+    low, high = _wilson(k, n, confidence)
+    return Estimate(value=k / n, low=low, high=high, confidence=confidence)
 
 
 def paired_difference_ci(
@@ -140,34 +200,59 @@ def paired_difference_ci(
 ) -> Estimate:
     """Baseline accuracy minus candidate accuracy on the same items (positive = worse).
 
-    Tango's score interval: the set of differences ``d`` whose score statistic is within
-    the normal quantile; with b = items only the baseline gets right and c = items only
-    the candidate gets right, the point estimate is (b - c) / n. With no discordant pairs
-    it gives [-z²/(n+z²), z²/(n+z²)], not a zero-width interval.
+    Newcombe's hybrid score ("square-and-add") interval for paired proportions: Newcombe
+    RG (1998), Improving confidence intervals for the difference between binomial
+    proportions based on paired data, Stat Med 17:2635-2650, method 10; as given in
+    Fagerland, Lydersen & Laake (2017), Statistical Analysis of Contingency Tables, ch. 8.
+    With a = both right, b = baseline only, c = candidate only, d = neither, n = a+b+c+d:
+    p1 = (a+b)/n, p2 = (a+c)/n with Wilson intervals (l1, u1), (l2, u2), and
+
+        A = ad - bc;  phi = (A - n/2)/sqrt(P) if A > n/2, 0 if 0 <= A <= n/2, A/sqrt(P)
+        if A < 0, with P the product of the four marginal totals (phi = 0 if one is 0);
+        low  = (p1-p2) - sqrt((p1-l1)^2 + (u2-p2)^2 - 2 phi (p1-l1)(u2-p2))
+        high = (p1-p2) + sqrt((p2-l2)^2 + (u1-p1)^2 - 2 phi (p2-l2)(u1-p1)).
+
+    The n/2 correction keeps phi < 1, so identical arrays still give a CI of width > 0.
     """
-    base = np.asarray(baseline_correct, dtype=bool)
-    cand = np.asarray(candidate_correct, dtype=bool)
+    base = np.asarray(baseline_correct, dtype=bool).ravel()
+    cand = np.asarray(candidate_correct, dtype=bool).ravel()
     if base.shape != cand.shape or base.size == 0:
         raise ValueError("paired correctness arrays must be non-empty and of equal length")
     n = int(base.size)
-    b, c = int((base & ~cand).sum()), int((~base & cand).sum())
-    z = stats.norm.ppf(1 - _alpha(confidence) / 2)
-    point = (b - c) / n
-    eps = 1e-12
-
-    def f(d: float) -> float:
-        return _tango_z(d, b, c, n) ** 2 - z * z
-
-    low = -1.0 + eps if f(-1.0 + eps) <= 0 else optimize.brentq(f, -1.0 + eps, point)
-    high = 1.0 - eps if f(1.0 - eps) <= 0 else optimize.brentq(f, point, 1.0 - eps)
-    return Estimate(value=point, low=float(low), high=float(high), confidence=confidence)
+    a = int((base & cand).sum())
+    b = int((base & ~cand).sum())
+    c = int((~base & cand).sum())
+    d = n - a - b - c
+    p1, p2 = (a + b) / n, (a + c) / n
+    l1, u1 = _wilson(a + b, n, confidence)
+    l2, u2 = _wilson(a + c, n, confidence)
+    marginals = (a + b) * (c + d) * (a + c) * (b + d)
+    cross = a * d - b * c
+    phi = 0.0
+    if marginals > 0:
+        if cross > n / 2:
+            phi = (cross - n / 2) / math.sqrt(marginals)
+        elif cross < 0:
+            phi = cross / math.sqrt(marginals)
+    point = p1 - p2
+    dl1, du1, dl2, du2 = p1 - l1, u1 - p1, p2 - l2, u2 - p2
+    low = point - math.sqrt(max(dl1**2 + du2**2 - 2 * phi * dl1 * du2, 0.0))
+    high = point + math.sqrt(max(dl2**2 + du1**2 - 2 * phi * dl2 * du1, 0.0))
+    return Estimate(value=point, low=max(low, -1.0), high=min(high, 1.0), confidence=confidence)
 
 
 def mean_ci(values: np.ndarray, confidence: float, resamples: int, seed: int = 0) -> Estimate:
-    """Mean with a bootstrap percentile CI; all-equal data gives a zero-width interval."""
-    x = np.asarray(values, dtype=np.float64)
+    """Mean with a ``scipy.stats.bootstrap`` percentile CI.
+
+    All-equal data (including a single value) has no sampling spread to resample, so it
+    gives low = high = value instead of scipy's NaN/warning.
+    """
+    _alpha(confidence)
+    x = np.asarray(values, dtype=np.float64).ravel()
     if x.size == 0:
         raise ValueError("no values to estimate a mean from")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("values contain NaN or infinite values")
     mean = float(x.mean())
     if x.size == 1 or np.ptp(x) == 0.0:
         return Estimate(value=mean, low=mean, high=mean, confidence=confidence)
@@ -177,8 +262,10 @@ def mean_ci(values: np.ndarray, confidence: float, resamples: int, seed: int = 0
         confidence_level=confidence,
         n_resamples=resamples,
         method="percentile",
-        random_state=np.random.default_rng(seed),
+        rng=np.random.default_rng(seed),
         vectorized=True,
     )
-    ci = res.confidence_interval
-    return Estimate(value=mean, low=float(ci.low), high=float(ci.high), confidence=confidence)
+    low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        low = high = mean
+    return Estimate(value=mean, low=min(low, mean), high=max(high, mean), confidence=confidence)

@@ -46,7 +46,6 @@ def test_valid_project_resolves(tmp_path, tiny_model, tiny_data) -> None:
         ({"model__path": "../outside.onnx"}, InputError, "escapes the project folder"),
         ({"model__path": "missing.onnx"}, InputError, "model file not found"),
         ({"model__input_name": "pixels"}, ConfigError, "model.input_name"),
-        ({"model__num_classes": 3}, InputError, "eval labels outside 0..2"),
         ({"data__eval": "data/nope.npz"}, InputError, "data file not found"),
     ],
 )
@@ -73,7 +72,6 @@ def test_symlink_loop_is_refused(tmp_path, tiny_model, tiny_data) -> None:
         ({"pixels": np.zeros((4, 1, 16, 16), np.float32)}, "do not match model inputs"),
         ({"input": np.zeros((4, 1, 16, 16), np.float64)}, "has dtype float64"),
         ({"input": np.zeros((4, 1, 8, 8), np.float32)}, "has shape"),
-        ({"input": np.full((4, 1, 16, 16), np.inf, np.float32)}, "NaN or inf"),
     ],
 )
 def test_data_not_matching_the_model(tmp_path, tiny_model, tiny_data, arrays, message) -> None:
@@ -81,3 +79,26 @@ def test_data_not_matching_the_model(tmp_path, tiny_model, tiny_data, arrays, me
     write_npz(tmp_path / "data" / "eval.npz", labels=np.zeros(4, np.int64), **arrays)
     with pytest.raises(InputError, match=message):
         resolve_inputs(params)
+
+
+def test_without_the_data_gate_values_and_labels_are_checked_here(
+    tmp_path, tiny_model, tiny_data
+) -> None:
+    """With `data.checks.enabled: false` resolution itself refuses NaN and bad labels."""
+    off = {"enabled": False}
+    params = _project(tmp_path, tiny_model, tiny_data, model__num_classes=3, data__checks=off)
+    with pytest.raises(InputError, match=r"eval labels outside 0\.\.2"):
+        resolve_inputs(params)
+    params = _project(tmp_path, tiny_model, tiny_data, data__checks=off)
+    inf = np.full((4, 1, 16, 16), np.inf, np.float32)
+    write_npz(tmp_path / "data" / "eval.npz", labels=np.zeros(4, np.int64), input=inf)
+    with pytest.raises(InputError, match="NaN or inf"):
+        resolve_inputs(params)
+
+
+def test_with_the_data_gate_values_are_left_to_it(tmp_path, tiny_model, tiny_data) -> None:
+    """The data gate reports NaN rows in full, so resolution lets them through to it."""
+    params = _project(tmp_path, tiny_model, tiny_data)
+    inf = np.full((4, 1, 16, 16), np.inf, np.float32)
+    write_npz(tmp_path / "data" / "eval.npz", labels=np.zeros(4, np.int64), input=inf)
+    assert resolve_inputs(params).params.data.checks.enabled

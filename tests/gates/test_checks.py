@@ -2,95 +2,229 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from edgeproof.config import GatesConfig
-from gates.checks import decide
-from tests.builders import estimate, summary
-
-BASE = summary("fp32", baseline=True, median=2.7)
+from edgeproof.records import CandidateSummary, Estimate, Verdict
+from gates.checks import CHECK_NAMES, decide
 
 
-def _gates(**sections) -> GatesConfig:
+def est(value: float, low: float | None = None, high: float | None = None) -> Estimate:
+    """An Estimate; bounds default to the value (a zero-width interval)."""
+    low = value if low is None else low
+    high = value if high is None else high
+    return Estimate(value=value, low=low, high=high, confidence=0.99)
+
+
+def make_summary(name: str, *, baseline: bool = False, **update: Any) -> CandidateSummary:
+    """A plausible CandidateSummary that passes the default gates; ``update`` overrides."""
+    fields: dict[str, Any] = {
+        "candidate": name,
+        "precision": "fp32" if baseline else "int8",
+        "is_baseline": baseline,
+        "n_eval_items": 1000,
+        "accuracy": est(0.98, 0.97, 0.99),
+        "accuracy_drop": est(0.0, -0.004, 0.004),
+        "top1_agreement": est(1.0 if baseline else 0.995, 0.99, 1.0),
+        "mean_kl": est(0.0) if baseline else est(0.002, 0.001, 0.003),
+        "max_abs_logit_error": 0.0 if baseline else 1.5,
+        "latency_samples": 600,
+        "median_ms": est(
+            2.7 if baseline else 0.8, 2.6 if baseline else 0.78, 2.8 if baseline else 0.82
+        ),
+        "p90_ms": est(
+            3.0 if baseline else 0.9, 2.9 if baseline else 0.88, 3.1 if baseline else 0.92
+        ),
+        "p99_ms": None,
+        "speedup": None if baseline else est(3.4, 3.2, 3.6),
+        "throughput_ips": est(1200.0, 1100.0, 1300.0),
+        "peak_rss_mb": 150.0 if baseline else 100.0,
+        "load_rss_mb": 20.0,
+        "load_seconds": 0.05,
+        "size_mb": 4.0 if baseline else 1.0,
+        "threads": 2,
+    }
+    fields.update(update)
+    return CandidateSummary(**fields)
+
+
+BASE = make_summary("fp32", baseline=True)
+EVERYTHING = {
+    "accuracy": {"max_drop_abs": 0.01, "max_drop_rel": 0.02},
+    "fidelity": {"min_top1_agreement": 0.98, "max_kl": 0.05},
+    "latency": {"p90_budget_ms": 5.0, "min_speedup": 1.2},
+    "memory": {"max_peak_rss_mb": 200.0, "min_reduction": 0.1},
+    "size": {"max_mb": 5.0},
+}
+
+
+def gates(**sections: Any) -> GatesConfig:
     return GatesConfig.model_validate(sections)
 
 
-def _by_name(verdict) -> dict[str, str]:
+def statuses(verdict: Verdict) -> dict[str, str]:
     return {c.name: c.status for c in verdict.checks}
 
 
-def test_fast_accurate_candidate_passes_every_check() -> None:
-    verdict = decide(summary("q", speedup=3.5), BASE, _gates(size={"max_mb": 5}))
+def one(verdict: Verdict, name: str):
+    return next(c for c in verdict.checks if c.name == name)
+
+
+def test_good_candidate_passes_every_check_in_order() -> None:
+    verdict = decide(make_summary("q"), BASE, gates(**EVERYTHING))
     assert verdict.status == "pass" and verdict.reasons == ()
-    assert _by_name(verdict) == {
+    assert [c.name for c in verdict.checks] == list(CHECK_NAMES)
+    assert set(statuses(verdict).values()) == {"pass"}
+    speed = one(verdict, "latency.min_speedup")
+    assert (speed.value, speed.low, speed.high, speed.limit) == (3.4, 3.2, 3.6, 1.2)
+    assert speed.baseline == 2.7  # the baseline's median ms
+    assert speed.message == "speedup 3.40x [3.20, 3.60] >= min 1.20x"
+    reduction = one(verdict, "memory.min_reduction")
+    assert reduction.value == pytest.approx(1 / 3) and reduction.baseline == 150.0
+    assert one(verdict, "accuracy.max_drop_abs").baseline == 0.98
+
+
+def test_default_gates() -> None:
+    verdict = decide(make_summary("q"), BASE, GatesConfig())
+    assert statuses(verdict) == {
         "accuracy.max_drop_abs": "pass",
         "fidelity.min_top1_agreement": "pass",
         "fidelity.max_kl": "pass",
         "latency.min_speedup": "pass",
-        "size.max_mb": "pass",
     }
 
 
 def test_all_failures_are_listed_together() -> None:
-    slow = summary("dyn", speedup=0.2).model_copy(
-        update={"size_mb": 9.0, "top1_agreement": estimate(0.90, 0.01)}
+    bad = make_summary(
+        "dyn",
+        speedup=est(0.21, 0.20, 0.22),
+        size_mb=9.0,
+        top1_agreement=est(0.90, 0.88, 0.92),
+        accuracy_drop=est(0.005, -0.002, 0.012),  # straddles 1 pt: inconclusive
     )
-    verdict = decide(slow, BASE, _gates(size={"max_mb": 5}))
+    verdict = decide(bad, BASE, gates(**EVERYTHING))
     assert verdict.status == "fail"
     assert [r.split(":")[0] for r in verdict.reasons] == [
+        "accuracy.max_drop_abs",
         "fidelity.min_top1_agreement",
         "latency.min_speedup",
         "size.max_mb",
     ]
-    assert "speedup 0.20x [0.10x, 0.30x] < min 1.20x" in verdict.reasons[1]
+    assert verdict.reasons[0].startswith("accuracy.max_drop_abs: inconclusive: accuracy drop")
+    assert verdict.reasons[2] == "latency.min_speedup: speedup 0.21x [0.20, 0.22] < min 1.20x"
+    assert verdict.reasons[3] == "size.max_mb: size 9.000 MB > max 5.000 MB"
+    assert "top-1 agreement 90.00% [88.00, 92.00] < min 98.00%" in verdict.reasons[1]
 
 
-def test_boundary_values_follow_the_interval() -> None:
-    gates = _gates(latency={"min_speedup": 1.2})
-    at_limit = summary("a").model_copy(update={"speedup": estimate(1.3, 0.1)})  # low == 1.2
-    assert _by_name(decide(at_limit, BASE, gates))["latency.min_speedup"] == "pass"
-    straddle = summary("b").model_copy(update={"speedup": estimate(1.25, 0.1)})
-    assert _by_name(decide(straddle, BASE, gates))["latency.min_speedup"] == "inconclusive"
-    below = summary("c").model_copy(update={"speedup": estimate(1.05, 0.1)})  # high < 1.2
-    assert _by_name(decide(below, BASE, gates))["latency.min_speedup"] == "fail"
+@pytest.mark.parametrize(
+    ("speedup", "expected"),
+    [
+        (est(1.3, 1.2, 1.4), "pass"),  # low bound exactly at the limit clears it
+        (est(1.25, 1.15, 1.35), "inconclusive"),
+        (est(1.1, 1.0, 1.2), "inconclusive"),  # high bound exactly at the limit: not wholly below
+        (est(1.1, 1.0, 1.19), "fail"),
+    ],
+)
+def test_min_boundary_follows_the_interval(speedup: Estimate, expected: str) -> None:
+    verdict = decide(make_summary("a", speedup=speedup), BASE, gates(latency={"min_speedup": 1.2}))
+    assert statuses(verdict)["latency.min_speedup"] == expected
+
+
+@pytest.mark.parametrize(
+    ("p90", "expected"),
+    [
+        (est(4.5, 4.0, 5.0), "pass"),  # high bound exactly at the budget
+        (est(5.0, 4.5, 5.5), "inconclusive"),
+        (est(5.5, 5.0, 6.0), "inconclusive"),  # low bound exactly at the budget
+        (est(5.5, 5.01, 6.0), "fail"),
+    ],
+)
+def test_max_boundary_follows_the_interval(p90: Estimate, expected: str) -> None:
+    verdict = decide(make_summary("a", p90_ms=p90), BASE, gates(latency={"p90_budget_ms": 5.0}))
+    check = one(verdict, "latency.p90_budget_ms")
+    assert check.status == expected
+    assert (check.low, check.high, check.limit) == (p90.low, p90.high, 5.0)
 
 
 def test_on_inconclusive_policy() -> None:
-    straddle = summary("b").model_copy(update={"speedup": estimate(1.25, 0.1)})
-    strict = decide(straddle, BASE, _gates(on_inconclusive="fail"))
-    assert strict.status == "fail" and "inconclusive" in strict.reasons[0]
-    lenient = decide(straddle, BASE, _gates(on_inconclusive="warn"))
-    assert lenient.status == "pass" and lenient.reasons[0].startswith(
-        "latency.min_speedup: warning: inconclusive"
-    )
+    straddle = make_summary("b", speedup=est(1.25, 1.15, 1.35))
+    for policy in ("fail", "rerun"):
+        strict = decide(straddle, BASE, gates(on_inconclusive=policy))
+        assert strict.status == "fail"
+        assert strict.reasons == (
+            "latency.min_speedup: inconclusive: speedup 1.25x [1.15, 1.35] straddles min 1.20x",
+        )
+    lenient = decide(straddle, BASE, gates(on_inconclusive="warn"))
+    assert lenient.status == "pass"
+    assert lenient.reasons[0].startswith("latency.min_speedup: warning: inconclusive: speedup")
+    failing = straddle.model_copy(update={"size_mb": 10.0})
+    assert decide(failing, BASE, gates(on_inconclusive="warn", size={"max_mb": 5})).status == "fail"
 
 
 def test_disabled_thresholds_are_not_checked() -> None:
-    gates = _gates(
+    off = gates(
         accuracy={"max_drop_abs": None},
         fidelity={"min_top1_agreement": None, "max_kl": None},
         latency={"min_speedup": None},
     )
-    assert decide(summary("q"), BASE, gates).checks == ()
+    verdict = decide(make_summary("q"), BASE, off)
+    assert verdict.checks == () and verdict.status == "pass"
+    with_size = off.model_copy(update={"size": gates(size={"max_mb": 2.0}).size})
+    assert [c.name for c in decide(make_summary("q"), BASE, with_size).checks] == ["size.max_mb"]
 
 
 def test_accuracy_drop_absolute_and_relative() -> None:
-    worse = summary("w").model_copy(update={"accuracy_drop": estimate(0.03, 0.01)})
-    verdict = decide(worse, BASE, _gates(accuracy={"max_drop_abs": 0.01, "max_drop_rel": 0.5}))
-    checks = _by_name(verdict)
-    assert checks["accuracy.max_drop_abs"] == "fail"
-    assert checks["accuracy.max_drop_rel"] == "pass"  # 3 pt of 99% is ~3% relative
+    worse = make_summary("w", accuracy_drop=est(0.03, 0.02, 0.04))
+    verdict = decide(worse, BASE, gates(accuracy={"max_drop_abs": 0.01, "max_drop_rel": 0.05}))
+    assert statuses(verdict)["accuracy.max_drop_abs"] == "fail"
+    rel = one(verdict, "accuracy.max_drop_rel")
+    assert rel.status == "pass"  # 4 pt of 98% is 4.1% relative
+    assert rel.high == pytest.approx(0.04 / 0.98) and rel.baseline == 0.98
+    assert one(verdict, "accuracy.max_drop_abs").message == (
+        "accuracy drop 3.00 pt [2.00, 4.00] > max 1.00 pt"
+    )
 
 
-def test_memory_checks_and_unlabelled_data() -> None:
-    cand = summary("m").model_copy(update={"peak_rss_mb": 120.0, "accuracy_drop": None})
-    gates = _gates(memory={"max_peak_rss_mb": 100, "min_reduction": 0.1})
-    checks = {c.name: c for c in decide(cand, BASE, gates).checks}
-    assert checks["memory.max_peak_rss_mb"].status == "fail"
-    assert checks["memory.min_reduction"].status == "pass"  # 1 - 120/150 = 20%
-    assert checks["accuracy.max_drop_abs"].status == "skipped"
+def test_unlabelled_data_skips_accuracy_checks() -> None:
+    cand = make_summary("u", accuracy=None, accuracy_drop=None)
+    base = BASE.model_copy(update={"accuracy": None, "accuracy_drop": None})
+    verdict = decide(cand, base, gates(**EVERYTHING))
+    for name in ("accuracy.max_drop_abs", "accuracy.max_drop_rel"):
+        assert one(verdict, name).status == "skipped"
+        assert "no labels" in one(verdict, name).message
+    assert verdict.status == "pass"
+
+
+def test_memory_and_size_are_deterministic() -> None:
+    cand = make_summary("m", peak_rss_mb=140.0)
+    verdict = decide(cand, BASE, gates(memory={"max_peak_rss_mb": 100, "min_reduction": 0.1}))
+    assert statuses(verdict)["memory.max_peak_rss_mb"] == "fail"
+    red = one(verdict, "memory.min_reduction")
+    assert red.status == "fail"  # 1 - 140/150 = 6.7% < 10%
+    assert red.message == "peak RSS reduction 6.67% < min 10.00%"
+    assert red.low is None and red.high is None
+    at_limit = make_summary("n", peak_rss_mb=100.0, size_mb=5.0)
+    exact = decide(at_limit, BASE, gates(memory={"max_peak_rss_mb": 100}, size={"max_mb": 5}))
+    assert statuses(exact)["memory.max_peak_rss_mb"] == statuses(exact)["size.max_mb"] == "pass"
+
+
+def test_missing_speedup_is_inconclusive_not_pass() -> None:
+    verdict = decide(make_summary("s", speedup=None), BASE, gates())
+    assert statuses(verdict)["latency.min_speedup"] == "inconclusive"
+    assert verdict.status == "fail"
 
 
 def test_baseline_gets_only_absolute_checks() -> None:
-    verdict = decide(BASE, BASE, _gates(latency={"p90_budget_ms": 1.0}))
-    statuses = _by_name(verdict)
-    assert statuses["latency.p90_budget_ms"] == "fail"  # 2.97 ms > 1 ms budget
-    assert {statuses[k] for k in statuses if k != "latency.p90_budget_ms"} == {"skipped"}
+    verdict = decide(BASE, BASE, gates(**{**EVERYTHING, "latency": {"p90_budget_ms": 1.0}}))
+    got = statuses(verdict)
+    assert got.pop("latency.p90_budget_ms") == "fail"  # 3.0 ms [2.9, 3.1] > 1 ms budget
+    assert got.pop("memory.max_peak_rss_mb") == "pass"
+    assert got.pop("size.max_mb") == "pass"
+    assert set(got.values()) == {"skipped"}
+    assert {c.message for c in verdict.checks if c.status == "skipped"} == {"baseline"}
+    assert verdict.status == "fail" and len(verdict.reasons) == 1
+    assert verdict.reasons[0] == (
+        "latency.p90_budget_ms: p90 latency 3.000 ms [2.900, 3.100] > max 1.000 ms"
+    )

@@ -2,47 +2,81 @@
 
 from __future__ import annotations
 
+import pytest
+
 from edgeproof.records import Verdict
 from gates.select import select_winner
-from tests.builders import summary
+from tests.gates.test_checks import est, make_summary
 
 
-def _v(name: str, status: str) -> Verdict:
+def verdict(name: str, status: str) -> Verdict:
     return Verdict(candidate=name, status=status, checks=(), reasons=())
 
 
 def test_fastest_passing_candidate_wins_and_baseline_never_does() -> None:
     s = {
-        "fp32": summary("fp32", baseline=True, median=0.1),
-        "a": summary("a", median=0.8),
-        "b": summary("b", median=0.7),
-        "c": summary("c", median=0.5),
+        "fp32": make_summary("fp32", baseline=True, median_ms=est(0.1)),
+        "a": make_summary("a", median_ms=est(0.79)),
+        "b": make_summary("b", median_ms=est(0.76)),
+        "c": make_summary("c", median_ms=est(0.5)),
     }
-    v = {
-        "fp32": _v("fp32", "pass"),
-        "a": _v("a", "pass"),
-        "b": _v("b", "pass"),
-        "c": _v("c", "fail"),
+    v = {"fp32": verdict("fp32", "pass"), "a": verdict("a", "pass"), "b": verdict("b", "pass")}
+    v["c"] = verdict("c", "fail")
+    assert select_winner(s, v, "median_latency") == (
+        "b",
+        "lowest median latency 0.76 ms among 2 passing candidates (runner-up a 0.79 ms)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("objective", "winner"),
+    [
+        ("median_latency", "fast"),
+        ("p90_latency", "steady"),
+        ("size", "small"),
+        ("peak_rss", "lean"),
+    ],
+)
+def test_objective_decides(objective: str, winner: str) -> None:
+    s = {
+        "fast": make_summary("fast", median_ms=est(0.5), p90_ms=est(2.0)),
+        "steady": make_summary("steady", median_ms=est(0.7), p90_ms=est(0.8)),
+        "small": make_summary("small", size_mb=0.3),
+        "lean": make_summary("lean", peak_rss_mb=40.0),
     }
-    winner, why = select_winner(s, v, "median_latency")
-    assert winner == "b"
-    assert "runner-up a" in why
+    v = {k: verdict(k, "pass") for k in s}
+    name, why = select_winner(s, v, objective)
+    assert name == winner
+    label = {"median_latency": "median latency", "p90_latency": "p90 latency"}
+    label |= {"size": "size", "peak_rss": "peak RSS"}
+    assert why.startswith(f"lowest {label[objective]} ")
+    assert "among 4 passing candidates (runner-up " in why
+
+
+def test_single_passing_candidate_reason() -> None:
+    s = {"a": make_summary("a", size_mb=1.25)}
+    assert select_winner(s, {"a": verdict("a", "pass")}, "size") == (
+        "a",
+        "lowest size 1.25 MB among 1 passing candidate",
+    )
 
 
 def test_ties_break_by_size_then_name() -> None:
     s = {
-        "z": summary("z", median=0.7).model_copy(update={"size_mb": 1.0}),
-        "y": summary("y", median=0.7).model_copy(update={"size_mb": 2.0}),
-        "x": summary("x", median=0.7).model_copy(update={"size_mb": 1.0}),
+        "z": make_summary("z", median_ms=est(0.7), size_mb=1.0),
+        "y": make_summary("y", median_ms=est(0.7), size_mb=2.0),
+        "x": make_summary("x", median_ms=est(0.7), size_mb=1.0),
     }
-    v = {k: _v(k, "pass") for k in s}
+    v = {k: verdict(k, "pass") for k in s}
     assert select_winner(s, v, "median_latency")[0] == "x"
+    assert select_winner(s, v, "peak_rss")[0] == "x"
     assert select_winner(s, v, "size")[0] == "x"
 
 
 def test_no_passing_candidate() -> None:
-    s = {"a": summary("a")}
-    assert select_winner(s, {"a": _v("a", "fail")}, "p90_latency") == (
-        None,
-        "no candidate passed every gate",
-    )
+    s = {"fp32": make_summary("fp32", baseline=True), "a": make_summary("a")}
+    v = {"fp32": verdict("fp32", "pass"), "a": verdict("a", "inconclusive")}
+    assert select_winner(s, v, "p90_latency") == (None, "no candidate passed every gate")
+    assert select_winner(s, {}, "size") == (None, "no candidate passed every gate")
+    with pytest.raises(ValueError, match="unknown objective"):
+        select_winner(s, v, "accuracy")
