@@ -10,13 +10,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from edgeproof.errors import EdgeproofError
 from edgeproof.runtime_env import apply_quiet_defaults
+
+if TYPE_CHECKING:
+    from edgeproof.config import Params
+    from edgeproof.tracking.mlflow_store import MlflowStore
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 example_app = typer.Typer(no_args_is_help=True, help="Build the bundled example (DVC stages).")
@@ -169,6 +173,202 @@ def trust(
     markdown = trust_markdown(result, machine)
     (out_dir / "trust.md").write_text(markdown, encoding="utf-8")
     sys.stdout.write(markdown)
+
+
+TargetOption = Annotated[str, typer.Option("--target", help="Target name, e.g. onnxruntime-cpu.")]
+ModelArgument = Annotated[
+    str | None, typer.Argument(help="Model name (default: model.name in params.yaml).")
+]
+
+
+def _registered(params: Path, model: str | None, target: str) -> tuple[Params, MlflowStore, str]:
+    """(params, MLflow store, registered model name) of ``model`` on ``target``."""
+    from edgeproof.config import load_params
+    from edgeproof.tracking.mlflow_store import MlflowStore
+
+    loaded = load_params(params)
+    name = loaded.registry.registered_name(model or loaded.model.name, target)
+    return loaded, MlflowStore(loaded.tracking), name
+
+
+@app.command()
+def history(
+    model: ModelArgument = None,
+    target: TargetOption = "onnxruntime-cpu",
+    params: ParamsOption = Path("params.yaml"),
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON event per line.")] = False,
+    debug: DebugOption = False,
+) -> None:
+    """Every alias change of a registered model (promote, rollback, refused, unrecorded)."""
+    apply_quiet_defaults()
+    from edgeproof.tracking.audit import read_history
+
+    try:
+        _, store, name = _registered(params, model, target)
+        events = read_history(store, name)
+    except EdgeproofError as exc:
+        raise _fail(exc, debug) from None
+    if as_json:
+        sys.stdout.write("".join(e.model_dump_json() + "\n" for e in events))
+        return
+    if not events:
+        out.print(f"{name}: no alias history recorded", markup=False)
+        return
+    out.print(f"{name}: alias history (oldest first)", markup=False)
+    for e in events:
+        out.print(
+            f"#{e.seq} {e.time} {e.action} {e.alias} {e.from_version or '-'} -> "
+            f"{e.to_version or '-'} by {e.actor} (run {e.run or '-'}): {e.reason}",
+            markup=False,
+        )
+
+
+@app.command()
+def rollback(
+    target: TargetOption,
+    reason: Annotated[str, typer.Option("--reason", help="Why; kept in the history.")],
+    to: Annotated[
+        str | None, typer.Option("--to", help="Version (default: the previous champion).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Allow a version that never passed its gates.")
+    ] = False,
+    model: Annotated[str | None, typer.Option("--model", help="Default: model.name.")] = None,
+    params: ParamsOption = Path("params.yaml"),
+    debug: DebugOption = False,
+) -> None:
+    """Move ``champion`` back to the previous champion (or --to a version), audited."""
+    apply_quiet_defaults()
+    from edgeproof.tracking.champion import rollback as rollback_champion
+
+    try:
+        loaded, store, name = _registered(params, model, target)
+        event = rollback_champion(
+            store,
+            loaded.registry,
+            name,
+            reason=reason,
+            to_version=to,
+            force=force,
+            run=f"cli:{_trigger()}",
+        )
+    except EdgeproofError as exc:
+        raise _fail(exc, debug) from None
+    out.print(
+        f"{name}: {event.alias} {event.from_version} -> {event.to_version} "
+        f"(history #{event.seq}: {event.reason})",
+        markup=False,
+    )
+
+
+@app.command("verify-champion")
+def verify_champion(
+    target: TargetOption = "onnxruntime-cpu",
+    params: ParamsOption = Path("params.yaml"),
+    max_speedup_loss: Annotated[
+        float, typer.Option("--max-speedup-loss", help="Tolerated fall of the speedup CI.")
+    ] = 0.1,
+    no_rollback: Annotated[
+        bool, typer.Option("--no-rollback", help="Report a regression, do not roll back.")
+    ] = False,
+    debug: DebugOption = False,
+) -> None:
+    """Re-measure the champion against its evidence; roll back on a clear regression.
+
+    Exit 0 healthy (or no champion), 1 regressed, 2 error."""
+    apply_quiet_defaults()
+    from edgeproof.records import ChampionRecheck
+    from edgeproof.resolve import resolve_inputs
+
+    try:
+        resolve_inputs(params, [target])
+        from flows.verify_champion import verify_champion as flow
+
+        raw = flow(
+            target=target,
+            params_file=str(params),
+            max_speedup_loss=max_speedup_loss,
+            rollback_on_regression=not no_rollback,
+        )
+    except EdgeproofError as exc:
+        raise _fail(exc, debug) from None
+    result = ChampionRecheck.model_validate(raw)
+    from flows.verify_champion import recheck_markdown
+
+    out.print(recheck_markdown(result), markup=False)
+    raise typer.Exit(1 if result.status == "regressed" else 0)
+
+
+@app.command("verify-evidence")
+def verify_evidence(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="evidence.json, an MLflow run id, or models:/NAME@ALIAS or models:/NAME/VERSION."
+        ),
+    ],
+    root: Annotated[Path, typer.Option("--root", help="Project folder of the inputs.")] = Path(),
+    model_dir: Annotated[
+        Path | None, typer.Option("--model-dir", help="Model files (default: beside the json).")
+    ] = None,
+    params: ParamsOption = Path("params.yaml"),
+    debug: DebugOption = False,
+) -> None:
+    """Re-hash a verdict's model, data and params against its evidence.json (exit 1 if not)."""
+    import tempfile
+
+    from edgeproof.tracking.evidence import verify_evidence as verify
+
+    apply_quiet_defaults()
+    try:
+        with tempfile.TemporaryDirectory(prefix="edgeproof-evidence-") as tmp:
+            evidence, models = _load_evidence(source, model_dir, params, Path(tmp))
+            checks = verify(evidence, root, models)
+    except (EdgeproofError, ValueError, OSError) as exc:
+        raise _fail(exc, debug) from None
+    for check in checks:
+        out.print(check.line(), markup=False)
+    bad = [c for c in checks if not c.ok]
+    verdict = evidence["verdict"]["status"]
+    out.print(
+        f"{evidence['target']}/{evidence['candidate']} (verdict {verdict}): "
+        + (f"{len(bad)} of {len(checks)} files do not match" if bad else "all files match"),
+        markup=False,
+    )
+    raise typer.Exit(1 if bad else 0)
+
+
+def _load_evidence(
+    source: str, model_dir: Path | None, params: Path, scratch: Path
+) -> tuple[dict, Path]:
+    """(evidence, folder of its model files), from a file or from MLflow."""
+    from edgeproof.tracking.evidence import EVIDENCE_FILE
+    from edgeproof.tracking.run_log import MODEL_ARTIFACT_DIR
+
+    local = Path(source)
+    if local.is_file():
+        evidence = json.loads(local.read_text(encoding="utf-8"))
+        return evidence, model_dir or local.parent / MODEL_ARTIFACT_DIR
+    from edgeproof.config import load_params
+    from edgeproof.tracking.mlflow_store import MlflowStore
+
+    store = MlflowStore(load_params(params).tracking)
+    run_id = source
+    if source.startswith("models:/"):
+        spec = source.removeprefix("models:/")
+        if "@" in spec:
+            name, alias = spec.rsplit("@", 1)
+            run_id = store.version_run_id(name, alias=alias)
+        elif "/" in spec:
+            name, version = spec.rsplit("/", 1)
+            run_id = store.version_run_id(name, version=version)
+        else:
+            raise EdgeproofError(f"{source}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
+    evidence_path = store.download(run_id, EVIDENCE_FILE, scratch)
+    evidence = json.loads(evidence_path.read_text(encoding="utf-8"))
+    if model_dir is None:
+        model_dir = store.download(run_id, MODEL_ARTIFACT_DIR, scratch)
+    return evidence, model_dir
 
 
 @example_app.command("prepare")

@@ -213,12 +213,28 @@ class GatesConfig(StrictModel):
     objective: Literal["median_latency", "p90_latency", "size", "peak_rss"] = "median_latency"
 
 
+class ChampionCompare(StrictModel):
+    """Re-measure the current champion beside the winner; a clear regression is not promoted.
+
+    "Worse" needs the whole confidence interval past the tolerance: the winner is slower
+    (speedup vs champion CI below ``1 - max_slowdown``) or less accurate (accuracy drop CI
+    above ``max_accuracy_drop``). Within noise, the winner is promoted.
+    """
+
+    enabled: bool = True
+    max_slowdown: Fraction = 0.02  # per-process layout effects; A/A runs measure ~0.1%
+    max_accuracy_drop: Fraction = 0.0
+
+
 class RegistryConfig(StrictModel):
     """MLflow model registry naming and aliases (stages are deprecated: aliases only)."""
 
     model_name: str = "{model}.{target}"
     champion_alias: str = "champion"
     challenger_alias: str = "challenger"
+    lock_timeout_seconds: PositiveFloat = 120.0  # wait this long for another run's alias move
+    lock_stale_seconds: PositiveFloat = 900.0  # a lock older than this was left by a dead run
+    compare_with_champion: ChampionCompare = ChampionCompare()
 
     @model_validator(mode="after")
     def _distinct_aliases(self) -> RegistryConfig:

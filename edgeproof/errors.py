@@ -27,3 +27,11 @@ class MeasurementError(EdgeproofError):
 
 class TrackingError(EdgeproofError):
     """The MLflow store cannot be reached or written."""
+
+
+class RegistryConflict(EdgeproofError):
+    """Another run moved an alias, or holds the registry lock, while this one worked."""
+
+
+class RegistryRefused(EdgeproofError):
+    """A registry change asked for is not allowed (unknown version, never gated, ...)."""

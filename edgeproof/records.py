@@ -151,6 +151,33 @@ class CandidateOutcome(Record):
     error: str | None = None
 
 
+class ChampionComparison(Record):
+    """The winner re-measured against the current champion, in the same run and machine."""
+
+    registered_model: str
+    champion_version: str
+    status: Literal["not-worse", "worse", "identical", "error"]
+    checks: tuple[Check, ...] = ()
+    summary: CandidateSummary | None = None  # the winner, with the champion as baseline
+    reason: str
+
+
+class ChampionRecheck(Record):
+    """The deployed champion re-measured against its recorded evidence (verify-champion)."""
+
+    target: str
+    registered_model: str
+    version: str | None  # None: no champion to check
+    status: Literal["healthy", "regressed", "no-champion"]
+    reasons: tuple[str, ...] = ()
+    recorded_speedup: Estimate | None = None
+    speedup_now: Estimate | None = None
+    verdict_now: Verdict | None = None
+    rolled_back_to: str | None = None
+    rollback_refused: str | None = None  # why a wanted rollback did not happen
+    mlflow_run_id: str | None = None
+
+
 class TargetOutcome(Record):
     """One target's candidates, the chosen winner (if any) and why."""
 
@@ -162,6 +189,7 @@ class TargetOutcome(Record):
     winner: str | None = None
     status: Literal["pass", "blocked", "unavailable", "error"]
     plots: tuple[str, ...] = ()  # PNG file names, in the target's MLflow run and the report
+    champion: ChampionComparison | None = None  # None: no champion yet, or comparison off
 
 
 class Lineage(Record):
@@ -197,6 +225,7 @@ class Promotion(Record):
     champion_after: str | None = None
     challenger: str | None = None
     moved: bool = False
+    refused: bool = False  # a passing winner whose champion move was refused (conflict)
     reason: str
 
 

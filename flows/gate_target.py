@@ -1,6 +1,7 @@
 """Prefect flow ``gate-target``: one target, on the runner that has its hardware.
 
-optimize -> measure -> evaluate + decide + select -> track. The parent flow
+optimize -> measure -> evaluate + decide + select -> re-measure the current champion beside
+the winner (a clear regression blocks promotion) -> track. The parent flow
 ``quality-gate`` runs it in-process when embedded; as a deployment it runs on the target's
 own work pool. It resolves its inputs itself (the runner has its own checkout) and returns
 JSON: the target's outcome and the MLflow run id of each candidate.
@@ -21,13 +22,17 @@ from edgeproof.errors import EdgeproofError
 from edgeproof.judge import judge_target, latency_inconclusive
 from edgeproof.measure.harness import MeasureJob, TargetMeasurements, extended, measure_target
 from edgeproof.optimize import build_candidates
-from edgeproof.records import Candidate, CandidateOutcome, TargetOutcome
+from edgeproof.records import Candidate, CandidateOutcome, ChampionComparison, TargetOutcome
 from edgeproof.report.plots import latency_plot
 from edgeproof.resolve import ResolvedInputs, resolve_inputs
 from edgeproof.runtime_env import apply_quiet_defaults
 from edgeproof.targets.registry import make_target
+from edgeproof.tracking.champion_model import fetch_champion, same_files
+from edgeproof.tracking.evidence import EvidenceContext
 from edgeproof.tracking.mlflow_store import MlflowStore
 from edgeproof.tracking.run_log import log_target
+from gates.champion import compare_with_champion
+from gates.select import incumbent_ties
 
 
 @task(name="optimize", cache_policy=NO_CACHE)
@@ -75,6 +80,100 @@ def decide(
     return judge_target(target_name, baseline, candidates, failed, measured, labels, inputs.params)
 
 
+@task(name="fetch-champion", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=3)
+def fetch_champion_model(
+    inputs: ResolvedInputs, winner: Candidate, workdir: Path
+) -> tuple[str, str, Candidate] | None:
+    store = MlflowStore(inputs.params.tracking)
+    model = inputs.params.model.name
+    return fetch_champion(store, inputs.params.registry, model, winner, workdir)
+
+
+@task(name="compare-champion", cache_policy=NO_CACHE)
+def compare_champion(
+    inputs: ResolvedInputs,
+    outcome: TargetOutcome,
+    champion: tuple[str, str, Candidate],
+    winner: Candidate,
+    measured: TargetMeasurements,
+) -> TargetOutcome:
+    """The winner judged with the champion as its baseline; a clear regression blocks."""
+    name, version, champ = champion
+    labels = inputs.load_eval().labels
+    rematch = judge_target(outcome.target, champ, [winner], [], measured, labels, inputs.params)
+    mine = next((o for o in rematch.outcomes if o.candidate.name == winner.name), None)
+    if mine is None or mine.summary is None:
+        why = (mine.error if mine else None) or rematch.reason or "not measured"
+        versus = ChampionComparison(
+            registered_model=name,
+            champion_version=version,
+            status="error",
+            reason=f"could not compare {winner.name} with champion v{version}: {why}",
+        )
+        return outcome.model_copy(
+            update={"champion": versus, "status": "error", "reason": versus.reason}
+        )
+    config = inputs.params.registry.compare_with_champion
+    versus = compare_with_champion(winner.name, mine.summary, name, version, config)
+    update: dict[str, Any] = {"champion": versus}
+    if versus.status == "worse":
+        update["status"] = "blocked"
+    return outcome.model_copy(update=update)
+
+
+def _champion_twin(
+    inputs: ResolvedInputs, outcome: TargetOutcome, built: list[Candidate], champ: Candidate
+) -> Candidate | None:
+    """This run's passing candidate with the champion's bytes, if it ties with the winner."""
+    results = {o.candidate.name: o for o in outcome.outcomes}
+    best = results[outcome.winner].summary if outcome.winner else None
+    for cand in built:
+        mine = results.get(cand.name)
+        if mine is None or mine.summary is None or mine.verdict.status != "pass" or best is None:
+            continue
+        if same_files(champ, cand):
+            tie = incumbent_ties(best, mine.summary, inputs.params.gates.objective)
+            return cand if tie else None
+    return None
+
+
+def versus_champion(
+    inputs: ResolvedInputs, outcome: TargetOutcome, built: list[Candidate], workdir: Path
+) -> TargetOutcome:
+    """Re-measure the current champion beside the winner (same run, same machine)."""
+    if not inputs.params.registry.compare_with_champion.enabled or outcome.winner is None:
+        return outcome
+    winner = next(c for c in built if c.name == outcome.winner)
+    champion = fetch_champion_model(inputs, winner, workdir / "champion")
+    if champion is None:
+        return outcome
+    name, version, champ = champion
+    twin = _champion_twin(inputs, outcome, built, champ)
+    if twin is not None and twin.name != winner.name:
+        winner = twin
+        outcome = outcome.model_copy(
+            update={
+                "winner": twin.name,
+                "reason": f"{twin.name} is the champion's bytes and within noise of "
+                f"{outcome.winner} on {inputs.params.gates.objective}: a tie goes to the "
+                f"champion ({outcome.reason})",
+            }
+        )
+    if same_files(champ, winner):
+        versus = ChampionComparison(
+            registered_model=name,
+            champion_version=version,
+            status="identical",
+            reason=f"{winner.name} is byte-identical to champion v{version}",
+        )
+        return outcome.model_copy(update={"champion": versus})
+    get_run_logger().info(
+        "%s: measuring %s against champion v%s", outcome.target, winner.name, version
+    )
+    measured = measure(inputs, outcome.target, champ, [winner], workdir / "vs-champion")
+    return compare_champion(inputs, outcome, champion, winner, measured)
+
+
 @task(name="track", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=3)
 def track(
     inputs: ResolvedInputs,
@@ -85,7 +184,16 @@ def track(
     plot_dir: Path,
 ) -> tuple[str, dict[str, str]]:
     store = MlflowStore(inputs.params.tracking)
-    return log_target(store, experiment_id, parent_run_id, outcome, measured, plot_dir)
+    evidence = EvidenceContext(
+        pipeline_run_id=parent_run_id,
+        target=outcome.target,
+        lineage=inputs.lineage,
+        root=inputs.root,
+        params_file=inputs.params_file,
+        eval_data=inputs.eval_data,
+        calibration_data=inputs.calibration_data,
+    )
+    return log_target(store, experiment_id, parent_run_id, outcome, measured, evidence, plot_dir)
 
 
 @task(name="plot", cache_policy=NO_CACHE)
@@ -133,6 +241,7 @@ def gate_target(
                     newer = measure(inputs, target, baseline, retry, workdir, longer)
                     measured = measured.replacing(newer, again)
                     outcome = decide(inputs, target, baseline, built, failed, measured)
+                outcome = versus_champion(inputs, outcome, built, workdir)
             except EdgeproofError as exc:  # the baseline itself failed: this target errs
                 outcome = TargetOutcome(
                     target=target, available=True, reason=str(exc), status="error"

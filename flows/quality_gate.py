@@ -39,23 +39,42 @@ from edgeproof.tracking.run_log import PLOTS_DIR
 from flows.gate_target import gate_target
 
 
-def run_status(outcomes: list[TargetOutcome]) -> RunStatus:
-    """error if any target erred or none could run; blocked if any gate blocked."""
+def run_status(outcomes: list[TargetOutcome], promotions: list[Promotion]) -> RunStatus:
+    """error if any target erred or none could run; blocked if any gate blocked or a
+    passing winner's champion move was refused (another run moved it meanwhile)."""
     statuses = {o.status for o in outcomes}
     if "error" in statuses or statuses <= {"unavailable"}:
         return "error"
-    return "blocked" if "blocked" in statuses else "pass"
+    refused = any(p.refused for p in promotions)
+    return "blocked" if "blocked" in statuses or refused else "pass"
+
+
+def champions_now(inputs: ResolvedInputs) -> dict[str, str | None]:
+    """Each target's champion version now: what its promotion will compare-and-set against."""
+    store = MlflowStore(inputs.params.tracking)
+    registry = inputs.params.registry
+    return {
+        target: store.alias_version(
+            registry.registered_name(inputs.params.model.name, target), registry.champion_alias
+        )
+        for target in inputs.targets
+    }
 
 
 @task(name="start-tracking", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=3)
-def start_tracking(inputs: ResolvedInputs, run_name: str, trigger: str) -> tuple[str, str]:
+def start_tracking(
+    inputs: ResolvedInputs, run_name: str, trigger: str
+) -> tuple[str, str, dict[str, str | None]]:
+    """Parent MLflow run (lineage tags) and the champions this run started with."""
     store = MlflowStore(inputs.params.tracking)
     experiment_id = store.experiment(inputs.params.model.name)
+    champions = champions_now(inputs)
     tags = {
         **lineage_tags(inputs.lineage),
         "edgeproof.level": "pipeline",
         "edgeproof.trigger": trigger,
         "edgeproof.targets": ",".join(inputs.targets),
+        **{f"edgeproof.champion_at_start.{t}": v or "none" for t, v in champions.items()},
     }
     if inputs.warnings:
         tags["edgeproof.warnings"] = "; ".join(inputs.warnings)[:5000]
@@ -64,7 +83,7 @@ def start_tracking(inputs: ResolvedInputs, run_name: str, trigger: str) -> tuple
         run_id, params={"model.path": inputs.params.model.path, "targets": ",".join(inputs.targets)}
     )
     store.log_artifact(run_id, inputs.params_file)
-    return experiment_id, run_id
+    return experiment_id, run_id, champions
 
 
 @task(name="validate-data", cache_policy=NO_CACHE)
@@ -94,16 +113,20 @@ def validate(inputs: ResolvedInputs, parent_run_id: str) -> DataGateResult:
 
 @task(name="promote", cache_policy=NO_CACHE)
 def promote_winners(
-    inputs: ResolvedInputs, run: RunInfo, results: list[dict[str, Any]]
+    inputs: ResolvedInputs,
+    run: RunInfo,
+    results: list[dict[str, Any]],
+    champions: dict[str, str | None],
 ) -> list[Promotion]:
     store = MlflowStore(inputs.params.tracking)
+    registry = inputs.params.registry
     promotions = []
     for result in results:
         outcome = TargetOutcome.model_validate(result["outcome"])
         if outcome.status in ("pass", "blocked"):
-            promotions.append(
-                promote(store, inputs.params.registry, run, outcome, result["candidate_runs"])
-            )
+            runs = result["candidate_runs"]
+            champion = champions.get(outcome.target)
+            promotions.append(promote(store, registry, run, outcome, runs, champion))
     return promotions
 
 
@@ -159,7 +182,7 @@ def quality_gate(
     logger = get_run_logger()
     inputs = resolve_inputs(Path(params_file), targets)
     run_name = new_run_name(inputs.params.model.name, inputs.lineage.git_sha)
-    experiment_id, parent_id = start_tracking(inputs, run_name, trigger)
+    experiment_id, parent_id, champions = start_tracking(inputs, run_name, trigger)
     run = RunInfo(
         run_name=run_name,
         model=inputs.params.model.name,
@@ -191,8 +214,8 @@ def quality_gate(
                 logger.info("gating target %s", name)
                 results.append(gate_target(str(inputs.params_file), name, experiment_id, parent_id))
             outcomes = [TargetOutcome.model_validate(r["outcome"]) for r in results]
-            status = run_status(outcomes)
-            promotions = promote_winners(inputs, run, results)
+            promotions = promote_winners(inputs, run, results, champions)
+            status = run_status(outcomes, promotions)
             result = RunResult(
                 run=run,
                 status=status,

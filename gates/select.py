@@ -43,3 +43,25 @@ def select_winner(
         runner = ranked[1]
         why += f" (runner-up {runner.candidate} {key(runner):.3g} {unit})"
     return best.candidate, why
+
+
+def _interval(summary: CandidateSummary, objective: str) -> tuple[float, float]:
+    """The objective's confidence interval (a point for deterministic quantities)."""
+    if objective == "median_latency":
+        return summary.median_ms.low, summary.median_ms.high
+    if objective == "p90_latency":
+        return summary.p90_ms.low, summary.p90_ms.high
+    value = OBJECTIVES[objective][2](summary)
+    return value, value
+
+
+def incumbent_ties(winner: CandidateSummary, incumbent: CandidateSummary, objective: str) -> bool:
+    """True when the winner is not clearly better than the incumbent on ``objective``.
+
+    The incumbent (this run's candidate that is byte-identical to the current champion) is
+    kept unless the winner's whole interval lies below the incumbent's (lower is better),
+    so a winner picked by noise among equals does not register a new version on every push.
+    """
+    _, win_high = _interval(winner, objective)
+    inc_low, _ = _interval(incumbent, objective)
+    return not win_high < inc_low  # lower is better for every objective

@@ -38,9 +38,17 @@ def tool_env(project: Path) -> dict[str, str]:
     return env
 
 
-def run(args: list[str], cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str], cwd: Path, timeout: float = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a command in ``cwd`` with ``tool_env`` plus ``env``; output captured."""
     return subprocess.run(
-        args, cwd=cwd, env=tool_env(cwd), capture_output=True, text=True, timeout=timeout
+        args,
+        cwd=cwd,
+        env={**tool_env(cwd), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 

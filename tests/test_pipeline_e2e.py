@@ -8,9 +8,13 @@ gate fails leaves the alias where it was; bad input changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
+import sqlite3
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +22,15 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.example_project import (
+    BIN,
     build_example_project,
     check,
     load_params_dict,
     run,
+    tool_env,
     write_params,
 )
+from tests.mlflow_server import MlflowServer
 
 pytestmark = pytest.mark.slow
 MODEL = "digits-cnn"
@@ -104,7 +111,7 @@ def test_run_tracks_registers_and_promotes(project: Path) -> None:
         assert r.data.metrics["latency_p50_ms_low"] <= r.data.metrics["latency_p50_ms"]
         assert "accuracy" in r.data.metrics and "top1_agreement" in r.data.metrics
         files = {f.path for f in client.list_artifacts(r.info.run_id)}
-        assert {"model", "verdict.json", "measurements"} <= files
+        assert {"model", "verdict.json", "measurements", "evidence.json"} <= files
     static = next(
         r for r in candidates if r.data.tags["edgeproof.candidate"] == "static-qdq-minmax"
     )
@@ -122,6 +129,124 @@ def test_run_tracks_registers_and_promotes(project: Path) -> None:
     winner_run = next(r for r in candidates if r.data.tags["edgeproof.candidate"] == winner)
     assert champion.run_id == winner_run.info.run_id
     assert champion.tags["edgeproof.gates"] == "pass"
+
+
+def test_champion_history_and_evidence(project: Path) -> None:
+    """The promotion is in the registry's history; its evidence re-verifies, and a
+    changed input file is caught."""
+    shown = run(["edgeproof", "history", "--json"], project, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    (event,) = [json.loads(line) for line in shown.stdout.splitlines()]
+    assert (event["action"], event["from_version"], event["to_version"]) == ("promote", None, "1")
+    assert event["run"].startswith(f"{MODEL}-") and "passed every gate" in event["reason"]
+
+    source = f"models:/{REGISTERED}@champion"
+    ok = run(["edgeproof", "verify-evidence", source], project, timeout=120)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.count("\nok ") + ok.stdout.startswith("ok ") == 4  # model, params, 2 data
+    assert "(verdict pass): all files match" in ok.stdout
+    calibration = project / "data" / "splits" / "calibration.npz"
+    original = calibration.read_bytes()
+    try:
+        calibration.write_bytes(original + b"\0")
+        bad = run(["edgeproof", "verify-evidence", source], project, timeout=120)
+    finally:
+        calibration.write_bytes(original)
+    assert bad.returncode == 1
+    assert "MISMATCH  calibration_data: data/splits/calibration.npz" in bad.stdout
+    assert "1 of 4 files do not match" in bad.stdout
+
+
+def _versions(client: MlflowClient) -> int:
+    return len(client.search_model_versions(f"name='{REGISTERED}'"))
+
+
+def _champion(client: MlflowClient) -> str:
+    return str(client.get_model_version_by_alias(REGISTERED, "champion").version)
+
+
+def _only_recipe(project: Path, recipe: str) -> str:
+    """A params file whose target builds one recipe only; its file name."""
+    params = load_params_dict(project)
+    section = params["targets"]["onnxruntime-cpu"]
+    section["recipes"] = [r for r in section["recipes"] if r["name"] == recipe]
+    name = f"params-{recipe}.yaml"
+    write_params(project / name, params)
+    return name
+
+
+def test_an_unchanged_winner_registers_nothing(project: Path) -> None:
+    client = _client(project)
+    versions, champion = _versions(client), _champion(client)
+    done = _edgeproof(project)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"is byte-identical to champion v{champion}" in done.stdout
+    assert _versions(client) == versions and _champion(client) == champion
+
+
+def test_a_winner_slower_than_the_champion_is_not_promoted(project: Path) -> None:
+    """dynamic-int8 clears this project's (speed-free) gates but is far slower than the
+    static-int8 champion when both are measured here, interleaved."""
+    client = _client(project)
+    versions, champion = _versions(client), _champion(client)
+    name = _only_recipe(project, "dynamic-int8")
+    done = run(["edgeproof", "run", "--params", name], project, timeout=900)
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"dynamic-int8 is worse than champion v{champion}: speedup vs champion" in done.stdout
+    assert _versions(client) == versions and _champion(client) == champion
+    exp = client.get_experiment_by_name(MODEL)
+    (target_run,) = client.search_runs(
+        [exp.experiment_id], "tags.`edgeproof.champion.comparison` = 'worse'", max_results=5
+    )
+    assert target_run.data.metrics["vs_champion.speedup_high"] < 1.0
+
+
+def test_a_different_winner_within_noise_is_promoted(project: Path) -> None:
+    """The other static recipe (minmax vs percentile calibration) gives other bytes but
+    the same speed and accuracy: not worse than the champion beyond noise, so promoted."""
+    client = _client(project)
+    versions, champion = _versions(client), _champion(client)
+    held = client.get_model_version(REGISTERED, champion).tags["edgeproof.candidate"]
+    other = "static-qdq-percentile" if held == "static-qdq-minmax" else "static-qdq-minmax"
+    done = run(["edgeproof", "run", "--params", _only_recipe(project, other)], project)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"{other} is not worse than champion v{champion} beyond noise" in done.stdout
+    assert _versions(client) == versions + 1
+    assert _champion(client) == str(versions + 1)
+
+
+def test_verify_champion_healthy_then_a_regression_rolls_back(project: Path) -> None:
+    client = _client(project)
+    champion = _champion(client)
+    healthy = run(["edgeproof", "verify-champion"], project, timeout=900)
+    assert healthy.returncode == 0, healthy.stdout[-3000:] + healthy.stderr[-3000:]
+    assert f"verify-champion {REGISTERED}: ✅ healthy" in healthy.stdout
+    assert _champion(client) == champion
+
+    params = load_params_dict(project)
+    params["gates"]["latency"]["min_speedup"] = 50.0  # the device "got slower": gate now fails
+    write_params(project / "params-slow-device.yaml", params)
+    command = ["edgeproof", "verify-champion", "--params", "params-slow-device.yaml"]
+    regressed = run(command, project, timeout=900)
+    assert regressed.returncode == 1, regressed.stdout[-3000:] + regressed.stderr[-3000:]
+    assert "❌ regressed" in regressed.stdout
+    assert "latency.min_speedup now fails: speedup" in regressed.stdout
+    previous = str(int(champion) - 1)
+    assert f"`champion` rolled back to v{previous}" in regressed.stdout
+    assert _champion(client) == previous
+    shown = run(["edgeproof", "history", "--json"], project, timeout=120)
+    last = json.loads(shown.stdout.splitlines()[-1])
+    assert (last["action"], last["from_version"], last["to_version"]) == (
+        "rollback",
+        champion,
+        previous,
+    )
+    assert last["reason"].startswith("verify-champion: latency.min_speedup now fails")
+    exp = client.get_experiment_by_name(MODEL)
+    checks = client.search_runs(
+        [exp.experiment_id], "tags.`edgeproof.level` = 'verify-champion'", max_results=10
+    )
+    assert sorted(r.data.tags["edgeproof.status"] for r in checks) == ["healthy", "regressed"]
 
 
 def test_blocked_gate_leaves_the_champion(project: Path) -> None:
@@ -218,3 +343,77 @@ def test_files_out_of_sync_with_dvc_lock_are_refused(project: Path) -> None:
     finally:
         model.write_bytes(original)
     check(["dvc", "status", "-q"], project)
+
+
+def _target_runs(db: Path) -> int:
+    """Target runs in a tracking store's sqlite file (read-only; 0 while it is locked)."""
+    query = "select count(*) from tags where key = 'edgeproof.level' and value = 'target'"
+    with (
+        contextlib.suppress(sqlite3.Error),
+        contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn,
+    ):
+        return int(conn.execute(query).fetchone()[0])
+    return 0
+
+
+def _wait_for_new_target_run(
+    db: Path, before: int, proc: subprocess.Popen[str], timeout: float
+) -> None:
+    """Until the run being tracked has created its target run (it is logging candidates)."""
+    deadline = time.monotonic() + timeout
+    while _target_runs(db) <= before:
+        assert proc.poll() is None, "the run ended before the server could be killed"
+        assert time.monotonic() < deadline, "no target run appeared"
+        time.sleep(0.02)
+
+
+def test_against_an_mlflow_server_killed_mid_run(project: Path, tmp_path: Path) -> None:
+    """A real `mlflow server` as the store: a run promotes through it; a server killed
+    while the next run logs its candidates gives a clean error and no half promotion."""
+    for recipe in ("static-qdq-minmax", "static-qdq-percentile"):
+        _only_recipe(project, recipe)
+    server = MlflowServer(tmp_path / "server").start()
+    env = {"MLFLOW_TRACKING_URI": server.uri, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1"}
+    try:
+        first = run(
+            ["edgeproof", "run", "--params", "params-static-qdq-minmax.yaml"], project, env=env
+        )
+        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+        client = MlflowClient(tracking_uri=server.uri, registry_uri=server.uri)
+        assert _champion(client) == "1"
+
+        # other bytes, within noise: this run would promote v2 if the server stayed up
+        command = [str(BIN / "edgeproof"), "run", "--params", "params-static-qdq-percentile.yaml"]
+        db = server.folder / "mlflow.db"
+        before = _target_runs(db)
+        assert before == 1
+        logs = {name: tmp_path / f"second.{name}" for name in ("out", "err")}
+        with logs["out"].open("w") as out_file, logs["err"].open("w") as err_file:
+            second = subprocess.Popen(
+                command,
+                cwd=project,
+                env={**tool_env(project), **env},
+                stdout=out_file,  # files, not pipes: nobody reads them until it ends
+                stderr=err_file,
+            )
+            _wait_for_new_target_run(db, before, second, timeout=600)
+            server.kill()
+            second.wait(timeout=600)
+        out, err = (logs[name].read_text() for name in ("out", "err"))
+    finally:
+        server.kill()
+    assert second.returncode == 2, out[-3000:] + err[-3000:]
+    errors = [line for line in err.splitlines() if line.startswith("edgeproof: error: ")]
+    assert len(errors) == 1 and errors[0].startswith("edgeproof: error: MLflow: cannot "), err
+
+    restarted = MlflowServer(server.folder).start()
+    try:
+        client = MlflowClient(tracking_uri=restarted.uri, registry_uri=restarted.uri)
+        assert _champion(client) == "1" and _versions(client) == 1
+        assert client.search_registered_models(f"name = '{REGISTERED}.edgeproof-lock'") == []
+        shown = run(
+            ["edgeproof", "history", "--json"], project, env={"MLFLOW_TRACKING_URI": restarted.uri}
+        )
+        assert [json.loads(line)["action"] for line in shown.stdout.splitlines()] == ["promote"]
+    finally:
+        restarted.stop()

@@ -57,6 +57,7 @@ def _row(outcome: CandidateOutcome, winner: str | None) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+_CHAMPION_ICONS = {"not-worse": "✅", "identical": "🟰", "worse": "❌", "error": "💥"}
 _HEADER = (
     "| candidate | precision | accuracy % | drop (pt) | top-1 agree % | mean KL | max logit err "
     "| p50 ms | p90 ms | speedup | peak RSS MB | size MB | verdict |\n"
@@ -75,6 +76,12 @@ def _target_section(outcome: TargetOutcome, promotion: Promotion | None) -> list
         lines.append(f"Winner: **{outcome.winner}** — {outcome.reason}")
     else:
         lines.append(f"No winner: {outcome.reason}")
+    if outcome.champion is not None:
+        icon = _CHAMPION_ICONS.get(outcome.champion.status, "")
+        lines += [
+            "",
+            f"Against the current champion (re-measured here): {icon} {outcome.champion.reason}",
+        ]
     checks = [
         f"| `{o.candidate.name}` | {c.name} | {_ICONS.get(c.status, c.status)} | {c.message} |"
         for o in outcome.outcomes
@@ -110,6 +117,8 @@ def _promotion_text(p: Promotion) -> str:
     if p.moved:
         was = f" (was v{p.champion_before})" if p.champion_before else " (first champion)"
         return f"registered v{p.version}; `champion` → v{p.version}{was}"
+    if p.refused:
+        return f"registered v{p.version} (`challenger`); ⚠️ `champion` not moved: {p.reason}"
     return p.reason
 
 

@@ -144,3 +144,88 @@ class MlflowStore:
     def set_alias(self, name: str, alias: str, version: str) -> None:
         with _mlflow_errors(f"set alias {alias!r} of {name!r}"):
             self.client.set_registered_model_alias(name, alias, version)
+
+    def create_model_if_absent(self, name: str, tags: Mapping[str, str], description: str) -> bool:
+        """Create registered model ``name``; False when it exists already (atomic in MLflow)."""
+        from mlflow.exceptions import MlflowException
+
+        with _mlflow_errors(f"create registered model {name!r}"):
+            try:
+                self.client.create_registered_model(name, tags=dict(tags), description=description)
+            except MlflowException as exc:
+                if exc.error_code == "RESOURCE_ALREADY_EXISTS":
+                    return False
+                raise
+            return True
+
+    def delete_model(self, name: str) -> None:
+        """Delete registered model ``name``; nothing when it is gone already."""
+        from mlflow.exceptions import MlflowException
+
+        with _mlflow_errors(f"delete registered model {name!r}"):
+            try:
+                self.client.delete_registered_model(name)
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+
+    def download(self, run_id: str, path: str, dest: Path) -> Path:
+        """Download artifact ``path`` (file or folder) of a run into ``dest``."""
+        with _mlflow_errors(f"download {path} of run {run_id}"):
+            return Path(self.client.download_artifacts(run_id, path, str(dest)))
+
+    def version_run_id(
+        self, name: str, version: str | None = None, alias: str | None = None
+    ) -> str:
+        """The run that produced version ``version`` (or the one ``alias`` points at)."""
+        what = f"{name}@{alias}" if alias else f"{name}/{version}"
+        with _mlflow_errors(f"find model version {what}"):
+            if alias:
+                found = self.client.get_model_version_by_alias(name, alias)
+            else:
+                found = self.client.get_model_version(name, str(version))
+            if not found.run_id:
+                raise TrackingError(f"MLflow: model version {what} has no source run")
+            return str(found.run_id)
+
+    def baseline_beside(self, run_id: str) -> str | None:
+        """The baseline candidate run of the same target run as candidate run ``run_id``."""
+        with _mlflow_errors(f"read run {run_id}"):
+            run = self.client.get_run(run_id)
+            parent = run.data.tags.get(PARENT_TAG)
+            if parent is None:
+                return None
+            found = self.client.search_runs(
+                [run.info.experiment_id],
+                f"tags.`{PARENT_TAG}` = '{parent}' and tags.`edgeproof.baseline` = 'true'",
+                max_results=1,
+            )
+            return found[0].info.run_id if found else None
+
+    def registered_model_tags(self, name: str) -> dict[str, str]:
+        """Tags of the registered model ``name``; empty when there is no such model."""
+        from mlflow.exceptions import MlflowException
+
+        with _mlflow_errors(f"read registered model {name!r}"):
+            try:
+                return dict(self.client.get_registered_model(name).tags)
+            except MlflowException as exc:
+                if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                    return {}
+                raise
+
+    def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
+        with _mlflow_errors(f"tag registered model {name!r}"):
+            self.client.set_registered_model_tag(name, key, value)
+
+    def version_tags(self, name: str, version: str) -> dict[str, str] | None:
+        """Tags of version ``version`` of ``name``; None when there is no such version."""
+        from mlflow.exceptions import MlflowException
+
+        with _mlflow_errors(f"read version {version} of {name!r}"):
+            try:
+                return dict(self.client.get_model_version(name, version).tags)
+            except MlflowException as exc:
+                if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                    return None
+                raise

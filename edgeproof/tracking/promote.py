@@ -1,7 +1,8 @@
 """Register a target's winner and move the registry aliases, after everything is logged.
 
 The winner becomes a new version of ``<model>.<target>`` with alias ``challenger``; alias
-``champion`` moves to it only when it passed every gate (a winner, by definition, did).
+``champion`` moves to it only when it passed every gate (a winner, by definition, did) and
+the champion is still the one this run started with (compare-and-set, ``move_champion``).
 With no winner nothing is registered and no alias moves: the champion stays where it was.
 """
 
@@ -10,7 +11,10 @@ from __future__ import annotations
 import json
 
 from edgeproof.config import RegistryConfig
+from edgeproof.errors import RegistryConflict
 from edgeproof.records import Promotion, RunInfo, TargetOutcome
+from edgeproof.tracking.champion import GATES_TAG, move_champion
+from edgeproof.tracking.champion_model import PRECISION_TAG
 from edgeproof.tracking.mlflow_store import MlflowStore
 from edgeproof.tracking.run_log import MODEL_ARTIFACT_DIR
 
@@ -21,32 +25,62 @@ def promote(
     run: RunInfo,
     outcome: TargetOutcome,
     candidate_runs: dict[str, str],
+    champion_at_start: str | None,
 ) -> Promotion:
     """Register the winner (if any) and move ``challenger`` and ``champion``."""
     name = registry.registered_name(run.model, outcome.target)
-    before = store.alias_version(name, registry.champion_alias)
+    before = champion_at_start
+    where = f"stays at version {before}" if before else "is not set"
+    why_not = None
     if outcome.winner is None:
-        where = f"stays at version {before}" if before else "is not set"
+        why_not = f"no candidate passed every gate; {registry.champion_alias} {where}"
+    elif outcome.champion is not None and outcome.champion.status != "not-worse":
+        kept = "nothing registered" if outcome.champion.status == "identical" else "not promoted"
+        why_not = f"{outcome.champion.reason}; {kept}, {registry.champion_alias} {where}"
+    if why_not is not None:
         return Promotion(
             target=outcome.target,
             registered_model=name,
             champion_before=before,
             champion_after=before,
-            reason=f"no candidate passed every gate; {registry.champion_alias} {where}",
+            reason=why_not,
         )
     winner = next(c for c in outcome.outcomes if c.candidate.name == outcome.winner)
     tags = {
         "edgeproof.run": run.run_name,
         "edgeproof.candidate": outcome.winner,
         "edgeproof.target": outcome.target,
-        "edgeproof.gates": winner.verdict.status,
+        GATES_TAG: winner.verdict.status,
+        PRECISION_TAG: winner.candidate.precision,
         "edgeproof.recipe": json.dumps(winner.candidate.recipe, sort_keys=True),
     }
     if run.lineage.git_sha:
         tags["git.sha"] = run.lineage.git_sha
     version = store.register(name, candidate_runs[outcome.winner], MODEL_ARTIFACT_DIR, tags)
     store.set_alias(name, registry.challenger_alias, version)
-    store.set_alias(name, registry.champion_alias, version)
+    reason = f"{outcome.winner} passed every gate: {outcome.reason}"
+    try:
+        move_champion(
+            store,
+            registry,
+            name,
+            to_version=version,
+            expected=before,
+            action="promote",
+            run=run.run_name,
+            reason=reason,
+        )
+    except RegistryConflict as exc:
+        return Promotion(
+            target=outcome.target,
+            registered_model=name,
+            version=version,
+            champion_before=before,
+            champion_after=store.alias_version(name, registry.champion_alias),
+            challenger=version,
+            refused=True,
+            reason=str(exc),
+        )
     return Promotion(
         target=outcome.target,
         registered_model=name,
@@ -55,5 +89,5 @@ def promote(
         champion_after=version,
         challenger=version,
         moved=True,
-        reason=f"{outcome.winner} passed every gate: {outcome.reason}",
+        reason=reason,
     )

@@ -2,7 +2,9 @@
 
 Candidate runs carry the recipe as params; accuracy, fidelity, latency (with CI bounds),
 throughput, memory and size as metrics; and as artifacts the model file(s), the raw
-measurement samples and the verdict, so any number in a report can be traced to its data.
+measurement samples, the verdict and the evidence bundle (``evidence.json``: hashes of the
+model, data and params, environment, measurements, verdict), so any number in a report can be
+traced to its data.
 """
 
 from __future__ import annotations
@@ -13,6 +15,13 @@ from typing import Any
 
 from edgeproof.measure.harness import TargetMeasurements
 from edgeproof.records import CandidateOutcome, CandidateSummary, Estimate, TargetOutcome
+from edgeproof.tracking.evidence import (
+    EVIDENCE_FILE,
+    EvidenceContext,
+    build_evidence,
+    evidence_json,
+    measurement_record,
+)
 from edgeproof.tracking.mlflow_store import MlflowStore
 
 MODEL_ARTIFACT_DIR = "model"
@@ -66,6 +75,7 @@ def log_target(
     parent_run_id: str,
     outcome: TargetOutcome,
     measured: TargetMeasurements | None,
+    evidence: EvidenceContext,
     plot_dir: Path | None = None,
 ) -> tuple[str, dict[str, str]]:
     """Create the target run and its candidate runs: (target run id, candidate -> run id)."""
@@ -78,13 +88,28 @@ def log_target(
     run_ids: dict[str, str] = {}
     for cand in outcome.outcomes:
         run_ids[cand.candidate.name] = _log_candidate(
-            store, experiment_id, target_run, outcome, cand, measured
+            store, experiment_id, target_run, outcome, cand, measured, evidence
         )
+    metrics: dict[str, float | None] = {"candidates": len(outcome.outcomes)}
+    tags = {"edgeproof.status": outcome.status, "edgeproof.reason": outcome.reason or ""}
+    versus = outcome.champion
+    if versus is not None:
+        tags.update(
+            {
+                "edgeproof.champion.version": versus.champion_version,
+                "edgeproof.champion.comparison": versus.status,
+                "edgeproof.champion.reason": versus.reason[:5000],
+            }
+        )
+        if versus.summary is not None:
+            metrics.update(
+                {f"vs_champion.{k}": v for k, v in summary_metrics(versus.summary).items()}
+            )
     store.log(
         target_run,
         params={"baseline": outcome.baseline, "winner": outcome.winner or "none"},
-        metrics={"candidates": len(outcome.outcomes)},
-        tags={"edgeproof.status": outcome.status, "edgeproof.reason": outcome.reason or ""},
+        metrics=metrics,
+        tags=tags,
     )
     store.log_text(target_run, outcome.model_dump_json(indent=2), "target_outcome.json")
     for name in outcome.plots:
@@ -101,6 +126,7 @@ def _log_candidate(
     outcome: TargetOutcome,
     cand: CandidateOutcome,
     measured: TargetMeasurements | None,
+    evidence: EvidenceContext,
 ) -> str:
     name = cand.candidate.name
     run_id = store.start_run(
@@ -126,15 +152,9 @@ def _log_candidate(
             store.log_artifact(run_id, path, MODEL_ARTIFACT_DIR)
     raw = measured.raw.get(name) if measured else None
     if raw is not None:
-        samples = {
-            "latency_ms": raw.latency_ms.tolist(),
-            "paired_baseline_ms": raw.paired_baseline_ms.tolist(),
-            "block_size": raw.block_size,
-            "throughput_batch": raw.throughput_batch,
-            "throughput_s": raw.throughput_s.tolist(),
-            "environment": raw.environment,
-        }
-        store.log_text(run_id, json.dumps(samples), "measurements/samples.json")
+        store.log_text(run_id, json.dumps(measurement_record(raw)), "measurements/samples.json")
     store.log_text(run_id, cand.model_dump_json(indent=2), "verdict.json")
+    bundle = build_evidence(evidence, cand, raw, MODEL_ARTIFACT_DIR)
+    store.log_text(run_id, evidence_json(bundle), EVIDENCE_FILE)
     store.end(run_id, "FAILED" if cand.verdict.status == "error" else "FINISHED")
     return run_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edgeproof.records import Verdict
-from gates.select import select_winner
+from gates.select import incumbent_ties, select_winner
 from tests.gates.test_checks import est, make_summary
 
 
@@ -80,3 +80,22 @@ def test_no_passing_candidate() -> None:
     assert select_winner(s, {}, "size") == (None, "no candidate passed every gate")
     with pytest.raises(ValueError, match="unknown objective"):
         select_winner(s, v, "accuracy")
+
+
+@pytest.mark.parametrize(
+    ("incumbent_ms", "tie"),
+    [((0.80, 0.79, 0.81), True), ((0.84, 0.83, 0.85), False), ((0.78, 0.77, 0.79), True)],
+)
+def test_the_champions_twin_keeps_its_place_on_a_tie(incumbent_ms, tie: bool) -> None:
+    """Overlapping median CIs are a tie (the champion stays); a clear gap is not."""
+    winner = make_summary("new", median_ms=est(0.80, 0.795, 0.82))
+    incumbent = make_summary("old", median_ms=est(*incumbent_ms))
+    assert incumbent_ties(winner, incumbent, "median_latency") is tie
+
+
+def test_deterministic_objectives_tie_only_when_equal() -> None:
+    small, same, big = (
+        make_summary(n, size_mb=mb) for n, mb in (("a", 1.0), ("b", 1.0), ("c", 2.0))
+    )
+    assert incumbent_ties(small, same, "size")
+    assert not incumbent_ties(small, big, "size")

@@ -1,0 +1,80 @@
+"""The current champion of a target as a ``Candidate``, fetched from the MLflow registry.
+
+Its model files are downloaded from the run that registered it, so it can be measured beside
+this run's winner on this machine, never compared with numbers recorded elsewhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgeproof.config import RegistryConfig
+from edgeproof.errors import TrackingError
+from edgeproof.records import Candidate
+from edgeproof.tracking.evidence import sha256_file
+from edgeproof.tracking.mlflow_store import MlflowStore
+from edgeproof.tracking.run_log import MODEL_ARTIFACT_DIR
+
+PRECISION_TAG = "edgeproof.precision"
+
+
+def fetch_champion(
+    store: MlflowStore,
+    registry: RegistryConfig,
+    model: str,
+    like: Candidate,
+    workdir: Path,
+) -> tuple[str, str, Candidate] | None:
+    """(registered name, version, candidate) of the champion of ``like``'s target, or None."""
+    name = registry.registered_name(model, like.target)
+    version = store.alias_version(name, registry.champion_alias)
+    if version is None:
+        return None
+    run_id = store.version_run_id(name, version=version)
+    tags = store.version_tags(name, version) or {}
+    candidate = run_candidate(
+        store,
+        run_id,
+        like.target,
+        like.model_file.suffix,
+        name=f"champion-v{version}",
+        recipe={"registered_model": name, "version": version},
+        precision=tags.get(PRECISION_TAG, "unknown"),
+        workdir=workdir,
+    )
+    return name, version, candidate
+
+
+def run_candidate(
+    store: MlflowStore,
+    run_id: str,
+    target: str,
+    suffix: str,
+    *,
+    name: str,
+    recipe: dict[str, str],
+    precision: str,
+    workdir: Path,
+    is_baseline: bool = True,
+) -> Candidate:
+    """The model files a candidate run logged, downloaded, as a ``Candidate`` (the first
+    file with ``suffix`` is the primary one)."""
+    folder = store.download(run_id, MODEL_ARTIFACT_DIR, workdir / name)
+    files = sorted(
+        (p for p in folder.rglob("*") if p.is_file()), key=lambda p: (p.suffix != suffix, p.name)
+    )
+    if not files:
+        raise TrackingError(f"{name}: no model files in MLflow run {run_id}")
+    return Candidate(
+        target=target,
+        name=name,
+        files=tuple(files),
+        recipe=recipe,
+        precision=precision,
+        is_baseline=is_baseline,
+    )
+
+
+def same_files(a: Candidate, b: Candidate) -> bool:
+    """True when both candidates are the same bytes (file names aside)."""
+    return sorted(map(sha256_file, a.files)) == sorted(map(sha256_file, b.files))

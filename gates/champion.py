@@ -1,0 +1,95 @@
+"""Is the winner worse than the current champion, beyond noise?
+
+Both were measured in the same run on the same machine, interleaved, with the champion as
+the baseline: ``summary.speedup`` is champion median / winner median and
+``summary.accuracy_drop`` is champion accuracy minus winner accuracy, each with its CI.
+The winner is "worse" only when a CI lies wholly past the tolerance; an inconclusive
+comparison is within noise, so it is "not-worse".
+"""
+
+from __future__ import annotations
+
+from edgeproof.config import ChampionCompare
+from edgeproof.records import CandidateSummary, ChampionComparison, Check
+from gates.checks import ci_check
+
+
+def champion_checks(summary: CandidateSummary, config: ChampionCompare) -> list[Check]:
+    """Speed (and accuracy, with labels) of the winner relative to the champion."""
+    checks = []
+    if summary.speedup is not None:
+        checks.append(
+            ci_check(
+                "champion.max_slowdown",
+                "speedup vs champion",
+                summary.speedup,
+                1.0 - config.max_slowdown,
+                "min",
+                "x",
+            )
+        )
+    if summary.accuracy_drop is not None:
+        checks.append(
+            ci_check(
+                "champion.max_accuracy_drop",
+                "accuracy drop vs champion",
+                summary.accuracy_drop,
+                config.max_accuracy_drop,
+                "max",
+                "pt",
+            )
+        )
+    return checks
+
+
+def compare_with_champion(
+    winner: str,
+    summary: CandidateSummary,
+    registered_model: str,
+    champion_version: str,
+    config: ChampionCompare,
+) -> ChampionComparison:
+    """The comparison record: "worse" when any check fails, else "not-worse"."""
+    checks = champion_checks(summary, config)
+    failed = [c for c in checks if c.status == "fail"]
+    if failed:
+        status = "worse"
+        why = "; ".join(c.message for c in failed)
+        reason = f"{winner} is worse than champion v{champion_version}: {why}"
+    else:
+        status = "not-worse"
+        shown = "; ".join(c.message for c in checks) or "no comparable quantity"
+        reason = f"{winner} is not worse than champion v{champion_version} beyond noise: {shown}"
+    return ChampionComparison(
+        registered_model=registered_model,
+        champion_version=champion_version,
+        status=status,
+        checks=tuple(checks),
+        summary=summary,
+        reason=reason,
+    )
+
+
+def recheck_regressions(
+    recorded: CandidateSummary,
+    now: CandidateSummary,
+    checks_now: tuple[Check, ...],
+    max_speedup_loss: float,
+) -> list[str]:
+    """Why the champion, re-measured now, clearly regressed from its recorded evidence.
+
+    Both speedups are against the same baseline model, so a slower machine cancels out;
+    a regression needs the whole new CI below the recorded lower bound times
+    ``1 - max_speedup_loss``, or a gate that now clearly fails (not an inconclusive one).
+    """
+    reasons = []
+    if recorded.speedup is not None and now.speedup is not None:
+        floor = recorded.speedup.low * (1.0 - max_speedup_loss)
+        if now.speedup.high < floor:
+            was, got = recorded.speedup, now.speedup
+            reasons.append(
+                f"speedup fell from {was.value:.2f}x [{was.low:.2f}, {was.high:.2f}] to "
+                f"{got.value:.2f}x [{got.low:.2f}, {got.high:.2f}] (< {floor:.2f}x)"
+            )
+    reasons += [f"{c.name} now fails: {c.message}" for c in checks_now if c.status == "fail"]
+    return reasons
