@@ -16,10 +16,11 @@ import typer
 from rich.console import Console
 
 from edgeproof.errors import EdgeproofError
-from edgeproof.runtime_env import apply_quiet_defaults
+from edgeproof.runtime_env import apply_quiet_defaults, hide_expected_tracebacks
 
 if TYPE_CHECKING:
     from edgeproof.config import Params
+    from edgeproof.records import RunResult
     from edgeproof.tracking.mlflow_store import MlflowStore
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -53,10 +54,13 @@ def run(
     """Optimize, measure and gate the model on every enabled target."""
     apply_quiet_defaults()
     from edgeproof.records import RunResult
-    from edgeproof.resolve import resolve_inputs
+    from edgeproof.resolve import require_available, resolve_inputs
 
+    if not debug:
+        hide_expected_tracebacks()
     try:
-        resolve_inputs(params, target)  # fail fast, before Prefect or MLflow start
+        inputs = resolve_inputs(params, target)  # fail fast, before Prefect or MLflow start
+        require_available(inputs.targets)  # embedded: the targets run in this process
         from flows.quality_gate import quality_gate
 
         raw = quality_gate(
@@ -69,7 +73,19 @@ def run(
         raise _fail(exc, debug) from None
     result = RunResult.model_validate(raw)
     _print_result(result, report_dir or params.resolve().parent / "reports")
+    if result.status == "error":  # e.g. the data gate: the report is written, this names why
+        err.print(f"edgeproof: error: {_run_error(result)}", markup=False)
     raise typer.Exit(result.exit_code)
+
+
+def _run_error(result: RunResult) -> str:
+    """One line naming why a finished run has status ``error``."""
+    if result.error:
+        return result.error
+    for outcome in result.targets:
+        if outcome.status in ("error", "unavailable"):
+            return f"target {outcome.target}: {outcome.status}: {outcome.reason or 'no reason'}"
+    return "the run failed (see the report)"
 
 
 def _trigger() -> str:
@@ -250,7 +266,7 @@ def rollback(
             reason=reason,
             to_version=to,
             force=force,
-            run=f"cli:{_trigger()}",
+            run=f"edgeproof rollback ({_trigger()})",
         )
     except EdgeproofError as exc:
         raise _fail(exc, debug) from None
@@ -280,6 +296,8 @@ def verify_champion(
     from edgeproof.records import ChampionRecheck
     from edgeproof.resolve import resolve_inputs
 
+    if not debug:
+        hide_expected_tracebacks()
     try:
         resolve_inputs(params, [target])
         from flows.verify_champion import verify_champion as flow

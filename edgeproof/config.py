@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edgeproof.errors import ConfigError
 
@@ -235,6 +235,21 @@ class RegistryConfig(StrictModel):
     lock_timeout_seconds: PositiveFloat = 120.0  # wait this long for another run's alias move
     lock_stale_seconds: PositiveFloat = 900.0  # a lock older than this was left by a dead run
     compare_with_champion: ChampionCompare = ChampionCompare()
+
+    @field_validator("model_name")
+    @classmethod
+    def _known_placeholders(cls, value: str) -> str:
+        """Only ``{model}`` and ``{target}`` may appear: anything else fails at promotion."""
+        try:
+            name = value.format(model="m", target="t")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"{value!r} may use only the placeholders {{model}} and {{target}} "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
+        if not name.strip():
+            raise ValueError("must not be empty")
+        return value
 
     @model_validator(mode="after")
     def _distinct_aliases(self) -> RegistryConfig:

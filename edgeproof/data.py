@@ -1,8 +1,10 @@
 """Evaluation and calibration data: ``.npz`` files, one array per model input plus labels.
 
-Data files are untrusted input: they are opened with ``allow_pickle=False`` (an object
-array in an .npz is a pickle and can run code), capped in size, and checked for the
-things that silently corrupt a gate: no rows, arrays of unequal length, NaN or inf.
+Data files are untrusted input: they must be zip archives (``np.load`` would read other
+bytes as .npy or try them as a pickle), are opened with ``allow_pickle=False`` (an object
+array in an .npz is a pickle and can run code), capped in size (on disk and unpacked),
+and checked for the things that silently corrupt a gate: no rows, arrays of unequal
+length, NaN or inf.
 """
 
 from __future__ import annotations
@@ -48,15 +50,28 @@ def load_dataset(path: Path, labels_key: str = "labels", allow_nonfinite: bool =
     ``allow_nonfinite`` leaves NaN / inf for the data gate to report (with every other
     failed expectation) instead of stopping at the first problem.
     """
+    if path.is_dir():
+        raise InputError(f"data path is a directory, not a file: {path}")
     if not path.is_file():
         raise InputError(f"data file not found: {path}")
     if path.stat().st_size > MAX_DATA_BYTES:
         raise InputError(f"data file too large (> {MAX_DATA_BYTES >> 20} MiB): {path}")
+    if not zipfile.is_zipfile(path):  # np.load would try .npy, then pickle, on other bytes
+        raise InputError(
+            f"data file is not an .npz (zip) archive: truncated, or another format: {path}"
+        )
     try:
+        with zipfile.ZipFile(path) as archive:  # sizes as declared: a zip bomb stops here
+            expanded = sum(info.file_size for info in archive.infolist())
+        if expanded > MAX_DATA_BYTES:
+            raise InputError(f"data file expands to more than {MAX_DATA_BYTES >> 20} MiB: {path}")
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
         raise InputError(f"data file is not a readable .npz ({_short(exc)}): {path}") from None
+    for key, value in arrays.items():  # NpzFile hands back raw bytes for a non-.npy member
+        if not isinstance(value, np.ndarray):
+            raise InputError(f"data file member {key!r} is not a NumPy .npy array: {path}")
     labels = arrays.pop(labels_key, None)
     if not arrays:
         raise InputError(f"data file has no input arrays (only {labels_key!r}): {path}")

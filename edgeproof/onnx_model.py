@@ -24,6 +24,8 @@ def check_onnx(path: Path) -> list[InputSpec]:
     import onnx
     from onnx import helper
 
+    if path.is_dir():
+        raise InputError(f"model path is a directory, not a file: {path}")
     if not path.is_file():
         raise InputError(f"model file not found: {path}")
     if path.stat().st_size > MAX_MODEL_BYTES:

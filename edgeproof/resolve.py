@@ -13,7 +13,7 @@ from pathlib import Path
 
 from edgeproof.config import Params, TargetCommon, TargetsConfig, load_params
 from edgeproof.data import Dataset, load_dataset
-from edgeproof.errors import ConfigError, InputError
+from edgeproof.errors import ConfigError, InputError, TargetUnavailable
 from edgeproof.onnx_model import check_data_matches, check_onnx
 from edgeproof.records import Lineage
 from edgeproof.targets.base import InputSpec
@@ -67,6 +67,23 @@ def select_targets(params: Params, requested: list[str] | None) -> dict[str, Tar
             raise ConfigError(f"target {name!r} is not enabled in params.yaml (targets.{name})")
         chosen[name] = enabled[name]
     return chosen
+
+
+def require_available(targets: dict[str, TargetCommon]) -> None:
+    """Raise TargetUnavailable when none of ``targets`` can run in this process.
+
+    For an embedded run (targets gated in this process): a run where every target is
+    unavailable can only end in error, so it is refused before anything is written.
+    """
+    from edgeproof.targets.registry import make_target
+
+    reasons = []
+    for name, section in targets.items():
+        availability = make_target(name, section).available()
+        if availability.ok:
+            return
+        reasons.append(f"{name}: {availability.reason}")
+    raise TargetUnavailable(f"no selected target can run here ({'; '.join(reasons)})")
 
 
 def resolve_inputs(params_file: Path, requested: list[str] | None = None) -> ResolvedInputs:

@@ -8,6 +8,7 @@ machine two measurements must never overlap. Returns the run's ``RunResult`` as 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import tempfile
@@ -61,14 +62,28 @@ def champions_now(inputs: ResolvedInputs) -> dict[str, str | None]:
     }
 
 
-@task(name="start-tracking", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=3)
-def start_tracking(
-    inputs: ResolvedInputs, run_name: str, trigger: str
-) -> tuple[str, str, dict[str, str | None]]:
-    """Parent MLflow run (lineage tags) and the champions this run started with."""
+@task(name="open-tracking", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=3)
+def open_tracking(inputs: ResolvedInputs) -> tuple[str, dict[str, str | None]]:
+    """The model's experiment (get or create) and the champions this run starts with.
+
+    Idempotent, so retried: a server that is briefly away costs a retry, not the run."""
     store = MlflowStore(inputs.params.tracking)
-    experiment_id = store.experiment(inputs.params.model.name)
-    champions = champions_now(inputs)
+    return store.experiment(inputs.params.model.name), champions_now(inputs)
+
+
+@task(name="start-tracking", cache_policy=NO_CACHE)
+def start_tracking(
+    inputs: ResolvedInputs,
+    run_name: str,
+    trigger: str,
+    experiment_id: str,
+    champions: dict[str, str | None],
+) -> str:
+    """Parent MLflow run (lineage tags, params file); its id.
+
+    Not retried (a retry would create a second run): if logging to the new run fails
+    (e.g. a full artifact disk) the run is ended FAILED, never left RUNNING."""
+    store = MlflowStore(inputs.params.tracking)
     tags = {
         **lineage_tags(inputs.lineage),
         "edgeproof.level": "pipeline",
@@ -79,11 +94,19 @@ def start_tracking(
     if inputs.warnings:
         tags["edgeproof.warnings"] = "; ".join(inputs.warnings)[:5000]
     run_id = store.start_run(experiment_id, run_name, tags=tags)
-    store.log(
-        run_id, params={"model.path": inputs.params.model.path, "targets": ",".join(inputs.targets)}
-    )
-    store.log_artifact(run_id, inputs.params_file)
-    return experiment_id, run_id, champions
+    try:
+        store.log(
+            run_id,
+            params={"model.path": inputs.params.model.path, "targets": ",".join(inputs.targets)},
+        )
+        store.log_artifact(run_id, inputs.params_file)
+    except EdgeproofError as exc:
+        with contextlib.suppress(EdgeproofError):
+            store.log(run_id, tags={"edgeproof.status": "error", "edgeproof.error": str(exc)})
+        with contextlib.suppress(EdgeproofError):
+            store.end(run_id, "FAILED")
+        raise
+    return run_id
 
 
 @task(name="validate-data", cache_policy=NO_CACHE)
@@ -165,6 +188,15 @@ def report(
     return folder
 
 
+def data_gate_error(failures: list[str]) -> str:
+    """One line for a failed data gate: how many expectations failed, and the first."""
+    first = failures[0] if failures else "no details"
+    return (
+        f"data gate: {len(failures)} expectation(s) failed (first: {first}); "
+        "nothing was optimized or registered"
+    )
+
+
 def new_run_name(model: str, git_sha: str | None) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{model}-{stamp}" + (f"-{git_sha[:7]}" if git_sha else "")
@@ -182,7 +214,8 @@ def quality_gate(
     logger = get_run_logger()
     inputs = resolve_inputs(Path(params_file), targets)
     run_name = new_run_name(inputs.params.model.name, inputs.lineage.git_sha)
-    experiment_id, parent_id, champions = start_tracking(inputs, run_name, trigger)
+    experiment_id, champions = open_tracking(inputs)
+    parent_id = start_tracking(inputs, run_name, trigger, experiment_id, champions)
     run = RunInfo(
         run_name=run_name,
         model=inputs.params.model.name,
@@ -199,14 +232,13 @@ def quality_gate(
     try:
         data_gate = validate(inputs, parent_id)
         if not data_gate.success:
-            n = len(data_gate.failures)
             result = RunResult(
                 run=run,
                 status="error",
                 exit_code=2,
                 targets=(),
                 warnings=warnings,
-                error=f"data gate: {n} expectation(s) failed; nothing was optimized or registered",
+                error=data_gate_error(data_gate.failures),
                 data_failures=tuple(data_gate.failures),
             )
         else:

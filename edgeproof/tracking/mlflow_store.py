@@ -11,6 +11,7 @@ Every MLflow failure becomes a one-line ``TrackingError``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,8 +31,31 @@ def _mlflow_errors(action: str) -> Iterator[None]:
     except TrackingError:
         raise
     except Exception as exc:  # MlflowException, requests and sqlalchemy errors alike
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise TrackingError(f"MLflow: cannot {action}: {first}") from None
+        raise TrackingError(f"MLflow: cannot {action}: {_describe(exc)}") from None
+
+
+_SERVER = re.compile(r"API request to (https?://[^/\s]+)")
+_DBAPI = re.compile(r"\((\w+(?:\.\w+)*Error)\) ([^\n]+)")
+_CAUSE = re.compile(r"\[Errno -?\d+\] ([^'\"()]+)|(timed out)")
+
+
+def _describe(exc: BaseException) -> str:
+    """One short line for an MLflow failure.
+
+    An HTTP failure arrives as urllib3's "Max retries exceeded ... (Caused by ...)" whose
+    useful part (the OS error) is at the far end: it becomes "server URL unreachable (why)".
+    A database error is the DB-API message, e.g. "attempt to write a readonly database".
+    """
+    text = str(exc).strip()
+    server = _SERVER.search(text)
+    if server and "Max retries exceeded" in text:
+        cause = _CAUSE.search(text)
+        why = (cause.group(1) or cause.group(2)).strip() if cause else "no connection"
+        return f"tracking server {server.group(1)} unreachable ({why})"
+    database = _DBAPI.search(text)
+    if database:  # SQLAlchemy puts hints first; the database's own words say what happened
+        return f"{database.group(2).strip()[:160]} ({database.group(1)})"
+    return (text.splitlines() or [type(exc).__name__])[0][:200]
 
 
 def tracking_uri(config: TrackingConfig) -> str:

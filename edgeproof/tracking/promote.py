@@ -59,6 +59,8 @@ def promote(
     version = store.register(name, candidate_runs[outcome.winner], MODEL_ARTIFACT_DIR, tags)
     store.set_alias(name, registry.challenger_alias, version)
     reason = f"{outcome.winner} passed every gate: {outcome.reason}"
+    if outcome.champion is not None:
+        reason += f"; {outcome.champion.reason}"
     try:
         move_champion(
             store,
