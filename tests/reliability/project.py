@@ -206,18 +206,33 @@ def edgeproof(
     (TMPDIR), both outside the project; pytest's own variables are not passed on (MLflow
     changes its behaviour under PYTEST_CURRENT_TEST).
     """
+    done = subprocess.run(
+        run_command(*args),
+        cwd=project,
+        env=cli_env(project, prefect_home, scratch, env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return Done(done.returncode, done.stdout, done.stderr)
+
+
+def run_command(*args: str) -> list[str]:
+    """``edgeproof run ARGS`` (with ``--params params.yaml`` unless given)."""
+    command = [str(BIN / "edgeproof"), "run", *args]
+    return command if "--params" in args else [*command, "--params", "params.yaml"]
+
+
+def cli_env(
+    project: Path, prefect_home: Path, scratch: Path, env: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The CLI's environment: tools first, Prefect home and TMPDIR outside the project."""
     full_env = {
         k: v for k, v in tool_env(project).items() if not k.startswith(("PYTEST_", "_PYTEST"))
     }
     scratch.mkdir(parents=True, exist_ok=True)
     full_env.update(PREFECT_HOME=str(prefect_home), TMPDIR=str(scratch), **(env or {}))
-    command = [str(BIN / "edgeproof"), "run", *args]
-    if "--params" not in args:
-        command += ["--params", "params.yaml"]
-    done = subprocess.run(
-        command, cwd=project, env=full_env, capture_output=True, text=True, timeout=timeout
-    )
-    return Done(done.returncode, done.stdout, done.stderr)
+    return full_env
 
 
 def assert_refused(done: Done, exit_code: int, pattern: str) -> str:
