@@ -118,12 +118,41 @@ class OnnxRuntimeTargetConfig(TargetCommon):
         return self
 
 
+class OpenVinoRecipe(StrictModel):
+    """One OpenVINO recipe: a lower inference precision, or NNCF post-training int8.
+
+    ``precision``: the same IR run with ``INFERENCE_PRECISION_HINT`` bf16 or f16.
+    ``nncf-ptq``: ``nncf.quantize`` on ``calibration_samples`` items (its ``subset_size``)
+    with ``preset`` and ``fast_bias_correction``.
+    """
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    method: Literal["precision", "nncf-ptq"]
+    precision: Literal["bf16", "f16"] = "bf16"
+    preset: Literal["performance", "mixed"] = "performance"
+    fast_bias_correction: bool = True
+    calibration_samples: Annotated[int, Field(ge=1)] = 300
+
+
+class OpenVinoTargetConfig(TargetCommon):
+    """The ``openvino-cpu`` target: OpenVINO IR, FP32 baseline (precision hint f32)."""
+
+    device: str = "CPU"  # CPU, GPU, NPU, AUTO
+    recipes: list[OpenVinoRecipe] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_recipe_names(self) -> OpenVinoTargetConfig:
+        _require_unique([r.name for r in self.recipes] + ["fp32"], "recipes")
+        return self
+
+
 class TargetsConfig(StrictModel):
     """One optional section per known target; an unknown target name is an error."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     onnxruntime_cpu: OnnxRuntimeTargetConfig | None = Field(default=None, alias="onnxruntime-cpu")
+    openvino_cpu: OpenVinoTargetConfig | None = Field(default=None, alias="openvino-cpu")
 
     def enabled(self) -> dict[str, TargetCommon]:
         """Enabled targets by their public name (e.g. ``onnxruntime-cpu``)."""

@@ -20,9 +20,11 @@ def _raw() -> dict:
 def test_shipped_params_are_valid() -> None:
     params = load_params(ROOT / "params.yaml")
     assert params.model.name == "digits-cnn"
-    assert list(params.targets.enabled()) == ["onnxruntime-cpu"]
+    assert list(params.targets.enabled()) == ["onnxruntime-cpu", "openvino-cpu"]
     recipes = [r.name for r in params.targets.onnxruntime_cpu.recipes]
     assert {"dynamic-int8", "static-qdq-minmax", "static-qdq-percentile"} <= set(recipes)
+    assert params.targets.openvino_cpu is not None
+    assert [r.method for r in params.targets.openvino_cpu.recipes] == ["precision", "nncf-ptq"]
 
 
 @pytest.mark.parametrize(
@@ -57,7 +59,8 @@ def test_duplicate_recipes_and_no_enabled_target() -> None:
     with pytest.raises(ConfigError, match="duplicate name 'dynamic-int8'"):
         parse_params(raw)
     raw = _raw()
-    raw["targets"]["onnxruntime-cpu"]["enabled"] = False
+    for section in raw["targets"].values():
+        section["enabled"] = False
     with pytest.raises(ConfigError, match="no target is enabled"):
         parse_params(raw)
 

@@ -10,6 +10,7 @@ never the pipeline.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,3 +73,11 @@ class Target(Protocol):
         ...
 
     def open_session(self, candidate: Candidate, threads: int) -> Session: ...
+
+
+def fresh_dir(path: Path) -> Path:
+    """``path`` as a new empty folder (a previous build there is removed)."""
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path

@@ -12,7 +12,6 @@ Facts this relies on (measured on the 2M-param example CNN, 2 threads, DESIGN.md
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from edgeproof.data import Dataset
 from edgeproof.errors import InputError
 from edgeproof.onnx_model import check_onnx
 from edgeproof.records import Candidate
-from edgeproof.targets.base import Availability, InputSpec
+from edgeproof.targets.base import Availability, InputSpec, fresh_dir
 
 NAME = "onnxruntime-cpu"
 BASELINE = "fp32"
@@ -55,7 +54,7 @@ class OnnxRuntimeCpu:
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
         check_onnx(model)
-        out = _fresh_dir(workdir / BASELINE) / "model.onnx"
+        out = fresh_dir(workdir / BASELINE) / "model.onnx"
         try:
             quant_pre_process(str(model), str(out))
         except Exception as exc:  # ORT's optimizer raises its own types on odd graphs
@@ -75,7 +74,7 @@ class OnnxRuntimeCpu:
         from onnxruntime.quantization import QuantFormat, quantize_dynamic, quantize_static
 
         spec = self._recipes[recipe]
-        out = _fresh_dir(workdir / recipe) / "model.onnx"
+        out = fresh_dir(workdir / recipe) / "model.onnx"
         src = str(baseline.model_file)
         if spec.method == "dynamic":
             quantize_dynamic(
@@ -163,13 +162,6 @@ def _recipe_record(spec: OrtRecipe) -> dict[str, Any]:
         for key in ("activation_type", "calibrate_method", "quant_format", "calibration_samples"):
             record.pop(key)
     return record
-
-
-def _fresh_dir(path: Path) -> Path:
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    return path
 
 
 def _qtype(name: str) -> Any:

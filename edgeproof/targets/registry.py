@@ -16,6 +16,7 @@ from edgeproof.targets.base import Target
 # name -> ("module:Class", config field name on TargetsConfig)
 _BACKENDS: dict[str, str] = {
     "onnxruntime-cpu": "edgeproof.targets.onnxruntime_cpu:OnnxRuntimeCpu",
+    "openvino-cpu": "edgeproof.targets.openvino_cpu:OpenVinoCpu",
 }
 
 
