@@ -18,6 +18,7 @@ at that confidence, so a gate never compares a threshold with a number without e
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -167,16 +168,24 @@ def throughput_ci(
         value = float(np.median(x))
         low = high = value
         if np.ptp(x) > 0.0:
-            res = stats.bootstrap(
-                (x,),
-                np.median,
-                confidence_level=confidence,
-                n_resamples=resamples,
-                method="percentile",
-                rng=np.random.default_rng(seed),
-            )
-            low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+            low, high = _bootstrap(x, np.median, confidence, resamples, seed)
     return Estimate(value=batch / value, low=batch / high, high=batch / low, confidence=confidence)
+
+
+def _bootstrap(
+    x: np.ndarray, statistic: Any, confidence: float, resamples: int, seed: int
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of ``statistic`` (``scipy.stats.bootstrap``), seeded."""
+    res = stats.bootstrap(
+        (x,),
+        statistic,
+        confidence_level=confidence,
+        n_resamples=resamples,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+        vectorized=True,
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def _wilson(k: int, n: int, confidence: float) -> tuple[float, float]:
@@ -256,16 +265,7 @@ def mean_ci(values: np.ndarray, confidence: float, resamples: int, seed: int = 0
     mean = float(x.mean())
     if x.size == 1 or np.ptp(x) == 0.0:
         return Estimate(value=mean, low=mean, high=mean, confidence=confidence)
-    res = stats.bootstrap(
-        (x,),
-        np.mean,
-        confidence_level=confidence,
-        n_resamples=resamples,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-        vectorized=True,
-    )
-    low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    low, high = _bootstrap(x, np.mean, confidence, resamples, seed)
     if not (math.isfinite(low) and math.isfinite(high)):
         low = high = mean
     return Estimate(value=mean, low=min(low, mean), high=max(high, mean), confidence=confidence)

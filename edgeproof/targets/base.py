@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -81,3 +81,18 @@ def fresh_dir(path: Path) -> Path:
         shutil.rmtree(path)
     path.mkdir(parents=True)
     return path
+
+
+RecipeConfig = TypeVar("RecipeConfig")
+
+
+class RecipeTarget(Generic[RecipeConfig]):
+    """Shared part of targets whose config section lists named ``recipes``."""
+
+    def __init__(self, config: RecipeConfig) -> None:
+        self.config = config
+        self._recipes = {r.name: r for r in config.recipes}  # type: ignore[attr-defined]
+
+    def recipes(self) -> list[str]:
+        """Names of the optimization recipes configured for this target."""
+        return list(self._recipes)

@@ -23,20 +23,16 @@ from edgeproof.data import Dataset
 from edgeproof.errors import InputError
 from edgeproof.onnx_model import check_onnx
 from edgeproof.records import Candidate
-from edgeproof.targets.base import Availability, InputSpec, fresh_dir
+from edgeproof.targets.base import Availability, InputSpec, RecipeTarget, fresh_dir
 
 NAME = "onnxruntime-cpu"
 BASELINE = "fp32"
 
 
-class OnnxRuntimeCpu:
+class OnnxRuntimeCpu(RecipeTarget[OnnxRuntimeTargetConfig]):
     """The ``onnxruntime-cpu`` target."""
 
     name = NAME
-
-    def __init__(self, config: OnnxRuntimeTargetConfig) -> None:
-        self.config = config
-        self._recipes = {r.name: r for r in config.recipes}
 
     def available(self) -> Availability:
         try:
@@ -46,9 +42,6 @@ class OnnxRuntimeCpu:
         if "CPUExecutionProvider" not in ort.get_available_providers():
             return Availability(False, "onnxruntime has no CPUExecutionProvider")
         return Availability(True, runtime_version=ort.__version__)
-
-    def recipes(self) -> list[str]:
-        return list(self._recipes)
 
     def baseline(self, model: Path, workdir: Path) -> Candidate:
         from onnxruntime.quantization.shape_inference import quant_pre_process

@@ -24,21 +24,17 @@ from edgeproof.data import Dataset
 from edgeproof.errors import InputError
 from edgeproof.onnx_model import check_onnx
 from edgeproof.records import Candidate
-from edgeproof.targets.base import Availability, InputSpec, fresh_dir
+from edgeproof.targets.base import Availability, InputSpec, RecipeTarget, fresh_dir
 
 NAME = "openvino-cpu"
 BASELINE = "fp32"
 _HINTS = {"fp32": "f32", "bf16": "bf16", "f16": "f16"}  # candidate precision -> OV hint
 
 
-class OpenVinoCpu:
+class OpenVinoCpu(RecipeTarget[OpenVinoTargetConfig]):
     """The ``openvino-cpu`` target."""
 
     name = NAME
-
-    def __init__(self, config: OpenVinoTargetConfig) -> None:
-        self.config = config
-        self._recipes = {r.name: r for r in config.recipes}
 
     def available(self) -> Availability:
         try:
@@ -52,9 +48,6 @@ class OpenVinoCpu:
         if device != "AUTO" and not any(d.startswith(device) for d in devices):
             return Availability(False, f"OpenVINO device {device} not present (have {devices})")
         return Availability(True, runtime_version=ov.get_version())
-
-    def recipes(self) -> list[str]:
-        return list(self._recipes)
 
     def baseline(self, model: Path, workdir: Path) -> Candidate:
         import openvino as ov
