@@ -59,9 +59,15 @@ def incumbent_ties(winner: CandidateSummary, incumbent: CandidateSummary, object
     """True when the winner is not clearly better than the incumbent on ``objective``.
 
     The incumbent (this run's candidate that is byte-identical to the current champion) is
-    kept unless the winner's whole interval lies below the incumbent's (lower is better),
-    so a winner picked by noise among equals does not register a new version on every push.
+    kept unless the winner is clearly better, so a winner picked by noise among equals does
+    not register a new version on every push. For median latency the speedups over the
+    shared baseline are compared (each was measured interleaved with it, so load drifting
+    between the two candidates' turns cancels out): clearly better = the winner's whole
+    speedup CI above the incumbent's. Otherwise the objective's own intervals (lower is
+    better); a deterministic quantity must simply be lower.
     """
+    if objective == "median_latency" and winner.speedup and incumbent.speedup:
+        return not winner.speedup.low > incumbent.speedup.high
     _, win_high = _interval(winner, objective)
     inc_low, _ = _interval(incumbent, objective)
-    return not win_high < inc_low  # lower is better for every objective
+    return not win_high < inc_low

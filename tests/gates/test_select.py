@@ -83,14 +83,22 @@ def test_no_passing_candidate() -> None:
 
 
 @pytest.mark.parametrize(
-    ("incumbent_ms", "tie"),
-    [((0.80, 0.79, 0.81), True), ((0.84, 0.83, 0.85), False), ((0.78, 0.77, 0.79), True)],
+    ("incumbent_speedup", "tie"),
+    [((3.3, 3.1, 3.5), True), ((2.9, 2.8, 3.0), False), ((3.6, 3.5, 3.7), True)],
 )
-def test_the_champions_twin_keeps_its_place_on_a_tie(incumbent_ms, tie: bool) -> None:
-    """Overlapping median CIs are a tie (the champion stays); a clear gap is not."""
-    winner = make_summary("new", median_ms=est(0.80, 0.795, 0.82))
-    incumbent = make_summary("old", median_ms=est(*incumbent_ms))
+def test_the_champions_twin_keeps_its_place_on_a_tie(incumbent_speedup, tie: bool) -> None:
+    """Overlapping speedup CIs (vs the shared baseline) are a tie; a clear gap is not."""
+    winner = make_summary("new", speedup=est(3.4, 3.2, 3.6))
+    incumbent = make_summary("old", speedup=est(*incumbent_speedup))
     assert incumbent_ties(winner, incumbent, "median_latency") is tie
+
+
+def test_without_speedups_the_median_intervals_decide() -> None:
+    winner = make_summary("new", speedup=None, median_ms=est(0.80, 0.795, 0.82))
+    close = make_summary("old", speedup=None, median_ms=est(0.81, 0.80, 0.83))
+    slow = make_summary("old", speedup=None, median_ms=est(0.84, 0.83, 0.85))
+    assert incumbent_ties(winner, close, "median_latency")
+    assert not incumbent_ties(winner, slow, "median_latency")
 
 
 def test_deterministic_objectives_tie_only_when_equal() -> None:
