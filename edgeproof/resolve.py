@@ -14,6 +14,7 @@ from pathlib import Path
 from edgeproof.config import Params, TargetCommon, TargetsConfig, load_params
 from edgeproof.data import Dataset, load_dataset
 from edgeproof.errors import ConfigError, InputError, TargetUnavailable
+from edgeproof.measure.harness import MeasureJob
 from edgeproof.onnx_model import check_data_matches, check_onnx
 from edgeproof.records import Lineage
 from edgeproof.targets.base import InputSpec
@@ -40,6 +41,18 @@ class ResolvedInputs:
 
     def load_calibration(self, allow_nonfinite: bool = False) -> Dataset:
         return load_dataset(self.calibration_data, self.params.data.labels_key, allow_nonfinite)
+
+    def measure_job(self, target: str, outputs_dir: Path) -> MeasureJob:
+        """What the measurement workers of ``target`` need: its config, data, threads."""
+        section = self.targets[target]
+        return MeasureJob(
+            target=target,
+            target_config=section.model_dump(mode="json", by_alias=True),
+            eval_data=self.eval_data,
+            labels_key=self.params.data.labels_key,
+            threads=section.threads,
+            outputs_dir=outputs_dir,
+        )
 
 
 def project_path(root: Path, value: Path, what: str) -> Path:

@@ -20,7 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from edgeproof.config import MeasureConfig
 from edgeproof.errors import EdgeproofError
 from edgeproof.judge import judge_target, latency_inconclusive
-from edgeproof.measure.harness import MeasureJob, TargetMeasurements, extended, measure_target
+from edgeproof.measure.harness import TargetMeasurements, extended, measure_target
 from edgeproof.optimize import build_candidates
 from edgeproof.records import Candidate, CandidateOutcome, ChampionComparison, TargetOutcome
 from edgeproof.report.plots import latency_plot
@@ -54,15 +54,7 @@ def measure(
     workdir: Path,
     settings: MeasureConfig | None = None,
 ) -> TargetMeasurements:
-    section = inputs.targets[target_name]
-    job = MeasureJob(
-        target=target_name,
-        target_config=section.model_dump(mode="json", by_alias=True),
-        eval_data=inputs.eval_data,
-        labels_key=inputs.params.data.labels_key,
-        threads=section.threads,
-        outputs_dir=workdir / "outputs",
-    )
+    job = inputs.measure_job(target_name, workdir / "outputs")
     settings = settings or inputs.params.measure
     return measure_target(baseline, candidates, job, settings, get_run_logger().info)
 
