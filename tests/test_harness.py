@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeproof.config import MeasureConfig, OnnxRuntimeTargetConfig, OrtRecipe
+from edgeproof.config import MeasureConfig, OnnxRuntimeTargetConfig, OrtRecipe, TargetCommon
 from edgeproof.data import load_dataset
 from edgeproof.measure.environment import busy_reason
 from edgeproof.measure.harness import MeasureJob, measure_target, precise_enough
@@ -27,10 +27,16 @@ MEASURE = MeasureConfig(
 )
 
 
-def _job(tiny_data: dict[str, Path], tmp_path: Path) -> MeasureJob:
+def _job(
+    tiny_data: dict[str, Path],
+    tmp_path: Path,
+    target: str = "onnxruntime-cpu",
+    config: TargetCommon = CONFIG,
+) -> MeasureJob:
+    """A measurement job of ``target`` on the tiny eval data, one thread."""
     return MeasureJob(
-        target="onnxruntime-cpu",
-        target_config=CONFIG.model_dump(mode="json"),
+        target=target,
+        target_config=config.model_dump(mode="json"),
         eval_data=tiny_data["eval"],
         labels_key="labels",
         threads=1,

@@ -17,10 +17,10 @@ from edgeproof.config import OpenVinoRecipe, OpenVinoTargetConfig
 from edgeproof.data import load_dataset
 from edgeproof.errors import InputError
 from edgeproof.evaluate import score_classifier
-from edgeproof.measure.harness import MeasureJob, measure_target
+from edgeproof.measure.harness import measure_target
 from edgeproof.targets.openvino_cpu import OpenVinoCpu
 from tests.example_project import ROOT
-from tests.test_harness import MEASURE
+from tests.test_harness import MEASURE, _job
 
 CONFIG = OpenVinoTargetConfig(
     threads=1,
@@ -44,14 +44,7 @@ def test_each_recipe_end_to_end(
     assert int8.size_bytes() < base.size_bytes() / 2  # int8 weights
     assert bf16.recipe == {"method": "precision", "precision": "bf16"}
 
-    job = MeasureJob(
-        target="openvino-cpu",
-        target_config=CONFIG.model_dump(mode="json"),
-        eval_data=tiny_data["eval"],
-        labels_key="labels",
-        threads=1,
-        outputs_dir=tmp_path / "outputs",
-    )
+    job = _job(tiny_data, tmp_path, "openvino-cpu", CONFIG)
     got = measure_target(base, [bf16, int8], job, MEASURE)
     assert got.errors == {}
     sessions = {name: raw.environment["session"] for name, raw in got.raw.items()}
