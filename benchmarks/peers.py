@@ -27,7 +27,6 @@ from edgeproof.measure.harness import measure_target
 from edgeproof.records import Candidate
 from edgeproof.resolve import ResolvedInputs, resolve_inputs
 from edgeproof.runtime_env import apply_quiet_defaults
-from edgeproof.targets.registry import make_target
 from edgeproof.tracking.champion_model import fetch_champion
 from edgeproof.tracking.mlflow_store import MlflowStore
 
@@ -81,15 +80,19 @@ PEERS = {"onnxruntime-cpu": ort_static_defaults, "openvino-cpu": nncf_defaults}
 
 def compare(inputs: ResolvedInputs, target: str, work: Path) -> dict[str, Any]:
     """The champion of ``target`` measured against the peer of the same runtime."""
-    section = inputs.targets[target]
-    backend = make_target(target, section)
-    like = backend.baseline(inputs.model, work / "baseline")
+    peer = PEERS[target](inputs.model, inputs.load_calibration(), work / "peer")
     store = MlflowStore(inputs.params.tracking)
-    found = fetch_champion(store, inputs.params.registry, inputs.params.model.name, like, work)
+    found = fetch_champion(
+        store,
+        inputs.params.registry,
+        inputs.params.model.name,
+        target,
+        peer.model_file.suffix,  # the same runtime: the same primary file type
+        work,
+    )
     if found is None:
         raise SystemExit(f"peers: no champion of {target}: run `make demo` first")
-    name, version, champion = found
-    peer = PEERS[target](inputs.model, inputs.load_calibration(), work / "peer")
+    name, version, champion = found.registered_model, found.version, found.candidate
     job = inputs.measure_job(target, work / "outputs")
     measured = measure_target(champion, [peer], job, inputs.params.measure, print)
     outcome = judge_target(

@@ -27,7 +27,7 @@ from edgeproof.report.plots import latency_plot
 from edgeproof.resolve import ResolvedInputs, resolve_inputs
 from edgeproof.runtime_env import apply_quiet_defaults
 from edgeproof.targets.registry import make_target
-from edgeproof.tracking.champion_model import fetch_champion, same_files
+from edgeproof.tracking.champion_model import ChampionModel, fetch_champion, file_digests
 from edgeproof.tracking.evidence import EvidenceContext
 from edgeproof.tracking.mlflow_store import MlflowStore
 from edgeproof.tracking.run_log import log_target
@@ -75,22 +75,28 @@ def decide(
 @task(name="fetch-champion", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=3)
 def fetch_champion_model(
     inputs: ResolvedInputs, winner: Candidate, workdir: Path
-) -> tuple[str, str, Candidate] | None:
+) -> ChampionModel | None:
     store = MlflowStore(inputs.params.tracking)
-    model = inputs.params.model.name
-    return fetch_champion(store, inputs.params.registry, model, winner, workdir)
+    return fetch_champion(
+        store,
+        inputs.params.registry,
+        inputs.params.model.name,
+        winner.target,
+        winner.model_file.suffix,
+        workdir,
+    )
 
 
 @task(name="compare-champion", cache_policy=NO_CACHE)
 def compare_champion(
     inputs: ResolvedInputs,
     outcome: TargetOutcome,
-    champion: tuple[str, str, Candidate],
+    champion: ChampionModel,
     winner: Candidate,
     measured: TargetMeasurements,
 ) -> TargetOutcome:
     """The winner judged with the champion as its baseline; a clear regression blocks."""
-    name, version, champ = champion
+    name, version, champ = champion.registered_model, champion.version, champion.candidate
     labels = inputs.load_eval().labels
     rematch = judge_target(outcome.target, champ, [winner], [], measured, labels, inputs.params)
     mine = next((o for o in rematch.outcomes if o.candidate.name == winner.name), None)
@@ -114,16 +120,18 @@ def compare_champion(
 
 
 def _champion_twin(
-    inputs: ResolvedInputs, outcome: TargetOutcome, built: list[Candidate], champ: Candidate
+    inputs: ResolvedInputs, outcome: TargetOutcome, built: list[Candidate], digests: list[str]
 ) -> Candidate | None:
     """This run's passing candidate with the champion's bytes, if it ties with the winner."""
     results = {o.candidate.name: o for o in outcome.outcomes}
     best = results[outcome.winner].summary if outcome.winner else None
+    if best is None:
+        return None
     for cand in built:
         mine = results.get(cand.name)
-        if mine is None or mine.summary is None or mine.verdict.status != "pass" or best is None:
+        if mine is None or mine.summary is None or mine.verdict.status != "pass":
             continue
-        if same_files(champ, cand):
+        if file_digests(cand) == digests:
             tie = incumbent_ties(best, mine.summary, inputs.params.gates.objective)
             return cand if tie else None
     return None
@@ -139,8 +147,8 @@ def versus_champion(
     champion = fetch_champion_model(inputs, winner, workdir / "champion")
     if champion is None:
         return outcome
-    name, version, champ = champion
-    twin = _champion_twin(inputs, outcome, built, champ)
+    digests = file_digests(champion.candidate)  # hashed once, compared with each candidate
+    twin = _champion_twin(inputs, outcome, built, digests)
     if twin is not None and twin.name != winner.name:
         winner = twin
         outcome = outcome.model_copy(
@@ -151,9 +159,11 @@ def versus_champion(
                 f"champion ({outcome.reason})",
             }
         )
-    if same_files(champ, winner):
+    version = champion.version
+    twin_won = twin is not None and twin.name == winner.name  # its bytes were compared
+    if twin_won or file_digests(winner) == digests:
         versus = ChampionComparison(
-            registered_model=name,
+            registered_model=champion.registered_model,
             champion_version=version,
             status="identical",
             reason=f"{winner.name} is byte-identical to champion v{version}",
@@ -162,6 +172,7 @@ def versus_champion(
     get_run_logger().info(
         "%s: measuring %s against champion v%s", outcome.target, winner.name, version
     )
+    champ = champion.candidate
     measured = measure(inputs, outcome.target, champ, [winner], workdir / "vs-champion")
     return compare_champion(inputs, outcome, champion, winner, measured)
 

@@ -26,7 +26,7 @@ from edgeproof.records import Candidate, CandidateSummary, ChampionRecheck, Targ
 from edgeproof.resolve import ResolvedInputs, resolve_inputs
 from edgeproof.runtime_env import apply_quiet_defaults
 from edgeproof.tracking.champion import rollback
-from edgeproof.tracking.champion_model import PRECISION_TAG, run_candidate
+from edgeproof.tracking.champion_model import fetch_champion, run_candidate
 from edgeproof.tracking.evidence import EVIDENCE_FILE, verify_evidence
 from edgeproof.tracking.mlflow_store import MlflowStore
 from edgeproof.tracking.run_log import summary_metrics
@@ -40,26 +40,20 @@ Fetched = tuple[str, str, dict[str, Any], Candidate, Candidate]
 def fetch(inputs: ResolvedInputs, target: str, workdir: Path) -> Fetched | None:
     """(name, version, evidence, champion, its baseline), or None without a champion."""
     store = MlflowStore(inputs.params.tracking)
-    registry = inputs.params.registry
-    name = registry.registered_name(inputs.params.model.name, target)
-    version = store.alias_version(name, registry.champion_alias)
-    if version is None:
-        return None
-    run_id = store.version_run_id(name, version=version)
-    evidence = json.loads(store.download(run_id, EVIDENCE_FILE, workdir).read_text("utf-8"))
     suffix = inputs.model.suffix
-    tags = store.version_tags(name, version) or {}
-    champion = run_candidate(
+    found = fetch_champion(
         store,
-        run_id,
+        inputs.params.registry,
+        inputs.params.model.name,
         target,
         suffix,
-        name=f"champion-v{version}",
-        recipe={"registered_model": name, "version": version},
-        precision=tags.get(PRECISION_TAG, "unknown"),
-        workdir=workdir,
+        workdir,
         is_baseline=False,
     )
+    if found is None:
+        return None
+    name, version, run_id = found.registered_model, found.version, found.run_id
+    evidence = json.loads(store.download(run_id, EVIDENCE_FILE, workdir).read_text("utf-8"))
     baseline_run = store.baseline_beside(run_id)
     if baseline_run is None:
         raise TrackingError(f"{name} v{version}: no baseline run beside its run {run_id}")
@@ -73,7 +67,7 @@ def fetch(inputs: ResolvedInputs, target: str, workdir: Path) -> Fetched | None:
         precision="fp32",
         workdir=workdir,
     )
-    return name, version, evidence, champion, baseline
+    return name, version, evidence, found.candidate, baseline
 
 
 @task(name="log-recheck", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=3)

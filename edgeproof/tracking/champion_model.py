@@ -6,6 +6,7 @@ this run's winner on this machine, never compared with numbers recorded elsewher
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgeproof.config import RegistryConfig
@@ -18,15 +19,31 @@ from edgeproof.tracking.run_log import MODEL_ARTIFACT_DIR
 PRECISION_TAG = "edgeproof.precision"
 
 
+@dataclass(frozen=True)
+class ChampionModel:
+    """The champion of a registered model: where it is, and its files as a candidate."""
+
+    registered_model: str
+    version: str
+    run_id: str  # the candidate run that logged its files (and its evidence.json)
+    candidate: Candidate
+
+
 def fetch_champion(
     store: MlflowStore,
     registry: RegistryConfig,
     model: str,
-    like: Candidate,
+    target: str,
+    suffix: str,
     workdir: Path,
-) -> tuple[str, str, Candidate] | None:
-    """(registered name, version, candidate) of the champion of ``like``'s target, or None."""
-    name = registry.registered_name(model, like.target)
+    is_baseline: bool = True,
+) -> ChampionModel | None:
+    """The champion of ``model`` on ``target``, downloaded into ``workdir``; None if unset.
+
+    ``suffix`` names its primary file (e.g. ``.onnx``, ``.xml``); ``is_baseline`` is how it
+    is measured: as the baseline beside a winner, or as a candidate against its baseline.
+    """
+    name = registry.registered_name(model, target)
     version = store.alias_version(name, registry.champion_alias)
     if version is None:
         return None
@@ -35,14 +52,15 @@ def fetch_champion(
     candidate = run_candidate(
         store,
         run_id,
-        like.target,
-        like.model_file.suffix,
+        target,
+        suffix,
         name=f"champion-v{version}",
         recipe={"registered_model": name, "version": version},
         precision=tags.get(PRECISION_TAG, "unknown"),
         workdir=workdir,
+        is_baseline=is_baseline,
     )
-    return name, version, candidate
+    return ChampionModel(name, version, run_id, candidate)
 
 
 def run_candidate(
@@ -75,6 +93,6 @@ def run_candidate(
     )
 
 
-def same_files(a: Candidate, b: Candidate) -> bool:
-    """True when both candidates are the same bytes (file names aside)."""
-    return sorted(map(sha256_file, a.files)) == sorted(map(sha256_file, b.files))
+def file_digests(candidate: Candidate) -> list[str]:
+    """The sha256 of each of a candidate's files, sorted: equal lists = the same bytes."""
+    return sorted(map(sha256_file, candidate.files))
