@@ -124,14 +124,20 @@ class OpenVinoRecipe(StrictModel):
     ``precision``: the same IR run with ``INFERENCE_PRECISION_HINT`` bf16 or f16.
     ``nncf-ptq``: ``nncf.quantize`` on ``calibration_samples`` items (its ``subset_size``)
     with ``preset`` and ``fast_bias_correction``.
+    ``nncf-accuracy-control``: ``nncf.quantize_with_accuracy_control``, which reverts layers
+    to floating point until the top-1 drop on the (labelled) calibration split is at most
+    ``max_drop`` (absolute; default: ``gates.accuracy.max_drop_abs``), in at most
+    ``max_iterations`` rounds (default: NNCF's, unbounded).
     """
 
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
-    method: Literal["precision", "nncf-ptq"]
+    method: Literal["precision", "nncf-ptq", "nncf-accuracy-control"]
     precision: Literal["bf16", "f16"] = "bf16"
     preset: Literal["performance", "mixed"] = "performance"
     fast_bias_correction: bool = True
     calibration_samples: Annotated[int, Field(ge=1)] = 300
+    max_drop: Fraction | None = None
+    max_iterations: Annotated[int, Field(ge=1)] | None = None
 
 
 class OpenVinoTargetConfig(TargetCommon):
@@ -314,11 +320,55 @@ class Params(StrictModel):
     tracking: TrackingConfig = TrackingConfig()
     report: ReportConfig = ReportConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _accuracy_control_from_gate(cls, raw: Any) -> Any:
+        """NNCF accuracy-control recipes without ``max_drop`` take the accuracy gate's."""
+        return _fill_accuracy_control_max_drop(raw)
+
     @model_validator(mode="after")
     def _some_target(self) -> Params:
         if not self.targets.enabled():
             raise ValueError("no target is enabled")
         return self
+
+    @model_validator(mode="after")
+    def _accuracy_control_has_max_drop(self) -> Params:
+        section = self.targets.openvino_cpu
+        for recipe in section.recipes if section else []:
+            if recipe.method == "nncf-accuracy-control" and recipe.max_drop is None:
+                raise ValueError(
+                    f"targets.openvino-cpu.recipes.{recipe.name}: nncf-accuracy-control needs "
+                    "max_drop (gates.accuracy.max_drop_abs is off)"
+                )
+        return self
+
+
+def _fill_accuracy_control_max_drop(raw: Any) -> Any:
+    """A copy of raw params with ``max_drop`` set on accuracy-control recipes that lack it.
+
+    Anything malformed is returned as is, for the field validators to report.
+    """
+    try:
+        recipes = raw["targets"]["openvino-cpu"]["recipes"]
+        gate = (raw.get("gates") or {}).get("accuracy") or {}
+        max_drop = gate.get("max_drop_abs", AccuracyGate().max_drop_abs)
+    except (TypeError, KeyError, AttributeError):
+        return raw
+    valid = isinstance(max_drop, int | float) and not isinstance(max_drop, bool)
+    if not isinstance(recipes, list) or not valid or not 0.0 <= max_drop <= 1.0:
+        return raw  # a bad gate value is reported at the gate, not at the recipe
+    filled = [{**r, "max_drop": max_drop} if _lacks_max_drop(r) else r for r in recipes]
+    section = {**raw["targets"]["openvino-cpu"], "recipes": filled}
+    return {**raw, "targets": {**raw["targets"], "openvino-cpu": section}}
+
+
+def _lacks_max_drop(recipe: Any) -> bool:
+    return (
+        isinstance(recipe, dict)
+        and recipe.get("method") == "nncf-accuracy-control"
+        and "max_drop" not in recipe
+    )
 
 
 def _require_unique(names: list[str], what: str) -> None:

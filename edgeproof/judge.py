@@ -81,11 +81,11 @@ def judge_target(
             scores,
             params.measure,
         )
+    by_name = {c.name: c for c in [baseline, *candidates]}
     verdicts = {
-        name: decide(summary, summaries[baseline.name], params.gates)
+        name: decide(summary, summaries[baseline.name], params.gates, by_name[name].failure)
         for name, summary in summaries.items()
     }
-    by_name = {c.name: c for c in [baseline, *candidates]}
     outcomes = [
         CandidateOutcome(candidate=by_name[name], summary=summaries[name], verdict=verdicts[name])
         for name in summaries

@@ -33,6 +33,7 @@ class Candidate(Record):
     recipe: dict[str, Any]
     precision: str  # e.g. "fp32", "int8"
     is_baseline: bool = False
+    failure: str | None = None  # what the optimizer reported it could not deliver: fails it
 
     @property
     def model_file(self) -> Path:

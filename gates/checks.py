@@ -184,9 +184,21 @@ def run_checks(
     return checks
 
 
-def decide(summary: CandidateSummary, baseline: CandidateSummary, gates: GatesConfig) -> Verdict:
-    """All enabled checks of one candidate and the verdict they add up to (see module doc)."""
+def decide(
+    summary: CandidateSummary,
+    baseline: CandidateSummary,
+    gates: GatesConfig,
+    optimizer_failure: str | None = None,
+) -> Verdict:
+    """All enabled checks of one candidate and the verdict they add up to (see module doc).
+
+    ``optimizer_failure``: what the optimizer itself reported it could not deliver (e.g. NNCF
+    accuracy control that did not reach its max_drop); it fails the candidate as a first
+    check named "optimizer", whatever the measurements say.
+    """
     checks = run_checks(summary, baseline, gates)
+    if optimizer_failure is not None:
+        checks.insert(0, Check(name="optimizer", status="fail", message=optimizer_failure))
     warn = gates.on_inconclusive == "warn"
     reasons: list[str] = []
     for c in checks:

@@ -24,7 +24,23 @@ def test_shipped_params_are_valid() -> None:
     recipes = [r.name for r in params.targets.onnxruntime_cpu.recipes]
     assert {"dynamic-int8", "static-qdq-minmax", "static-qdq-percentile"} <= set(recipes)
     assert params.targets.openvino_cpu is not None
-    assert [r.method for r in params.targets.openvino_cpu.recipes] == ["precision", "nncf-ptq"]
+    methods = [r.method for r in params.targets.openvino_cpu.recipes]
+    assert methods == ["precision", "nncf-ptq", "nncf-accuracy-control"]
+
+
+def test_accuracy_control_takes_max_drop_from_the_accuracy_gate() -> None:
+    raw = _raw()
+    raw["gates"]["accuracy"]["max_drop_abs"] = 0.004
+    recipes = raw["targets"]["openvino-cpu"]["recipes"]
+    recipes.append({"name": "own-drop", "method": "nncf-accuracy-control", "max_drop": 0.02})
+    by_name = {r.name: r for r in parse_params(raw).targets.openvino_cpu.recipes}
+    assert by_name["nncf-int8-accuracy-control"].max_drop == 0.004
+    assert by_name["own-drop"].max_drop == 0.02  # an explicit value wins
+    assert by_name["nncf-int8"].max_drop is None  # other methods are left alone
+
+    raw["gates"]["accuracy"]["max_drop_abs"] = None  # gate off and no max_drop of its own
+    with pytest.raises(ConfigError, match="nncf-int8-accuracy-control: nncf-accuracy-control"):
+        parse_params(raw)
 
 
 @pytest.mark.parametrize(

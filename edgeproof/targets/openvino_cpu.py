@@ -7,13 +7,18 @@ Facts this relies on (DESIGN.md §7, this machine):
   ``INFERENCE_PRECISION_HINT=f32``, and every session records the precision it really ran.
 - ``PERFORMANCE_HINT=LATENCY`` and an explicit thread count for batch-1 latency.
 - NNCF post-training quantization of the IR (``nncf.quantize``) gave 3.8x over ORT FP32.
+- NNCF accuracy control only *logs* that it could not reach ``max_drop`` and still returns
+  a model: edgeproof re-scores the result on the calibration split itself and a miss
+  becomes the candidate's ``failure`` (the gate fails it with that reason).
 A candidate is two files, ``model.xml`` (first) and ``model.bin``.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,12 +79,16 @@ class OpenVinoCpu(RecipeTarget[OpenVinoTargetConfig]):
     ) -> Candidate:
         spec = self._recipes[recipe]
         out = fresh_dir(workdir / recipe) / "model.xml"
+        failure = None
         if spec.method == "precision":
             for src in baseline.files:  # the same IR, run at a lower precision
                 shutil.copyfile(src, out.with_suffix(src.suffix))
             precision = spec.precision
-        else:
+        elif spec.method == "nncf-ptq":
             _nncf_ptq(baseline.model_file, out, spec, calibration)
+            precision = "int8"
+        else:
+            failure = nncf_accuracy_control(baseline.model_file, out, spec, calibration)
             precision = "int8"
         return Candidate(
             target=NAME,
@@ -87,6 +96,7 @@ class OpenVinoCpu(RecipeTarget[OpenVinoTargetConfig]):
             files=(out, out.with_suffix(".bin")),
             recipe=_recipe_record(spec),
             precision=precision,
+            failure=failure,
         )
 
     def open_session(self, candidate: Candidate, threads: int) -> OpenVinoSession:
@@ -99,18 +109,107 @@ def _nncf_ptq(src: Path, out: Path, spec: OpenVinoRecipe, calibration: Dataset) 
     import openvino as ov
 
     items = list(calibration.head(spec.calibration_samples).batches(1))
-    preset = {
-        "performance": nncf.QuantizationPreset.PERFORMANCE,
-        "mixed": nncf.QuantizationPreset.MIXED,
-    }[spec.preset]
     quantized = nncf.quantize(
         ov.Core().read_model(str(src)),
         nncf.Dataset(items),
-        preset=preset,
+        preset=_preset(spec),
         subset_size=len(items),
         fast_bias_correction=spec.fast_bias_correction,
     )
     ov.save_model(quantized, str(out), compress_to_fp16=False)
+
+
+def nncf_accuracy_control(
+    src: Path, out: Path, spec: OpenVinoRecipe, calibration: Dataset
+) -> str | None:
+    """``nncf.quantize_with_accuracy_control`` of an IR file; why it missed max_drop, or None.
+
+    NNCF validates on the calibration split (it needs labels there); the eval split stays
+    untouched for edgeproof's own, independent verdict. The returned model is also re-scored
+    here with the same top-1 metric at f32 (NNCF compiles with the CPU's default precision,
+    bf16 here): a miss by either NNCF's account (its log) or edgeproof's is a failure, and
+    the reason quotes both.
+    """
+    import nncf
+    import openvino as ov
+    from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
+
+    if calibration.labels is None:
+        raise InputError(
+            "nncf-accuracy-control needs labels in the calibration data "
+            f"(key 'labels'): {calibration.source}"
+        )
+    max_drop = spec.max_drop if spec.max_drop is not None else 0.0  # Params fills it in
+    subset = calibration.head(spec.calibration_samples)
+    labelled = list(zip(subset.batches(1), subset.labels.tolist(), strict=True))
+    restorer = AdvancedAccuracyRestorerParameters()
+    if spec.max_iterations is not None:
+        restorer = AdvancedAccuracyRestorerParameters(max_num_iterations=spec.max_iterations)
+    model = ov.Core().read_model(str(src))
+    with _nncf_log() as log:
+        quantized = nncf.quantize_with_accuracy_control(
+            model,
+            nncf.Dataset(labelled, lambda item: item[0]),
+            nncf.Dataset(labelled),
+            _top1,
+            max_drop=max_drop,
+            drop_type=nncf.DropType.ABSOLUTE,
+            preset=_preset(spec),
+            subset_size=len(labelled),
+            fast_bias_correction=spec.fast_bias_correction,
+            advanced_accuracy_restorer_parameters=restorer,
+        )
+    ov.save_model(quantized, str(out), compress_to_fp16=False)
+    before = _top1(_compile_f32(model), labelled)[0]
+    after = _top1(_compile_f32(quantized), labelled)[0]
+    nncf_missed = any("could not achieve the required accuracy drop" in m for m in log)
+    if before - after <= max_drop + 1e-12 and not nncf_missed:
+        return None
+    who = "NNCF reports it could not achieve it" if nncf_missed else "NNCF reported success"
+    return (
+        f"NNCF accuracy control did not reach max_drop {max_drop * 100:.2f} pt ({who}; "
+        f"edgeproof re-check at f32 on {len(labelled)} calibration items: top-1 "
+        f"{before * 100:.2f}% -> {after * 100:.2f}%, drop {(before - after) * 100:.2f} pt)"
+    )
+
+
+def _top1(compiled: Any, items: Iterable[tuple[dict[str, np.ndarray], int]]) -> tuple:
+    """NNCF's validation_fn: top-1 accuracy, and per-item correctness for its ranking."""
+    correct = [float(np.argmax(compiled(x)[0]) == y) for x, y in items]
+    return float(np.mean(correct)), correct
+
+
+def _compile_f32(model: Any) -> Any:
+    import openvino as ov
+
+    return ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+
+
+@contextmanager
+def _nncf_log() -> Iterator[list[str]]:
+    """Collect what NNCF logs (its accuracy-control outcome exists only as a log line)."""
+    messages: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    handler = _Collect(logging.INFO)
+    logger = logging.getLogger("nncf")
+    logger.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+
+
+def _preset(spec: OpenVinoRecipe) -> Any:
+    import nncf
+
+    return {
+        "performance": nncf.QuantizationPreset.PERFORMANCE,
+        "mixed": nncf.QuantizationPreset.MIXED,
+    }[spec.preset]
 
 
 class OpenVinoSession:
@@ -152,14 +251,22 @@ class OpenVinoSession:
         return [np.asarray(results[port]) for port in self._outputs]
 
 
+_RECIPE_FIELDS = {
+    "precision": ("precision",),
+    "nncf-ptq": ("preset", "fast_bias_correction", "calibration_samples"),
+    "nncf-accuracy-control": (
+        "preset",
+        "fast_bias_correction",
+        "calibration_samples",
+        "max_drop",
+        "max_iterations",
+    ),
+}
+
+
 def _recipe_record(spec: OpenVinoRecipe) -> dict[str, Any]:
-    record = spec.model_dump(exclude={"name"})
-    if spec.method == "precision":
-        for key in ("preset", "fast_bias_correction", "calibration_samples"):
-            record.pop(key)
-    else:
-        record.pop("precision")
-    return record
+    """The recipe as logged: its method and only the fields that method uses."""
+    return {"method": spec.method} | spec.model_dump(include=set(_RECIPE_FIELDS[spec.method]))
 
 
 def _type_name(value: Any) -> str | None:
