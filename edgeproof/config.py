@@ -152,6 +152,43 @@ class OpenVinoTargetConfig(TargetCommon):
         return self
 
 
+class OlivePass(StrictModel):
+    """One Olive pass: its class name and its parameters, as Olive documents them."""
+
+    type: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9]*$")]  # e.g. OnnxStaticQuantization
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class OliveRecipe(StrictModel):
+    """One Olive workflow (its passes run in order), giving one candidate.
+
+    Passes that calibrate (static quantization) read ``calibration_samples`` items of the
+    calibration split through edgeproof's Olive data script; ``precision`` labels the result.
+    """
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    passes: Annotated[list[OlivePass], Field(min_length=1)]
+    precision: str = "int8"
+    calibration_samples: Annotated[int, Field(ge=1)] = 200
+
+
+class OliveTargetConfig(TargetCommon):
+    """The ``olive`` target: Microsoft Olive workflows (``olive run``), run with ONNX Runtime.
+
+    The baseline is the same FP32 graph as ``onnxruntime-cpu``'s. Olive's search needs its
+    own evaluator (which fails on local data in olive-ai 0.13): each recipe runs with
+    search off, and edgeproof measures every recipe's output itself.
+    """
+
+    recipes: list[OliveRecipe] = Field(default_factory=list)
+    timeout_seconds: PositiveFloat = 900.0  # per ``olive run``
+
+    @model_validator(mode="after")
+    def _unique_recipe_names(self) -> OliveTargetConfig:
+        _require_unique([r.name for r in self.recipes] + ["fp32"], "recipes")
+        return self
+
+
 class TargetsConfig(StrictModel):
     """One optional section per known target; an unknown target name is an error."""
 
@@ -159,6 +196,7 @@ class TargetsConfig(StrictModel):
 
     onnxruntime_cpu: OnnxRuntimeTargetConfig | None = Field(default=None, alias="onnxruntime-cpu")
     openvino_cpu: OpenVinoTargetConfig | None = Field(default=None, alias="openvino-cpu")
+    olive: OliveTargetConfig | None = None
 
     def enabled(self) -> dict[str, TargetCommon]:
         """Enabled targets by their public name (e.g. ``onnxruntime-cpu``)."""

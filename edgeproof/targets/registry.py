@@ -17,6 +17,7 @@ from edgeproof.targets.base import Target
 _BACKENDS: dict[str, str] = {
     "onnxruntime-cpu": "edgeproof.targets.onnxruntime_cpu:OnnxRuntimeCpu",
     "openvino-cpu": "edgeproof.targets.openvino_cpu:OpenVinoCpu",
+    "olive": "edgeproof.targets.olive:Olive",
 }
 
 
@@ -37,5 +38,5 @@ def make_target(name: str, config: TargetCommon) -> Target:
 def target_from_json(name: str, config: dict[str, Any]) -> Target:
     """Rebuild a target from the JSON form of its config section (subprocess side)."""
     section = TargetsConfig.model_validate({name: config})
-    field = next(f for f, info in TargetsConfig.model_fields.items() if info.alias == name)
+    field = next(f for f, info in TargetsConfig.model_fields.items() if (info.alias or f) == name)
     return make_target(name, getattr(section, field))

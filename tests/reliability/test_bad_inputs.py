@@ -73,7 +73,7 @@ params
   duplicate-recipe          targets.onnxruntime-cpu: recipes: duplicate name 'fp32'
   num-classes-one           model.num_classes: Input should be greater than or equal to 2
 targets
-  unknown-target-option     unknown target 'tpu' (known: onnxruntime-cpu, openvino-cpu)
+  unknown-target-option     unknown target 'tpu' (known: onnxruntime-cpu, openvino-cpu, olive)
   disabled-target           (top level): no target is enabled
   unavailable-runtime       no selected target can run here (onnxruntime-cpu: onnxruntime is
                             not installed ...)  (onnxruntime made unimportable)
@@ -589,7 +589,7 @@ CATALOGUE = [
     Case(
         "unknown-target-option",
         lambda project: None,
-        r"unknown target 'tpu' \(known: onnxruntime-cpu, openvino-cpu\)",
+        r"unknown target 'tpu' \(known: onnxruntime-cpu, openvino-cpu, olive\)",
         args=("--target", "tpu"),
     ),
     Case(
