@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from edgeproof.errors import EdgeproofError
+from edgeproof.errors import EdgeproofError, InputError
 from edgeproof.runtime_env import apply_quiet_defaults, hide_expected_tracebacks
 
 if TYPE_CHECKING:
@@ -49,6 +49,14 @@ def run(
     report_dir: Annotated[
         Path | None, typer.Option("--report-dir", help="Where reports/<run>/ goes.")
     ] = None,
+    junit: Annotated[
+        Path | None,
+        typer.Option("--junit", help="Also write JUnit XML here (always in the report folder)."),
+    ] = None,
+    metrics: Annotated[
+        Path | None,
+        typer.Option("--metrics", help="Also write the run's key figures here (DVC metrics)."),
+    ] = None,
     debug: DebugOption = False,
 ) -> None:
     """Optimize, measure and gate the model on every enabled target."""
@@ -59,6 +67,8 @@ def run(
     if not debug:
         hide_expected_tracebacks()
     try:
+        if junit is not None and not junit.parent.is_dir():
+            raise InputError(f"--junit: folder does not exist: {junit.parent}")
         inputs = resolve_inputs(params, target)  # fail fast, before Prefect or MLflow start
         require_available(inputs.targets)  # embedded: the targets run in this process
         from flows.quality_gate import quality_gate
@@ -72,6 +82,14 @@ def run(
     except EdgeproofError as exc:
         raise _fail(exc, debug) from None
     result = RunResult.model_validate(raw)
+    if junit is not None:
+        from edgeproof.report.junit import write_junit
+
+        write_junit(result, junit)
+    if metrics is not None:
+        from flows.quality_gate import write_gate_metrics
+
+        write_gate_metrics(result, metrics)
     _print_result(result, report_dir or params.resolve().parent / "reports")
     if result.status == "error":  # e.g. the data gate: the report is written, this names why
         err.print(f"edgeproof: error: {_run_error(result)}", markup=False)
@@ -208,6 +226,39 @@ def _registered(params: Path, model: str | None, target: str) -> tuple[Params, M
 
 
 @app.command()
+def matrix(
+    model: ModelArgument = None,
+    params: ParamsOption = Path("params.yaml"),
+    png: Annotated[
+        Path | None,
+        typer.Option("--png", help="Heat map file (default: reports/matrix-MODEL.png)."),
+    ] = None,
+    debug: DebugOption = False,
+) -> None:
+    """Which target/recipe wins on each device, from MLflow history (markdown + heat map)."""
+    apply_quiet_defaults()
+    from edgeproof.config import load_params
+    from edgeproof.report.matrix import collect_matrix, matrix_heatmap, matrix_markdown
+    from edgeproof.tracking.mlflow_store import MlflowStore
+
+    try:
+        if png is not None and not png.parent.is_dir():
+            raise InputError(f"--png: folder does not exist: {png.parent}")
+        loaded = load_params(params)
+        name = model or loaded.model.name
+        found = collect_matrix(MlflowStore(loaded.tracking).client, name)
+    except EdgeproofError as exc:
+        raise _fail(exc, debug) from None
+    sys.stdout.write(matrix_markdown(found))
+    if png is None and found.devices:
+        png = params.resolve().parent / loaded.report.dir / f"matrix-{name}.png"
+        png.parent.mkdir(parents=True, exist_ok=True)
+    drawn = matrix_heatmap(found, png) if png else None
+    if drawn is not None:
+        out.print(f"Heat map: {drawn}", markup=False)
+
+
+@app.command()
 def history(
     model: ModelArgument = None,
     target: TargetOption = "onnxruntime-cpu",
@@ -291,7 +342,8 @@ def verify_champion(
 ) -> None:
     """Re-measure the champion against its evidence; roll back on a clear regression.
 
-    Exit 0 healthy (or no champion), 1 regressed, 2 error."""
+    Exit 0 healthy (or no champion), 1 regressed, 2 error or a device whose fingerprint
+    differs from the evidence's (no comparison, no rollback)."""
     apply_quiet_defaults()
     from edgeproof.records import ChampionRecheck
     from edgeproof.resolve import resolve_inputs
@@ -314,6 +366,13 @@ def verify_champion(
     from flows.verify_champion import recheck_markdown
 
     out.print(recheck_markdown(result), markup=False)
+    if result.status == "incomparable":
+        err.print(
+            f"edgeproof: error: {result.registered_model} v{result.version}: not compared with "
+            f"its evidence, the device differs: {'; '.join(result.reasons)}",
+            markup=False,
+        )
+        raise typer.Exit(2)
     raise typer.Exit(1 if result.status == "regressed" else 0)
 
 

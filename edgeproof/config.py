@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from edgeproof.errors import ConfigError
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+SelectionMetric = Literal["accuracy", "latency", "p90", "peak_rss", "size"]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
 
 
@@ -274,6 +275,16 @@ class SizeGate(StrictModel):
     max_mb: PositiveFloat | None = None
 
 
+class EnergyGate(StrictModel):
+    """Energy per inference, where the runner exposes a counter (Linux RAPL powercap).
+
+    Runners without a readable counter skip these checks, saying why.
+    """
+
+    max_mj_per_inference: PositiveFloat | None = None
+    min_reduction: Annotated[float, Field(gt=-1.0, lt=1.0)] | None = None
+
+
 class GatesConfig(StrictModel):
     """Thresholds; ``None`` disables a check. All failures of a candidate are reported."""
 
@@ -282,8 +293,20 @@ class GatesConfig(StrictModel):
     latency: LatencyGate = LatencyGate()
     memory: MemoryGate = MemoryGate()
     size: SizeGate = SizeGate()
+    energy: EnergyGate = EnergyGate()
     on_inconclusive: Literal["fail", "warn", "rerun"] = "fail"
+    # how the winner is picked among passing candidates: lowest ``objective``, or, when
+    # ``weights`` is set, the lowest weighted sum of min-max normalized metrics among the
+    # passing candidates on the (noise-aware) Pareto front
     objective: Literal["median_latency", "p90_latency", "size", "peak_rss"] = "median_latency"
+    weights: dict[SelectionMetric, Annotated[float, Field(ge=0.0)]] | None = None
+
+    @field_validator("weights")
+    @classmethod
+    def _some_weight(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is not None and not any(w > 0 for w in value.values()):
+            raise ValueError("at least one weight must be above 0")
+        return value
 
 
 class ChampionCompare(StrictModel):

@@ -22,7 +22,7 @@ from edgeproof.records import (
     Verdict,
 )
 from gates.checks import decide
-from gates.select import select_winner
+from gates.pareto import SelectionPolicy, pareto_front, select_on_front
 from gates.summarize import summarize
 
 
@@ -91,13 +91,21 @@ def judge_target(
         for name in summaries
     ] + outcomes
     outcomes.extend(failed)
-    winner, why = select_winner(summaries, verdicts, params.gates.objective)
+    gates = params.gates
+    policy = SelectionPolicy(
+        objective=None if gates.weights else gates.objective, weights=gates.weights
+    )
+    selection = select_on_front(summaries, verdicts, policy)
+    front = pareto_front(summaries)
     return TargetOutcome(
         target=target,
         available=True,
-        reason=why,
+        reason=selection.reason,
         baseline=baseline.name,
         outcomes=tuple(outcomes),
-        winner=winner,
-        status="pass" if winner else "blocked",
+        winner=selection.winner,
+        runner_up=selection.runner_up,
+        pareto_front=front.front,
+        dominated_by=dict(front.dominated_by),
+        status="pass" if selection.winner else "blocked",
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 Status = Literal["pass", "fail", "inconclusive", "skipped"]
 VerdictStatus = Literal["pass", "fail", "inconclusive", "error"]
@@ -119,6 +119,8 @@ class CandidateSummary(Record):
     load_seconds: float
     size_mb: float
     threads: int
+    # mJ per inference over the throughput window; None where the runner has no counter
+    energy_mj_per_inference: float | None = None
 
 
 class Check(Record):
@@ -169,7 +171,8 @@ class ChampionRecheck(Record):
     target: str
     registered_model: str
     version: str | None  # None: no champion to check
-    status: Literal["healthy", "regressed", "no-champion"]
+    # incomparable: measured now on a device whose fingerprint differs from the evidence's
+    status: Literal["healthy", "regressed", "no-champion", "incomparable"]
     reasons: tuple[str, ...] = ()
     recorded_speedup: Estimate | None = None
     speedup_now: Estimate | None = None
@@ -188,6 +191,11 @@ class TargetOutcome(Record):
     baseline: str | None = None
     outcomes: tuple[CandidateOutcome, ...] = ()
     winner: str | None = None
+    runner_up: str | None = None
+    # noise-aware Pareto front of the measured candidates (accuracy or agreement, latency,
+    # peak RSS, size), and for each candidate off it, the candidates that dominate it
+    pareto_front: tuple[str, ...] = ()
+    dominated_by: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     status: Literal["pass", "blocked", "unavailable", "error"]
     plots: tuple[str, ...] = ()  # PNG file names, in the target's MLflow run and the report
     champion: ChampionComparison | None = None  # None: no champion yet, or comparison off

@@ -23,6 +23,7 @@ from edgeproof.judge import judge_target, latency_inconclusive
 from edgeproof.measure.harness import TargetMeasurements, extended, measure_target
 from edgeproof.optimize import build_candidates
 from edgeproof.records import Candidate, CandidateOutcome, ChampionComparison, TargetOutcome
+from edgeproof.report.pareto_plot import pareto_plot
 from edgeproof.report.plots import latency_plot
 from edgeproof.resolve import ResolvedInputs, resolve_inputs
 from edgeproof.runtime_env import apply_quiet_defaults
@@ -173,7 +174,9 @@ def versus_champion(
         "%s: measuring %s against champion v%s", outcome.target, winner.name, version
     )
     champ = champion.candidate
-    measured = measure(inputs, outcome.target, champ, [winner], workdir / "vs-champion")
+    measured = measure.with_options(
+        tags={*measure.tags, f"edgeproof-device:{inputs.targets[outcome.target].work_pool}"}
+    )(inputs, outcome.target, champ, [winner], workdir / "vs-champion")
     return compare_champion(inputs, outcome, champion, winner, measured)
 
 
@@ -203,12 +206,17 @@ def track(
 def plot(
     inputs: ResolvedInputs, outcome: TargetOutcome, measured: TargetMeasurements, plot_dir: Path
 ) -> TargetOutcome:
-    """Draw the latency figure; the outcome names it so the report can link it."""
-    name = f"{outcome.target}-latency.png"
-    drawn = latency_plot(
-        outcome, measured, inputs.params.gates.latency.min_speedup, plot_dir / name
-    )
-    return outcome.model_copy(update={"plots": (name,)}) if drawn else outcome
+    """Draw the latency and Pareto figures; the outcome names them so the report links them."""
+    latency, pareto = f"{outcome.target}-latency.png", f"{outcome.target}-pareto.png"
+    drawn = [
+        latency
+        if latency_plot(
+            outcome, measured, inputs.params.gates.latency.min_speedup, plot_dir / latency
+        )
+        else None,
+        pareto if pareto_plot(outcome, plot_dir / pareto) else None,
+    ]
+    return outcome.model_copy(update={"plots": tuple(n for n in drawn if n)})
 
 
 def _unavailable_or_none(inputs: ResolvedInputs, target_name: str) -> TargetOutcome | None:
@@ -234,14 +242,18 @@ def gate_target(
         if outcome is None:
             try:
                 baseline, built, failed = optimize(inputs, target, workdir)
-                measured = measure(inputs, target, baseline, built, workdir)
+                measured = measure.with_options(
+                    tags={*measure.tags, f"edgeproof-device:{inputs.targets[target].work_pool}"}
+                )(inputs, target, baseline, built, workdir)
                 outcome = decide(inputs, target, baseline, built, failed, measured)
                 again = latency_inconclusive(outcome)
                 if again and inputs.params.gates.on_inconclusive == "rerun":
                     get_run_logger().info("%s: measuring again, longer: %s", target, again)
                     longer = extended(inputs.params.measure)
                     retry = [c for c in built if c.name in again]
-                    newer = measure(inputs, target, baseline, retry, workdir, longer)
+                    newer = measure.with_options(
+                        tags={*measure.tags, f"edgeproof-device:{inputs.targets[target].work_pool}"}
+                    )(inputs, target, baseline, retry, workdir, longer)
                     measured = measured.replacing(newer, again)
                     outcome = decide(inputs, target, baseline, built, failed, measured)
                 outcome = versus_champion(inputs, outcome, built, workdir)

@@ -22,6 +22,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from edgeproof.errors import RegistryConflict, RegistryRefused, TrackingError
+from edgeproof.measure.fingerprint import fingerprint_mismatch
 from edgeproof.records import Candidate, CandidateSummary, ChampionRecheck, TargetOutcome
 from edgeproof.resolve import ResolvedInputs, resolve_inputs
 from edgeproof.runtime_env import apply_quiet_defaults
@@ -96,7 +97,9 @@ def log_recheck(
 
 def recheck_markdown(result: ChampionRecheck) -> str:
     """The result as markdown (Prefect artifact, CLI output)."""
-    icon = {"healthy": "✅", "regressed": "❌", "no-champion": "➖"}[result.status]
+    icon = {"healthy": "✅", "regressed": "❌", "no-champion": "➖", "incomparable": "⛔"}[
+        result.status
+    ]
     lines = [f"## verify-champion {result.registered_model}: {icon} {result.status}", ""]
     if result.recorded_speedup and result.speedup_now:
         was, now = result.recorded_speedup, result.speedup_now
@@ -114,16 +117,21 @@ def recheck_markdown(result: ChampionRecheck) -> str:
 
 def _judge_now(
     inputs: ResolvedInputs, target: str, fetched: Fetched, workdir: Path
-) -> tuple[list[str], TargetOutcome]:
-    """File integrity problems, and the champion judged now against its baseline."""
-    _, _, evidence, champion, baseline = fetched
+) -> tuple[list[str], list[str], TargetOutcome]:
+    """File integrity problems, device differences from the evidence, and the champion
+    judged now against its baseline."""
+    _, version, evidence, champion, baseline = fetched
     folder = champion.model_file.parent
     bad_files = [
         c.line() for c in verify_evidence(evidence, inputs.root, folder) if c.what == "model"
     ]
     measured = measure(inputs, target, baseline, [champion], workdir)
     outcome = decide(inputs, target, baseline, [champion], [], measured)
-    return [b for b in bad_files if not b.startswith("ok")], outcome
+    recorded = (evidence.get("environment") or {}).get("fingerprint") or {}
+    raw = measured.raw.get(champion.name)
+    now = raw.environment.get("fingerprint", {}) if raw else {}
+    differs = fingerprint_mismatch(recorded, now, f"evidence of v{version}", "this run")
+    return [b for b in bad_files if not b.startswith("ok")], differs, outcome
 
 
 @flow(name="verify-champion", log_prints=True)
@@ -148,7 +156,7 @@ def verify_champion(
             )
             return result.model_dump(mode="json")
         version, evidence, champion = fetched[1], fetched[2], fetched[3]
-        bad_files, outcome = _judge_now(inputs, target, fetched, workdir)
+        bad_files, differs, outcome = _judge_now(inputs, target, fetched, workdir)
         mine = next(o for o in outcome.outcomes if o.candidate.name == champion.name)
         if mine.summary is None:
             raise TrackingError(f"{name} v{version}: could not be measured: {mine.error}")
@@ -156,17 +164,20 @@ def verify_champion(
         reasons = bad_files + recheck_regressions(
             recorded, mine.summary, mine.verdict.checks, max_speedup_loss
         )
+        status = "regressed" if reasons else "healthy"
+        if differs and not bad_files:  # another device: a "regression" would be false
+            status, reasons = "incomparable", differs
         result = ChampionRecheck(
             target=target,
             registered_model=name,
             version=version,
-            status="regressed" if reasons else "healthy",
+            status=status,
             reasons=tuple(reasons),
             recorded_speedup=recorded.speedup,
             speedup_now=mine.summary.speedup,
             verdict_now=mine.verdict,
         )
-        if reasons and rollback_on_regression:
+        if status == "regressed" and rollback_on_regression:
             result = _roll_back(inputs, result)
         run_id = log_recheck(inputs, result, mine.summary)
         result = result.model_copy(update={"mlflow_run_id": run_id})

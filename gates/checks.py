@@ -2,7 +2,9 @@
 
 One ``Check`` per enabled threshold (``None`` disables it), in this order: accuracy.max_drop_abs,
 accuracy.max_drop_rel, fidelity.min_top1_agreement, fidelity.max_kl, latency.p90_budget_ms,
-latency.min_speedup, memory.max_peak_rss_mb, memory.min_reduction, size.max_mb.
+latency.min_speedup, memory.max_peak_rss_mb, memory.min_reduction, size.max_mb,
+energy.max_mj_per_inference, energy.min_reduction (skipped, saying why, on a runner
+without an energy counter).
 
 Sampled quantities are decided three ways from their confidence interval: **pass** when the
 whole interval clears the limit (a bound equal to the limit clears it), **fail** when it
@@ -40,8 +42,17 @@ CHECK_NAMES = (
     "memory.max_peak_rss_mb",
     "memory.min_reduction",
     "size.max_mb",
+    "energy.max_mj_per_inference",
+    "energy.min_reduction",
 )
-ABSOLUTE = frozenset({"latency.p90_budget_ms", "memory.max_peak_rss_mb", "size.max_mb"})
+ABSOLUTE = frozenset(
+    {
+        "latency.p90_budget_ms",
+        "memory.max_peak_rss_mb",
+        "size.max_mb",
+        "energy.max_mj_per_inference",
+    }
+)
 
 
 def _num(x: float, unit: str) -> str:
@@ -165,7 +176,21 @@ def _check(name: str, limit: float, s: CandidateSummary, base: CandidateSummary)
         )
     if name == "size.max_mb":
         return exact_check(name, "size", s.size_mb, limit, "max", "MB")
+    if name.startswith("energy."):
+        return _energy_check(name, limit, s, base)
     raise ValueError(f"unknown check {name!r}")
+
+
+def _energy_check(name: str, limit: float, s: CandidateSummary, base: CandidateSummary) -> Check:
+    mj, base_mj = s.energy_mj_per_inference, base.energy_mj_per_inference
+    if mj is None or (name == "energy.min_reduction" and base_mj is None):
+        return _skipped(name, "no readable energy counter on this runner", limit)
+    if name == "energy.max_mj_per_inference":
+        return exact_check(name, "energy", mj, limit, "max", "mJ/inference")
+    if not base_mj:
+        return _skipped(name, "baseline energy is 0: reduction undefined", limit)
+    reduction = 1.0 - mj / base_mj
+    return exact_check(name, "energy reduction", reduction, limit, "min", "%", base_mj)
 
 
 def run_checks(

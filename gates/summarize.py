@@ -69,4 +69,5 @@ def summarize(
         load_seconds=raw.load_seconds,
         size_mb=raw.size_mb,
         threads=raw.threads,
+        energy_mj_per_inference=raw.environment.get("energy", {}).get("mj_per_inference"),
     )

@@ -81,3 +81,26 @@ def summary(name: str, *, baseline: bool = False, median: float = 1.0, speedup: 
         size_mb=7.8 if baseline else 2.0,
         threads=2,
     )
+
+
+def run_info(**overrides: object):
+    """A RunInfo of a run named ``digits-cnn-20261125T000000Z``; ``overrides`` replace fields."""
+    from edgeproof.records import Lineage, RunInfo
+
+    fields: dict = {
+        "run_name": "digits-cnn-20261125T000000Z",
+        "model": "digits-cnn",
+        "mlflow_run_id": "abc123",
+        "mlflow_experiment_id": "1",
+        "tracking_uri": "sqlite:///mlflow.db",
+        "started_at": "2026-11-25T00:00:00+00:00",
+        "trigger": "cli",
+        "lineage": Lineage(
+            git_sha="0123456789abcdef",
+            git_branch="main",
+            git_dirty=True,
+            params_sha256="0" * 64,
+            dvc_md5={},
+        ),
+    }
+    return RunInfo(**(fields | overrides))

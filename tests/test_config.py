@@ -54,6 +54,9 @@ def test_accuracy_control_takes_max_drop_from_the_accuracy_gate() -> None:
         (("targets", "tpu-x"), {}, "targets.tpu-x: unknown key"),
         (("model", "task"), "detection", "model.task: "),
         (("registry", "challenger_alias"), "champion", "champion_alias and challenger_alias"),
+        (("gates", "weights"), {"speed": 1.0}, "gates.weights.speed.[key]: Input should be"),
+        (("gates", "weights"), {"latency": 0.0}, "gates.weights: at least one weight"),
+        (("gates", "weights"), {"latency": -1.0}, "gates.weights.latency: "),
     ],
 )
 def test_bad_values_name_the_key(path: tuple[str, ...], value: object, message: str) -> None:

@@ -123,3 +123,30 @@ def test_a_broken_candidate_fails_alone(
 
     assert set(got.raw) == {"fp32", "qdq"}
     assert "broken" in got.errors and "load failed" in got.errors["broken"]
+
+
+def test_energy_is_read_over_the_throughput_window_where_a_counter_exists(
+    tiny_model: Path, tiny_data: dict[str, Path], tmp_path: Path, monkeypatch
+) -> None:
+    """RAPL read in the worker from a powercap tree (a fixture here: no counter on this
+    machine, so the energy is 0 but the path to the device runs); none: the reason."""
+    package = tmp_path / "powercap" / "intel-rapl:0"
+    package.mkdir(parents=True)
+    for name, value in (
+        ("name", "package-0"),
+        ("energy_uj", "5000"),
+        ("max_energy_range_uj", "1000000"),
+    ):
+        (package / name).write_text(value + "\n")
+    target = OnnxRuntimeCpu(CONFIG)
+    base = target.baseline(tiny_model, tmp_path)
+    monkeypatch.setenv("EDGEPROOF_POWERCAP", str(package.parent))
+    got = measure_target(base, [], _job(tiny_data, tmp_path), MEASURE)
+    energy = got.raw["fp32"].environment["energy"]
+    assert energy["source"] == "rapl:package-0" and energy["mj_per_inference"] == 0.0
+    assert energy["inferences"] == MEASURE.throughput_batch * MEASURE.throughput_runs
+    assert energy["window_s"] > 0
+
+    monkeypatch.setenv("EDGEPROOF_POWERCAP", str(tmp_path / "absent"))
+    got = measure_target(base, [], _job(tiny_data, tmp_path), MEASURE)
+    assert "no powercap" in got.raw["fp32"].environment["energy"]["none"]

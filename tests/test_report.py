@@ -9,16 +9,15 @@ from edgeproof.records import (
     Candidate,
     CandidateOutcome,
     Check,
-    Lineage,
     Promotion,
-    RunInfo,
     RunResult,
     TargetOutcome,
     Verdict,
 )
 from edgeproof.report.files import write_report
 from edgeproof.report.markdown import MARKER, format_estimate, render_summary
-from tests.builders import estimate, summary
+from edgeproof.report.progression import recipe_text
+from tests.builders import estimate, run_info, summary
 
 
 def _outcome(name: str, status: str, reasons: tuple[str, ...] = (), **kw) -> CandidateOutcome:
@@ -58,22 +57,7 @@ def _result() -> RunResult:
         winner="static-qdq",
         status="pass",
     )
-    run = RunInfo(
-        run_name="digits-cnn-20261125T000000Z",
-        model="digits-cnn",
-        mlflow_run_id="abc123",
-        mlflow_experiment_id="1",
-        tracking_uri="sqlite:///mlflow.db",
-        started_at="2026-11-25T00:00:00+00:00",
-        trigger="cli",
-        lineage=Lineage(
-            git_sha="0123456789abcdef",
-            git_branch="main",
-            git_dirty=True,
-            params_sha256="0" * 64,
-            dvc_md5={},
-        ),
-    )
+    run = run_info()
     promo = Promotion(
         target="onnxruntime-cpu",
         registered_model="digits-cnn.onnxruntime-cpu",
@@ -92,9 +76,13 @@ def test_summary_lists_every_candidate_reason_and_promotion() -> None:
     assert text.startswith(MARKER)
     assert "quality gate: ✅ pass" in text
     assert "0123456789 (dirty)" in text
-    table = text.split("<details>")[0]
+    table = text.split("Winner:")[0]
     rows = [line for line in table.splitlines() if line.startswith("| ")]
     assert len(rows) == 4  # header + 3 candidates
+    ladder = text.split("Progression")[1].split("<details>")[0]
+    steps = [line.split(" | ")[0] for line in ladder.splitlines() if line.startswith("| ")]
+    assert steps == ["| step", "| conversion → `fp32`", "| + `dynamic-int8`", "| + `static-qdq`"]
+    assert "| 0.20x [" in ladder and "| fail |" in ladder  # what the failing step cost
     assert "| `dynamic-int8` | latency.min_speedup | ❌ fail |" in text  # every check listed
     assert "**static-qdq** 🏆" in text and "fp32 (baseline)" in text
     assert "speedup 0.20x [0.19, 0.21] < min 1.20x" in text
@@ -110,7 +98,7 @@ def test_format_estimate() -> None:
 def test_report_folder_is_written_whole(tmp_path: Path) -> None:
     result = _result()
     folder = write_report(result, tmp_path)
-    assert sorted(p.name for p in folder.iterdir()) == ["summary.md", "verdict.json"]
+    assert sorted(p.name for p in folder.iterdir()) == ["junit.xml", "summary.md", "verdict.json"]
     assert json.loads((folder / "verdict.json").read_text())["exit_code"] == 0
     assert RunResult.model_validate_json((folder / "verdict.json").read_text()) == result
     assert [p.name for p in tmp_path.iterdir()] == [result.run.run_name]  # no staging left
@@ -154,3 +142,23 @@ def test_summary_links_the_plots() -> None:
     target = result.targets[0].model_copy(update={"plots": ("onnxruntime-cpu-latency.png",)})
     text = render_summary(result.model_copy(update={"targets": (target,)}))
     assert "![onnxruntime-cpu latency and speedup](onnxruntime-cpu-latency.png)" in text
+
+
+def test_pareto_front_and_dominated_candidates_are_named() -> None:
+    result = _result()
+    target = result.targets[0].model_copy(
+        update={"pareto_front": ("static-qdq",), "dominated_by": {"dynamic-int8": ("static-qdq",)}}
+    )
+    text = render_summary(result.model_copy(update={"targets": (target,)}))
+    assert "better only beyond the CIs): `static-qdq`" in text
+    assert "Dominated: `dynamic-int8` (by `static-qdq`)" in text
+
+
+def test_recipe_text_is_one_short_line() -> None:
+    olive = {
+        "method": "olive",
+        "passes": [{"type": "OnnxPeepholeOptimizer"}, {"type": "OnnxStaticQuantization"}],
+        "olive_resolved": {"x": {"y": 1}},
+    }
+    assert recipe_text(olive) == "olive (passes=OnnxPeepholeOptimizer → OnnxStaticQuantization)"
+    assert recipe_text({"method": "precision", "precision": "bf16"}) == "precision (precision=bf16)"

@@ -1,8 +1,9 @@
 """Parent side of the measurement subprocess: start, ask, time out, kill.
 
 Every request has a deadline. A worker that hangs is killed (its whole process group),
-one that dies is reported with its signal or exit code and the tail of its stderr: the
-candidate fails with that reason and the pipeline goes on with the others.
+one that dies is reported with its signal or exit code, the tail of its stderr and its
+last seconds of RSS (sampled from here while it runs): the candidate fails with that
+reason and the pipeline goes on with the others.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import threading
 from typing import Any
 
 from edgeproof.errors import MeasurementError
+from edgeproof.measure.proc_status import RssTrail
 
 
 class WorkerClient:
@@ -36,6 +38,7 @@ class WorkerClient:
             start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
+        self._rss = RssTrail(self._proc.pid)
         self._replies: queue.Queue[bytes] = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
 
@@ -56,9 +59,11 @@ class WorkerClient:
         try:
             line = self._replies.get(timeout=self.timeout)
         except queue.Empty:
+            self._rss.stop()
             self.kill()
             raise MeasurementError(
                 f"{self.label}: '{cmd}' hung for more than {self.timeout:.0f} s and was killed"
+                f" ({self._rss.text()})"
             ) from None
         if not line:
             raise MeasurementError(self._death(cmd))
@@ -68,6 +73,7 @@ class WorkerClient:
         return reply
 
     def _death(self, cmd: str) -> str:
+        self._rss.stop()
         try:
             code = self._proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -77,8 +83,10 @@ class WorkerClient:
             cause = f"killed by signal {signal.Signals(-code).name}"
         else:
             cause = f"exited with code {code}"
+        if code == -signal.SIGKILL:
+            cause += " (also what the kernel's OOM killer sends)"
         tail = self.stderr_tail()
-        return f"{self.label}: measurement process {cause} during '{cmd}'" + (
+        return f"{self.label}: measurement process {cause} during '{cmd}'; {self._rss.text()}" + (
             f" (last output: {tail})" if tail else ""
         )
 
@@ -98,6 +106,7 @@ class WorkerClient:
 
     def close(self) -> None:
         """Ask the worker to quit; kill it if it does not."""
+        self._rss.stop()
         if self._proc.poll() is None:
             try:
                 assert self._proc.stdin is not None

@@ -12,8 +12,12 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import re
 from pathlib import Path
 from typing import Any
+
+_NVP_MODEL = re.compile(r"<\s*POWER_MODEL\s+ID=(\d+)\s+NAME=([^\s>]+)")
+_NVP_DEFAULT = re.compile(r"<\s*PM_CONFIG\s+DEFAULT=(\d+)")
 
 # CPU flags that change how fast int8 / bf16 / fp16 kernels run
 SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_int8",
@@ -38,10 +42,33 @@ def machine_state() -> dict[str, Any]:
     freq = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq")
     if freq and freq.isdigit():
         state["cpu_mhz"] = int(freq) // 1000
+    mode = power_mode()
+    if mode:
+        state["power_mode"] = mode
     temp = _read("/sys/class/thermal/thermal_zone0/temp")
     if temp and temp.lstrip("-").isdigit():
         state["temperature_c"] = int(temp) / 1000.0
     return state
+
+
+def power_mode(root: Path = Path("/")) -> str | None:
+    """The board's power mode, or None where it has none that can be read without root.
+
+    Jetson: the active nvpmodel id from ``/var/lib/nvpmodel/status`` ("pmode:0002"), or
+    the ``PM_CONFIG DEFAULT`` of ``/etc/nvpmodel.conf`` before any mode was set, named from
+    that file's ``POWER_MODEL`` lines -> ``"nvpmodel:MAXN_SUPER"``. Otherwise the ACPI
+    platform profile -> ``"platform_profile:balanced"``. ``root`` is for tests.
+    """
+    conf = _read(str(root / "etc/nvpmodel.conf"))
+    if conf is not None:
+        status = _read(str(root / "var/lib/nvpmodel/status")) or ""
+        active = re.search(r"pmode:(\d+)", status) or _NVP_DEFAULT.search(conf)
+        if active:
+            mode = int(active.group(1))
+            names = {int(i): n for i, n in _NVP_MODEL.findall(conf)}
+            return f"nvpmodel:{names.get(mode, mode)}"
+    profile = _read(str(root / "sys/firmware/acpi/platform_profile"))
+    return f"platform_profile:{profile}" if profile else None
 
 
 def busy_reason(state: dict[str, Any], max_load: float | None) -> str | None:

@@ -31,6 +31,7 @@ from edgeproof.config import MeasureConfig
 from edgeproof.errors import MeasurementError
 from edgeproof.measure.client import WorkerClient
 from edgeproof.measure.environment import busy_reason, machine_state
+from edgeproof.measure.fingerprint import device_fingerprint
 from edgeproof.records import Candidate, RawMeasurement
 from gates.stats import median_ci, speedup_ci
 
@@ -134,6 +135,8 @@ class _Measured:
             environment={
                 **environment,
                 "session": self.loaded["info"],
+                "fingerprint": device_fingerprint(environment, self.loaded["info"]),
+                "energy": tput.get("energy", {}),
                 "warmup": {k: self.warmup[k] for k in ("runs", "stable")},
                 "stopped": stopped,
             },

@@ -22,22 +22,30 @@ from typing import Any
 import numpy as np
 
 from edgeproof.data import Dataset, load_dataset
+from edgeproof.measure.energy import POWERCAP, RaplCounter, measure_energy
+from edgeproof.measure.proc_status import process_status_mb
 from edgeproof.records import Candidate
 from edgeproof.targets.base import Session
 
 
 def read_status_mb(field: str) -> float:
     """A memory field of /proc/self/status (VmRSS, VmHWM) in MB; ru_maxrss as fallback."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
+    found = process_status_mb("self", field)
+    if found is not None:
+        return found
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _timed_runs(session: Session, batch: dict[str, np.ndarray], runs: int) -> list[float]:
+    """Wall seconds of ``runs`` calls on one batch."""
+    seconds = []
+    for _ in range(runs):
+        start = time.perf_counter_ns()
+        session.run(batch)
+        seconds.append((time.perf_counter_ns() - start) / 1e9)
+    return seconds
 
 
 class Worker:
@@ -109,12 +117,23 @@ class Worker:
             reps = -(-int(req["batch"]) // len(data))
             batch = {k: np.concatenate([v] * reps)[: int(req["batch"])] for k, v in batch.items()}
         session.run(batch)  # warm the larger shapes
-        seconds = []
-        for _ in range(int(req["runs"])):
-            start = time.perf_counter_ns()
-            session.run(batch)
-            seconds.append((time.perf_counter_ns() - start) / 1e9)
-        return {"seconds": seconds}
+        runs = int(req["runs"])
+        probe = RaplCounter.discover(Path(os.environ.get("EDGEPROOF_POWERCAP", POWERCAP)))
+        if probe.counter is None:
+            return {"seconds": _timed_runs(session, batch, runs), "energy": {"none": probe.reason}}
+        with measure_energy(probe.counter) as window:
+            seconds = _timed_runs(session, batch, runs)
+            window.inferences = runs * int(req["batch"])
+        reading = window.reading
+        assert reading is not None
+        energy = {
+            "mj_per_inference": reading.mj_per_inference,
+            "joules": reading.joules,
+            "window_s": reading.window_s,
+            "inferences": reading.inferences,
+            "source": reading.source,
+        }
+        return {"seconds": seconds, "energy": energy}
 
     def outputs(self, req: dict[str, Any]) -> dict[str, Any]:
         session, data = self._session(), self._data()

@@ -1,13 +1,15 @@
 """The run's summary as GitHub-flavoured markdown: job summary, PR comment, artifacts.
 
 One table per target (candidate, accuracy, fidelity, latency with CIs, speedup, memory,
-size, verdict), every failing reason listed, and what happened in the registry. The
+size, verdict), why the winner won (and by how much over the runner-up), the Pareto front,
+the progression table, every failing reason, and what happened in the registry. The
 hidden marker on the first line lets the PR-comment job update its one comment.
 """
 
 from __future__ import annotations
 
 from edgeproof.records import CandidateOutcome, Estimate, Promotion, RunResult, TargetOutcome
+from edgeproof.report.progression import progression_table
 
 MARKER = "<!-- edgeproof-summary -->"
 _ICONS = {
@@ -76,6 +78,11 @@ def _target_section(outcome: TargetOutcome, promotion: Promotion | None) -> list
         lines.append(f"Winner: **{outcome.winner}** — {outcome.reason}")
     else:
         lines.append(f"No winner: {outcome.reason}")
+    lines += _pareto_lines(outcome)
+    progression = progression_table(outcome)
+    if progression:
+        lines += ["", "Progression (each step against the baseline, fastest last):", ""]
+        lines += progression
     if outcome.champion is not None:
         icon = _CHAMPION_ICONS.get(outcome.champion.status, "")
         lines += [
@@ -109,8 +116,27 @@ def _target_section(outcome: TargetOutcome, promotion: Promotion | None) -> list
     if promotion is not None:
         lines += ["", f"Registry `{promotion.registered_model}`: {_promotion_text(promotion)}"]
     for name in outcome.plots:
-        lines += ["", f"![{outcome.target} latency and speedup]({name})"]
+        what = "Pareto front" if name.endswith("-pareto.png") else "latency and speedup"
+        lines += ["", f"![{outcome.target} {what}]({name})"]
     return [*lines, ""]
+
+
+def _pareto_lines(outcome: TargetOutcome) -> list[str]:
+    """The Pareto front and who dominates each candidate off it (beyond noise)."""
+    if not outcome.pareto_front:
+        return []
+    front = ", ".join(f"`{n}`" for n in outcome.pareto_front)
+    lines = [
+        "",
+        f"Pareto front (accuracy, p50, peak RSS, size; better only beyond the CIs): {front}",
+    ]
+    off = [
+        f"`{name}` (by {', '.join(f'`{d}`' for d in by)})"
+        for name, by in outcome.dominated_by.items()
+    ]
+    if off:
+        lines.append(f"Dominated: {'; '.join(off)}")
+    return lines
 
 
 def _promotion_text(p: Promotion) -> str:

@@ -8,6 +8,7 @@ Right: each candidate's speedup with its confidence interval and the gate's mini
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from edgeproof.measure.harness import TargetMeasurements
 from edgeproof.records import TargetOutcome
@@ -60,8 +61,17 @@ def latency_plot(
     conf = sped[0].summary.speedup.confidence if sped else 0.95
     right.set_xlabel(f"speedup vs baseline ({conf:.0%} CI; green pass, red fail)")
     fig.suptitle(f"{outcome.target}: latency and speedup")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """Lay out, write (folders made) and close a matplotlib figure; returns ``path``."""
+    import matplotlib.pyplot as plt
+
+    try:
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110)
+    finally:
+        plt.close(fig)
     return path

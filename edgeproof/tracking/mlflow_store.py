@@ -25,7 +25,7 @@ MAX_PARAM_CHARS = 6000
 
 
 @contextmanager
-def _mlflow_errors(action: str) -> Iterator[None]:
+def mlflow_errors(action: str) -> Iterator[None]:
     try:
         yield
     except TrackingError:
@@ -72,12 +72,12 @@ class MlflowStore:
         self.uri = tracking_uri(config)
         self._local = not self.uri.startswith(("http://", "https://", "databricks"))
         self._artifact_root = config.artifact_location
-        with _mlflow_errors(f"open tracking store {self.uri}"):
+        with mlflow_errors(f"open tracking store {self.uri}"):
             self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
     def experiment(self, name: str) -> str:
         """Id of the experiment ``name``, created on first use."""
-        with _mlflow_errors(f"get or create experiment {name!r}"):
+        with mlflow_errors(f"get or create experiment {name!r}"):
             found = self.client.get_experiment_by_name(name)
             if found is not None:
                 return found.experiment_id
@@ -96,7 +96,7 @@ class MlflowStore:
         all_tags = dict(tags or {})
         if parent_id:
             all_tags[PARENT_TAG] = parent_id
-        with _mlflow_errors(f"start run {name!r}"):
+        with mlflow_errors(f"start run {name!r}"):
             return self.client.create_run(experiment_id, run_name=name, tags=all_tags).info.run_id
 
     def log(
@@ -111,7 +111,7 @@ class MlflowStore:
         from mlflow.utils.time import get_current_time_millis
 
         now = get_current_time_millis()
-        with _mlflow_errors(f"log to run {run_id}"):
+        with mlflow_errors(f"log to run {run_id}"):
             self.client.log_batch(
                 run_id,
                 metrics=[
@@ -122,19 +122,19 @@ class MlflowStore:
             )
 
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
-        with _mlflow_errors(f"log artifact {path.name}"):
+        with mlflow_errors(f"log artifact {path.name}"):
             self.client.log_artifact(run_id, str(path), artifact_path)
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
-        with _mlflow_errors(f"log {artifact_file}"):
+        with mlflow_errors(f"log {artifact_file}"):
             self.client.log_text(run_id, text, artifact_file)
 
     def end(self, run_id: str, status: str = "FINISHED") -> None:
-        with _mlflow_errors(f"end run {run_id}"):
+        with mlflow_errors(f"end run {run_id}"):
             self.client.set_terminated(run_id, status)
 
     def artifact_uri(self, run_id: str, path: str) -> str:
-        with _mlflow_errors(f"read run {run_id}"):
+        with mlflow_errors(f"read run {run_id}"):
             return f"{self.client.get_run(run_id).info.artifact_uri}/{path}"
 
     def register(self, name: str, run_id: str, artifact_path: str, tags: Mapping[str, str]) -> str:
@@ -142,7 +142,7 @@ class MlflowStore:
         from mlflow.exceptions import MlflowException
 
         source = self.artifact_uri(run_id, artifact_path)
-        with _mlflow_errors(f"register a version of {name!r}"):
+        with mlflow_errors(f"register a version of {name!r}"):
             try:
                 self.client.create_registered_model(name)
             except MlflowException as exc:
@@ -157,7 +157,7 @@ class MlflowStore:
         """The version ``alias`` points at, or None (no such model or alias)."""
         from mlflow.exceptions import MlflowException
 
-        with _mlflow_errors(f"read alias {alias!r} of {name!r}"):
+        with mlflow_errors(f"read alias {alias!r} of {name!r}"):
             try:
                 return str(self.client.get_model_version_by_alias(name, alias).version)
             except MlflowException as exc:
@@ -166,14 +166,14 @@ class MlflowStore:
                 raise
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
-        with _mlflow_errors(f"set alias {alias!r} of {name!r}"):
+        with mlflow_errors(f"set alias {alias!r} of {name!r}"):
             self.client.set_registered_model_alias(name, alias, version)
 
     def create_model_if_absent(self, name: str, tags: Mapping[str, str], description: str) -> bool:
         """Create registered model ``name``; False when it exists already (atomic in MLflow)."""
         from mlflow.exceptions import MlflowException
 
-        with _mlflow_errors(f"create registered model {name!r}"):
+        with mlflow_errors(f"create registered model {name!r}"):
             try:
                 self.client.create_registered_model(name, tags=dict(tags), description=description)
             except MlflowException as exc:
@@ -186,7 +186,7 @@ class MlflowStore:
         """Delete registered model ``name``; nothing when it is gone already."""
         from mlflow.exceptions import MlflowException
 
-        with _mlflow_errors(f"delete registered model {name!r}"):
+        with mlflow_errors(f"delete registered model {name!r}"):
             try:
                 self.client.delete_registered_model(name)
             except MlflowException as exc:
@@ -195,7 +195,7 @@ class MlflowStore:
 
     def download(self, run_id: str, path: str, dest: Path) -> Path:
         """Download artifact ``path`` (file or folder) of a run into ``dest``."""
-        with _mlflow_errors(f"download {path} of run {run_id}"):
+        with mlflow_errors(f"download {path} of run {run_id}"):
             return Path(self.client.download_artifacts(run_id, path, str(dest)))
 
     def version_run_id(
@@ -203,7 +203,7 @@ class MlflowStore:
     ) -> str:
         """The run that produced version ``version`` (or the one ``alias`` points at)."""
         what = f"{name}@{alias}" if alias else f"{name}/{version}"
-        with _mlflow_errors(f"find model version {what}"):
+        with mlflow_errors(f"find model version {what}"):
             if alias:
                 found = self.client.get_model_version_by_alias(name, alias)
             else:
@@ -214,7 +214,7 @@ class MlflowStore:
 
     def baseline_beside(self, run_id: str) -> str | None:
         """The baseline candidate run of the same target run as candidate run ``run_id``."""
-        with _mlflow_errors(f"read run {run_id}"):
+        with mlflow_errors(f"read run {run_id}"):
             run = self.client.get_run(run_id)
             parent = run.data.tags.get(PARENT_TAG)
             if parent is None:
@@ -230,7 +230,7 @@ class MlflowStore:
         """Tags of the registered model ``name``; empty when there is no such model."""
         from mlflow.exceptions import MlflowException
 
-        with _mlflow_errors(f"read registered model {name!r}"):
+        with mlflow_errors(f"read registered model {name!r}"):
             try:
                 return dict(self.client.get_registered_model(name).tags)
             except MlflowException as exc:
@@ -239,14 +239,14 @@ class MlflowStore:
                 raise
 
     def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
-        with _mlflow_errors(f"tag registered model {name!r}"):
+        with mlflow_errors(f"tag registered model {name!r}"):
             self.client.set_registered_model_tag(name, key, value)
 
     def version_tags(self, name: str, version: str) -> dict[str, str] | None:
         """Tags of version ``version`` of ``name``; None when there is no such version."""
         from mlflow.exceptions import MlflowException
 
-        with _mlflow_errors(f"read version {version} of {name!r}"):
+        with mlflow_errors(f"read version {version} of {name!r}"):
             try:
                 return dict(self.client.get_model_version(name, version).tags)
             except MlflowException as exc:

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from edgeproof.measure.fingerprint import fingerprint_digest
 from edgeproof.measure.harness import TargetMeasurements
 from edgeproof.records import CandidateOutcome, CandidateSummary, Estimate, TargetOutcome
 from edgeproof.tracking.evidence import (
@@ -119,6 +120,17 @@ def log_target(
     return target_run, run_ids
 
 
+def device_tags(environment: dict[str, Any]) -> dict[str, str]:
+    """Which device measured a candidate: fingerprint digest (groups runs) and CPU model."""
+    fingerprint = environment.get("fingerprint") or {}
+    if not fingerprint:
+        return {}
+    return {
+        "edgeproof.device": fingerprint_digest(fingerprint),
+        "edgeproof.device_name": str(fingerprint.get("cpu_model", "unknown"))[:250],
+    }
+
+
 def _log_candidate(
     store: MlflowStore,
     experiment_id: str,
@@ -142,15 +154,16 @@ def _log_candidate(
             "edgeproof.winner": str(name == outcome.winner).lower(),
         },
     )
+    raw = measured.raw.get(name) if measured else None
     store.log(
         run_id,
         params={"precision": cand.candidate.precision, **_flat("recipe", cand.candidate.recipe)},
         metrics=summary_metrics(cand.summary) if cand.summary else None,
+        tags=device_tags(raw.environment) if raw else None,
     )
     for path in cand.candidate.files:
         if path.exists():
             store.log_artifact(run_id, path, MODEL_ARTIFACT_DIR)
-    raw = measured.raw.get(name) if measured else None
     if raw is not None:
         store.log_text(run_id, json.dumps(measurement_record(raw)), "measurements/samples.json")
     store.log_text(run_id, cand.model_dump_json(indent=2), "verdict.json")

@@ -57,6 +57,7 @@ EVERYTHING = {
     "latency": {"p90_budget_ms": 5.0, "min_speedup": 1.2},
     "memory": {"max_peak_rss_mb": 200.0, "min_reduction": 0.1},
     "size": {"max_mb": 5.0},
+    "energy": {"max_mj_per_inference": 10.0, "min_reduction": 0.1},
 }
 
 
@@ -73,7 +74,9 @@ def one(verdict: Verdict, name: str):
 
 
 def test_good_candidate_passes_every_check_in_order() -> None:
-    verdict = decide(make_summary("q"), BASE, gates(**EVERYTHING))
+    candidate = make_summary("q", energy_mj_per_inference=2.0)
+    base = BASE.model_copy(update={"energy_mj_per_inference": 4.0})
+    verdict = decide(candidate, base, gates(**EVERYTHING))
     assert verdict.status == "pass" and verdict.reasons == ()
     assert [c.name for c in verdict.checks] == list(CHECK_NAMES)
     assert set(statuses(verdict).values()) == {"pass"}
@@ -217,14 +220,36 @@ def test_missing_speedup_is_inconclusive_not_pass() -> None:
 
 
 def test_baseline_gets_only_absolute_checks() -> None:
-    verdict = decide(BASE, BASE, gates(**{**EVERYTHING, "latency": {"p90_budget_ms": 1.0}}))
+    base = BASE.model_copy(update={"energy_mj_per_inference": 4.0})
+    verdict = decide(base, base, gates(**{**EVERYTHING, "latency": {"p90_budget_ms": 1.0}}))
     got = statuses(verdict)
     assert got.pop("latency.p90_budget_ms") == "fail"  # 3.0 ms [2.9, 3.1] > 1 ms budget
     assert got.pop("memory.max_peak_rss_mb") == "pass"
     assert got.pop("size.max_mb") == "pass"
+    assert got.pop("energy.max_mj_per_inference") == "pass"
     assert set(got.values()) == {"skipped"}
     assert {c.message for c in verdict.checks if c.status == "skipped"} == {"baseline"}
     assert verdict.status == "fail" and len(verdict.reasons) == 1
     assert verdict.reasons[0] == (
         "latency.p90_budget_ms: p90 latency 3.000 ms [2.900, 3.100] > max 1.000 ms"
     )
+
+
+def test_energy_checks_use_the_counter_and_skip_without_one() -> None:
+    limits = gates(energy={"max_mj_per_inference": 5.0, "min_reduction": 0.5})
+    base = make_summary("fp32", baseline=True, energy_mj_per_inference=8.0)
+    lean = make_summary("q", energy_mj_per_inference=3.0)
+    by_name = {c.name: c for c in decide(lean, base, limits).checks}
+    assert by_name["energy.max_mj_per_inference"].status == "pass"
+    reduction = by_name["energy.min_reduction"]
+    assert reduction.status == "pass" and reduction.value == pytest.approx(1 - 3.0 / 8.0)
+    hungry = make_summary("h", energy_mj_per_inference=6.0)
+    failed = decide(hungry, base, limits)
+    assert failed.status == "fail"
+    assert "energy.max_mj_per_inference: energy 6.000 mJ/inference > max" in failed.reasons[0]
+
+    no_counter = decide(make_summary("q"), make_summary("fp32", baseline=True), limits)
+    energy = [c for c in no_counter.checks if c.name.startswith("energy.")]
+    assert [c.status for c in energy] == ["skipped", "skipped"]
+    assert energy[0].message == "no readable energy counter on this runner"
+    assert no_counter.status == "pass"

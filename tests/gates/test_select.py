@@ -1,12 +1,21 @@
-"""Winner selection among passing candidates."""
+"""Winner selection on one objective among passing candidates (``select_on_front``), and
+the incumbent tie rule."""
 
 from __future__ import annotations
 
 import pytest
 
-from edgeproof.records import Verdict
-from gates.select import incumbent_ties, select_winner
+from edgeproof.records import CandidateSummary, Verdict
+from gates.pareto import SelectionPolicy, select_on_front
+from gates.select import incumbent_ties
 from tests.gates.test_checks import est, make_summary
+
+
+def select_winner(
+    summaries: dict[str, CandidateSummary], verdicts: dict[str, Verdict], objective: str
+) -> tuple[str | None, str]:
+    selection = select_on_front(summaries, verdicts, SelectionPolicy(objective=objective))
+    return selection.winner, selection.reason
 
 
 def verdict(name: str, status: str) -> Verdict:
@@ -22,10 +31,10 @@ def test_fastest_passing_candidate_wins_and_baseline_never_does() -> None:
     }
     v = {"fp32": verdict("fp32", "pass"), "a": verdict("a", "pass"), "b": verdict("b", "pass")}
     v["c"] = verdict("c", "fail")
-    assert select_winner(s, v, "median_latency") == (
-        "b",
-        "lowest median latency 0.76 ms among 2 passing candidates (runner-up a 0.79 ms)",
-    )
+    name, why = select_winner(s, v, "median_latency")
+    assert name == "b"
+    assert why.startswith("lowest median latency 0.76 ms among 2 passing candidates; ")
+    assert "than runner-up a (0.79 ms)" in why
 
 
 @pytest.mark.parametrize(
@@ -50,7 +59,7 @@ def test_objective_decides(objective: str, winner: str) -> None:
     label = {"median_latency": "median latency", "p90_latency": "p90 latency"}
     label |= {"size": "size", "peak_rss": "peak RSS"}
     assert why.startswith(f"lowest {label[objective]} ")
-    assert "among 4 passing candidates (runner-up " in why
+    assert "among 4 passing candidates; " in why and " runner-up " in why
 
 
 def test_single_passing_candidate_reason() -> None:

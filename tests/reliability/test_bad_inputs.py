@@ -72,7 +72,15 @@ params
   model-name-placeholder    registry.model_name: ... only the placeholders {model} and {target}
   duplicate-recipe          targets.onnxruntime-cpu: recipes: duplicate name 'fp32'
   num-classes-one           model.num_classes: Input should be greater than or equal to 2
+  accuracy-control-without-max-drop
+                            targets.openvino-cpu.recipes.ac: nncf-accuracy-control needs
+                            max_drop (gates.accuracy.max_drop_abs is off)
+  olive-pass-type-not-a-name
+                            targets.olive.recipes.0.passes.0.type: String should match pattern
+  olive-recipe-without-passes
+                            targets.olive.recipes.0.passes: List should have at least 1 item
 targets
+  junit-folder-missing      --junit: folder does not exist: no/such
   unknown-target-option     unknown target 'tpu' (known: onnxruntime-cpu, openvino-cpu, olive)
   disabled-target           (top level): no target is enabled
   unavailable-runtime       no selected target can run here (onnxruntime-cpu: onnxruntime is
@@ -585,7 +593,34 @@ CATALOGUE = [
         param("model.num_classes", 1),
         r"model\.num_classes: Input should be greater than or equal to 2",
     ),
+    Case(
+        "accuracy-control-without-max-drop",
+        both(
+            param("gates.accuracy.max_drop_abs", None),
+            param(
+                "targets.openvino-cpu",
+                {"recipes": [{"name": "ac", "method": "nncf-accuracy-control"}]},
+            ),
+        ),
+        r"targets\.openvino-cpu\.recipes\.ac: nncf-accuracy-control needs max_drop",
+    ),
+    Case(
+        "olive-pass-type-not-a-name",
+        param("targets.olive", {"recipes": [{"name": "x", "passes": [{"type": "a; rm -rf"}]}]}),
+        r"targets\.olive\.recipes\.0\.passes\.0\.type: String should match pattern",
+    ),
+    Case(
+        "olive-recipe-without-passes",
+        param("targets.olive", {"recipes": [{"name": "x", "passes": []}]}),
+        r"targets\.olive\.recipes\.0\.passes: List should have at least 1 item",
+    ),
     # --- targets
+    Case(
+        "junit-folder-missing",
+        lambda project: None,
+        r"--junit: folder does not exist: no/such",
+        args=("--junit", "no/such/junit.xml"),
+    ),
     Case(
         "unknown-target-option",
         lambda project: None,

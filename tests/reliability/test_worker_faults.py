@@ -2,7 +2,8 @@
 
 - a candidate's worker that hangs (SIGSTOP: alive, silent) is killed at the request
   deadline; that candidate fails with the reason, the others are measured;
-- a candidate's worker that crashes (SIGKILL) is reported with its signal; same outcome.
+- a candidate's worker that crashes (SIGKILL, or SIGABRT as a native ``abort()`` raises)
+  is reported with its signal and its last seconds of RSS; same outcome.
 
 The fault is injected from outside into the first candidate's worker process, found in
 /proc as a child of this test process, the moment it exists.
@@ -58,6 +59,7 @@ def _strike_second_worker(sig: signal.Signals, done: threading.Event) -> None:
     [
         (signal.SIGSTOP, "hung for more than 3 s and was killed"),
         (signal.SIGKILL, "measurement process killed by signal SIGKILL"),
+        (signal.SIGABRT, "measurement process killed by signal SIGABRT"),  # a native abort()
     ],
 )
 def test_a_hung_or_crashed_worker_fails_its_candidate_only(
@@ -88,4 +90,5 @@ def test_a_hung_or_crashed_worker_fails_its_candidate_only(
 
     assert set(got.raw) == {"fp32", "qdq"}  # the baseline and the other candidate
     assert reason in got.errors["victim"]
+    assert "RSS" in got.errors["victim"]  # its last seconds of memory, or that it had none
     assert _workers() == []  # every worker is gone, the stopped one too

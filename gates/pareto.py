@@ -1,0 +1,354 @@
+"""Noise-aware Pareto front and multi-objective winner selection.
+
+A candidate is a trade-off (faster but less accurate, smaller but hungrier), so one
+objective can hide a better choice. This module compares candidates on several metrics at
+once, each as an interval oriented so that lower is better: sampled metrics (accuracy,
+median and p90 latency) use their confidence intervals, deterministic ones (peak RSS, size)
+a point with a relative tolerance. ``a`` dominates ``b`` only when ``a`` is nowhere clearly
+worse and somewhere clearly better, "clearly" meaning the intervals do not overlap (beyond
+the tolerance), so a lead on point estimates inside the noise dominates nobody.
+
+``select_on_front`` picks the winner either on one objective (today's ``gates.select``
+behaviour) or by a weighted sum of min-max normalized metrics over the passing candidates
+on the front, and says in one sentence why the winner beat the runner-up and whether that
+margin is outside the noise. Pure functions over ``CandidateSummary`` records.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from edgeproof.records import CandidateSummary, Estimate, Verdict
+from gates.select import OBJECTIVES
+
+Interval = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One comparison axis; ``rel_tol`` widens "clearly better" by a share of the values."""
+
+    name: str
+    label: str
+    unit: str
+    higher_is_better: bool = False
+    rel_tol: float = 0.0
+
+
+METRICS: dict[str, Metric] = {
+    "accuracy": Metric("accuracy", "accuracy", "", higher_is_better=True),
+    "latency": Metric("latency", "median latency", "ms"),
+    "p90": Metric("p90", "p90 latency", "ms"),
+    "peak_rss": Metric("peak_rss", "peak RSS", "MB", rel_tol=0.02),
+    "size": Metric("size", "size", "MB"),
+}
+DEFAULT_METRICS: tuple[Metric, ...] = tuple(
+    METRICS[n] for n in ("accuracy", "latency", "peak_rss", "size")
+)
+# gates.select objective name -> metric name
+OBJECTIVE_METRIC: dict[str, str] = {
+    "median_latency": "latency",
+    "p90_latency": "p90",
+    "size": "size",
+    "peak_rss": "peak_rss",
+}
+
+
+def _resolve(metrics: Iterable[Metric | str]) -> tuple[Metric, ...]:
+    out = []
+    for m in metrics:
+        if isinstance(m, str):
+            if m not in METRICS:
+                raise ValueError(f"unknown metric {m!r}; one of {sorted(METRICS)}")
+            m = METRICS[m]
+        out.append(m)
+    return tuple(out)
+
+
+def uses_labels(summaries: Iterable[CandidateSummary]) -> bool:
+    """True when every summary has a labelled accuracy; otherwise top-1 agreement is used."""
+    return all(s.accuracy is not None for s in summaries)
+
+
+def _estimate(summary: CandidateSummary, name: str, labelled: bool) -> Estimate | float:
+    if name == "accuracy":
+        return summary.accuracy if labelled and summary.accuracy else summary.top1_agreement
+    if name == "latency":
+        return summary.median_ms
+    if name == "p90":
+        return summary.p90_ms
+    if name == "peak_rss":
+        return summary.peak_rss_mb
+    if name == "size":
+        return summary.size_mb
+    raise ValueError(f"unknown metric {name!r}; one of {sorted(METRICS)}")
+
+
+def raw_value(summary: CandidateSummary, metric: Metric, labelled: bool = True) -> float:
+    """The metric's point value in its natural units and direction."""
+    e = _estimate(summary, metric.name, labelled)
+    return e.value if isinstance(e, Estimate) else float(e)
+
+
+def interval(summary: CandidateSummary, metric: Metric, labelled: bool = True) -> Interval:
+    """The metric as an interval oriented so that lower is better (a point if deterministic)."""
+    e = _estimate(summary, metric.name, labelled)
+    low, high = (e.low, e.high) if isinstance(e, Estimate) else (float(e), float(e))
+    return (-high, -low) if metric.higher_is_better else (low, high)
+
+
+def clearly_better(a: Interval, b: Interval, rel_tol: float = 0.0) -> bool:
+    """True when oriented interval ``a`` lies wholly below ``b``, by more than ``rel_tol``."""
+    gap = rel_tol * max(abs(a[1]), abs(b[0]))
+    return a[1] < b[0] - gap
+
+
+def dominates(
+    a: CandidateSummary, b: CandidateSummary, metrics: Sequence[Metric | str] = DEFAULT_METRICS
+) -> bool:
+    """True when ``a`` is not clearly worse than ``b`` on any metric and clearly better on one."""
+    labelled = uses_labels((a, b))
+    better = False
+    for m in _resolve(metrics):
+        ia, ib = interval(a, m, labelled), interval(b, m, labelled)
+        if clearly_better(ib, ia, m.rel_tol):
+            return False
+        better = better or clearly_better(ia, ib, m.rel_tol)
+    return better
+
+
+@dataclass(frozen=True)
+class ParetoResult:
+    """The non-dominated candidates and, for each dominated one, who dominates it."""
+
+    front: tuple[str, ...]
+    dominated_by: Mapping[str, tuple[str, ...]]
+    metrics: tuple[str, ...]
+
+    def explain(self) -> list[str]:
+        """One line per dominated candidate: "x is dominated by y, z"."""
+        return [f"{n} is dominated by {', '.join(by)}" for n, by in self.dominated_by.items()]
+
+
+def pareto_front(
+    summaries: Mapping[str, CandidateSummary], metrics: Sequence[Metric | str] = DEFAULT_METRICS
+) -> ParetoResult:
+    """The noise-aware Pareto front of ``summaries`` (keyed by candidate name), input order.
+
+    Overlap-based dominance is not transitive, so in principle a cycle of overlapping
+    intervals can leave every candidate dominated; then nobody can be ruled out and the
+    front is every candidate.
+    """
+    ms = _resolve(metrics)
+    by: dict[str, tuple[str, ...]] = {}
+    for name, s in summaries.items():
+        doms = tuple(o for o, t in summaries.items() if o != name and dominates(t, s, ms))
+        if doms:
+            by[name] = doms
+    front = tuple(n for n in summaries if n not in by)
+    if summaries and not front:
+        front, by = tuple(summaries), {}
+    return ParetoResult(front=front, dominated_by=by, metrics=tuple(m.name for m in ms))
+
+
+def validate_weights(weights: Mapping[str, float]) -> dict[str, float]:
+    """A checked copy of ``weights``; ValueError on unknown names, negative or all-zero."""
+    out: dict[str, float] = {}
+    for name, w in weights.items():
+        if name not in METRICS:
+            raise ValueError(f"unknown metric {name!r} in weights; one of {sorted(METRICS)}")
+        w = float(w)
+        if not math.isfinite(w):
+            raise ValueError(f"weight for {name!r} must be a finite number, got {w}")
+        if w < 0:
+            raise ValueError(f"weight for {name!r} must not be negative, got {w:g}")
+        out[name] = w
+    if not any(out.values()):
+        raise ValueError("weights are all zero; give at least one metric a positive weight")
+    return out
+
+
+@dataclass(frozen=True)
+class SelectionPolicy:
+    """How to pick a winner: one ``objective`` (see gates.select) or metric ``weights``."""
+
+    objective: str | None = None
+    weights: Mapping[str, float] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.objective is None) == (self.weights is None):
+            raise ValueError("set exactly one of objective and weights")
+        if self.objective is not None and self.objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {self.objective!r}; one of {sorted(OBJECTIVES)}")
+        if self.weights is not None:
+            object.__setattr__(self, "weights", validate_weights(self.weights))
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The winner, the runner-up, why (one sentence), scores (lower better) and the front."""
+
+    winner: str | None
+    runner_up: str | None
+    reason: str
+    scores: Mapping[str, float]
+    front: ParetoResult
+
+
+def _fmt(metric: Metric, value: float) -> str:
+    return f"{value:.1%}" if metric.name == "accuracy" else f"{value:.3g} {metric.unit}"
+
+
+def _margin(
+    metric: Metric, w: CandidateSummary, r: CandidateSummary, labelled: bool, note: str = ""
+) -> str:
+    """How ``w`` beats runner-up ``r`` on ``metric``, and whether that is outside the noise."""
+    wv, rv = raw_value(w, metric, labelled), raw_value(r, metric, labelled)
+    shown = f"({_fmt(metric, rv)}{note})"
+    if wv == rv:
+        lead = f"tied on {metric.label} with runner-up {r.candidate} {shown}"
+    elif metric.name == "accuracy":
+        what = "top-1 agreement" if not labelled else "accuracy"
+        lead = f"{(wv - rv) * 100:+.1f} pp {what} over runner-up {r.candidate} {shown}"
+    else:
+        ratio = rv / wv if wv > 0 else math.inf
+        word = {"size": "smaller", "peak_rss": "less memory"}.get(metric.name, "faster")
+        lead = f"{ratio:.2f}x {word} than runner-up {r.candidate} {shown}"
+    if metric.name == "latency" and w.speedup is not None and r.speedup is not None:
+        apart = w.speedup.low > r.speedup.high
+        return lead + (", speedup CIs apart" if apart else ", within noise (speedup CIs overlap)")
+    iw, ir = interval(w, metric, labelled), interval(r, metric, labelled)
+    apart = clearly_better(iw, ir, metric.rel_tol)
+    if iw[0] != iw[1] or ir[0] != ir[1]:
+        return lead + (", CIs apart" if apart else ", within noise (CIs overlap)")
+    if iw == ir:
+        return lead + ", broken by size, then name"
+    if metric.rel_tol > 0:
+        tol = f"{metric.rel_tol:.0%} tolerance"
+        return lead + (f", beyond the {tol}" if apart else f", within noise ({tol})")
+    return lead
+
+
+def _plural(n: int) -> str:
+    return "candidate" if n == 1 else "candidates"
+
+
+def _by_objective(
+    passing: dict[str, CandidateSummary], objective: str, front: ParetoResult
+) -> Selection:
+    label, unit, key = OBJECTIVES[objective]
+    ranked = sorted(passing.values(), key=lambda s: (key(s), s.size_mb, s.candidate))
+    best = ranked[0]
+    reason = (
+        f"lowest {label} {key(best):.3g} {unit} among {len(ranked)} passing {_plural(len(ranked))}"
+    )
+    runner = ranked[1] if len(ranked) > 1 else None
+    if runner is not None:
+        metric = METRICS[OBJECTIVE_METRIC[objective]]
+        reason += "; " + _margin(metric, best, runner, uses_labels(passing.values()))
+    scores = {s.candidate: float(key(s)) for s in ranked}
+    return Selection(
+        winner=best.candidate,
+        runner_up=runner.candidate if runner else None,
+        reason=reason,
+        scores=scores,
+        front=front,
+    )
+
+
+def _by_weights(
+    passing: dict[str, CandidateSummary], weights: Mapping[str, float], front: ParetoResult
+) -> Selection:
+    labelled = uses_labels(passing.values())
+    on_front = [passing[n] for n in front.front]
+    used = [METRICS[n] for n, w in weights.items() if w > 0]
+    total = sum(weights[m.name] for m in used)
+    norm: dict[str, dict[str, float]] = {}
+    for m in used:
+        sign = -1.0 if m.higher_is_better else 1.0
+        vals = {s.candidate: sign * raw_value(s, m, labelled) for s in on_front}
+        lo, hi = min(vals.values()), max(vals.values())
+        norm[m.name] = {n: (v - lo) / (hi - lo) if hi > lo else 0.0 for n, v in vals.items()}
+    scores = {
+        s.candidate: sum(weights[m.name] * norm[m.name][s.candidate] for m in used) / total
+        for s in on_front
+    }
+    ranked = sorted(on_front, key=lambda s: (scores[s.candidate], s.size_mb, s.candidate))
+    best = ranked[0]
+    shown = ", ".join(f"{m.name} {weights[m.name]:g}" for m in used)
+    n_pass, n_front = len(passing), len(on_front)
+    if n_front == n_pass:
+        among = f"{n_pass} passing {_plural(n_pass)}, all on the Pareto front"
+    else:
+        among = f"{n_front} Pareto-optimal of {n_pass} passing candidates"
+    reason = f"lowest weighted score {scores[best.candidate]:.3g} ({shown}) among {among}"
+    runner = ranked[1] if len(ranked) > 1 else None
+    if runner is None:
+        beaten = sorted(n for n in passing if n != best.candidate)
+        if beaten:
+            reason += f"; it dominates {', '.join(beaten)}"
+    else:
+        r, b = runner.candidate, best.candidate
+        gains = {m.name: weights[m.name] * (norm[m.name][r] - norm[m.name][b]) for m in used}
+        deciding = max(used, key=lambda m: gains[m.name])
+        if gains[deciding.name] <= 0:
+            reason += (
+                f"; tied with runner-up {runner.candidate} "
+                f"({scores[runner.candidate]:.3g}), broken by size, then name"
+            )
+        else:
+            value = _fmt(deciding, raw_value(best, deciding, labelled))
+            note = f", score {scores[runner.candidate]:.3g}"
+            reason += f"; {deciding.label} {value} decides: " + _margin(
+                deciding, best, runner, labelled, note
+            )
+    return Selection(
+        winner=best.candidate,
+        runner_up=runner.candidate if runner else None,
+        reason=reason,
+        scores=scores,
+        front=front,
+    )
+
+
+def front_metrics(policy: SelectionPolicy) -> tuple[Metric, ...]:
+    """The metrics the front is computed on: the defaults plus any other weighted metric."""
+    extra = [n for n, w in (policy.weights or {}).items() if w > 0]
+    names = [m.name for m in DEFAULT_METRICS] + [n for n in extra if n not in DEFAULT_METRICS]
+    return tuple(METRICS[n] for n in dict.fromkeys(names))
+
+
+def select_on_front(
+    summaries: Mapping[str, CandidateSummary],
+    verdicts: Mapping[str, Verdict],
+    policy: SelectionPolicy,
+    metrics: Sequence[Metric | str] | None = None,
+) -> Selection:
+    """Pick the winner among passing non-baseline candidates according to ``policy``.
+
+    The front is computed over the passing non-baseline candidates on ``metrics`` (default
+    ``front_metrics(policy)``). With an objective, every passing candidate competes (as in
+    ``gates.select.select_winner``); with weights, only those on the front. Ties: size, name.
+    """
+    passing = {
+        name: s
+        for name, s in summaries.items()
+        if not s.is_baseline and name in verdicts and verdicts[name].status == "pass"
+    }
+    ms = front_metrics(policy) if metrics is None else _resolve(metrics)
+    front = pareto_front(passing, ms)
+    if not passing:
+        return Selection(None, None, "no candidate passed every gate", {}, front)
+    if policy.objective is not None:
+        return _by_objective(passing, policy.objective, front)
+    assert policy.weights is not None
+    return _by_weights(passing, policy.weights, front)
+
+
+def with_tolerance(name: str, rel_tol: float) -> Metric:
+    """A copy of metric ``name`` with another relative tolerance (e.g. peak RSS at 5%)."""
+    if rel_tol < 0:
+        raise ValueError(f"tolerance must not be negative, got {rel_tol:g}")
+    return replace(_resolve([name])[0], rel_tol=rel_tol)
