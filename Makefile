@@ -8,7 +8,7 @@ export MLFLOW_DISABLE_TELEMETRY ?= true
 export DO_NOT_TRACK ?= true
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: install example demo test lint clean
+.PHONY: install example demo test lint clean prefect-server prefect-setup prefect-deploy gate-deployment gate-dvc
 
 install: $(VENV)/.installed
 
@@ -44,3 +44,40 @@ lint: install
 
 clean:
 	rm -rf reports mlartifacts mlflow.db .pytest_cache
+
+# --- Prefect (distributed gate; docs/runners.md). Needs PREFECT_API_URL set to the server.
+PARAMS ?= params.yaml
+CONTROL_POOL ?= edgeproof-control
+# the work pools named in $(PARAMS) (targets.<t>.work_pool), deduplicated
+WORK_POOLS = $(shell $(BIN)/python -c 'import sys, yaml; \
+	t = yaml.safe_load(open(sys.argv[1]))["targets"]; \
+	print(*sorted({s.get("work_pool", "edge-intel-cpu") for s in t.values()}))' $(PARAMS))
+
+# A local server for trying the deployments (127.0.0.1:4200, telemetry off).
+prefect-server:
+	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
+
+# Work pools (control + one per device) and the per-device measurement limit: at most one
+# `measure` task at a time on a device (tag edgeproof-device:<work_pool>). Idempotent.
+prefect-setup:
+	@test -n "$$PREFECT_API_URL" || { echo "set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api)" >&2; exit 2; }
+	@for pool in $(CONTROL_POOL) $(WORK_POOLS); do \
+	  $(BIN)/prefect work-pool inspect "$$pool" >/dev/null 2>&1 || \
+	    $(BIN)/prefect work-pool create "$$pool" --type process || exit 1; \
+	done
+	@for pool in $(WORK_POOLS); do \
+	  $(BIN)/prefect concurrency-limit create "edgeproof-device:$$pool" 1 || exit 1; \
+	done
+
+# Register every deployment in prefect.yaml (EDGEPROOF_CHECKOUT is resolved on each worker).
+prefect-deploy: prefect-setup
+	env -u EDGEPROOF_CHECKOUT $(BIN)/prefect deploy --all --no-prompt
+
+# Run the whole gate on the workers; exits non-zero unless the gate passed.
+gate-deployment:
+	$(BIN)/prefect deployment run 'quality-gate/default' --watch
+
+# The gate as a DVC stage (pipelines/quality-gate/dvc.yaml): runs `edgeproof run` when the
+# model, data or gate params changed; writes metrics/gate.json (`dvc metrics diff main`).
+gate-dvc: install
+	$(BIN)/dvc repro pipelines/quality-gate/dvc.yaml

@@ -78,6 +78,7 @@ def run(
             targets=target,
             report_dir=str(report_dir) if report_dir else None,
             trigger=_trigger(),
+            dispatch="local",  # `edgeproof run` measures here; deployments dispatch
         )
     except EdgeproofError as exc:
         raise _fail(exc, debug) from None

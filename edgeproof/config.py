@@ -32,7 +32,9 @@ class ModelConfig(StrictModel):
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
     path: Path
-    task: Literal["classification"] = "classification"
+    # classification: labels, accuracy, top-1 agreement, KL; embedding / raw: no labels,
+    # fidelity to the baseline per output tensor; regression: targets (key labels_key) too
+    task: Literal["classification", "embedding", "regression", "raw"] = "classification"
     input_name: str | None = None  # None: the model's single input
     num_classes: Annotated[int, Field(ge=2)] = 10
 
@@ -97,6 +99,9 @@ class OrtRecipe(StrictModel):
     per_channel: bool = False
     quant_format: Literal["qdq", "qoperator"] = "qdq"
     calibration_samples: Annotated[int, Field(ge=1)] = 200
+    # left in float: nodes by name, and every node of these op types (e.g. [Softmax])
+    exclude_nodes: list[str] = Field(default_factory=list)
+    exclude_op_types: list[str] = Field(default_factory=list)
 
 
 class TargetCommon(StrictModel):
@@ -257,8 +262,29 @@ class AccuracyGate(StrictModel):
 
 
 class FidelityGate(StrictModel):
+    """Fidelity to the baseline's outputs.
+
+    Classification: top-1 agreement and KL of the softmax. Label-free tasks (embedding,
+    regression, raw), per output tensor and item: cosine similarity (its mean, and its
+    ``low_quantile``, e.g. the 1% worst items), relative L2 error, and for embeddings the
+    share of each item's ``knn_k`` nearest neighbours that stay the same.
+    """
+
     min_top1_agreement: Fraction | None = 0.98
     max_kl: Annotated[float, Field(ge=0.0)] | None = 0.05
+    min_cosine_mean: Annotated[float, Field(ge=-1.0, le=1.0)] | None = 0.99
+    min_cosine_low: Annotated[float, Field(ge=-1.0, le=1.0)] | None = 0.95
+    low_quantile: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.05  # p5: a CI needs ~100 items
+    max_rel_l2: Annotated[float, Field(ge=0.0)] | None = 0.1
+    min_knn_agreement: Fraction | None = 0.9
+    knn_k: Annotated[int, Field(ge=1)] = 10
+
+
+class RegressionGate(StrictModel):
+    """Regression tasks: the candidate's MAE against the targets, paired with the baseline's."""
+
+    max_mae_increase: Annotated[float, Field(ge=0.0)] | None = None  # in target units
+    max_mae_increase_rel: Fraction | None = 0.05  # share of the baseline's MAE
 
 
 class LatencyGate(StrictModel):
@@ -294,6 +320,7 @@ class GatesConfig(StrictModel):
     memory: MemoryGate = MemoryGate()
     size: SizeGate = SizeGate()
     energy: EnergyGate = EnergyGate()
+    regression: RegressionGate = RegressionGate()
     on_inconclusive: Literal["fail", "warn", "rerun"] = "fail"
     # how the winner is picked among passing candidates: lowest ``objective``, or, when
     # ``weights`` is set, the lowest weighted sum of min-max normalized metrics among the

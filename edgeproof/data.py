@@ -13,12 +13,14 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from edgeproof.errors import InputError
 
 MAX_DATA_BYTES = 2 * 1024**3
+LabelKind = Literal["classes", "values"]
 
 
 @dataclass(frozen=True)
@@ -44,11 +46,17 @@ class Dataset:
         return Dataset({k: v[:n] for k, v in self.inputs.items()}, labels, self.source)
 
 
-def load_dataset(path: Path, labels_key: str = "labels", allow_nonfinite: bool = False) -> Dataset:
+def load_dataset(
+    path: Path,
+    labels_key: str = "labels",
+    allow_nonfinite: bool = False,
+    label_kind: LabelKind = "classes",
+) -> Dataset:
     """Load and sanity-check an .npz data file; raises InputError naming the problem.
 
     ``allow_nonfinite`` leaves NaN / inf for the data gate to report (with every other
-    failed expectation) instead of stopping at the first problem.
+    failed expectation) instead of stopping at the first problem. ``label_kind``: class
+    ids (a 1-D integer array) or regression targets (numeric, one row per item).
     """
     if path.is_dir():
         raise InputError(f"data path is a directory, not a file: {path}")
@@ -76,6 +84,8 @@ def load_dataset(path: Path, labels_key: str = "labels", allow_nonfinite: bool =
     if not arrays:
         raise InputError(f"data file has no input arrays (only {labels_key!r}): {path}")
     _check_arrays(arrays, labels, path, allow_nonfinite)
+    if labels is not None:
+        _check_labels(labels, label_kind, path, allow_nonfinite)
     return Dataset(arrays, labels, path)
 
 
@@ -94,8 +104,17 @@ def _check_arrays(
             raise InputError(f"data array {name!r} contains NaN or inf: {path}")
         if a.dtype.kind not in "fiub":
             raise InputError(f"data array {name!r} has unsupported dtype {a.dtype}: {path}")
-    if labels is not None and (labels.ndim != 1 or labels.dtype.kind not in "iu"):
-        raise InputError(f"labels must be a 1-D integer array, got {labels.dtype}: {path}")
+
+
+def _check_labels(labels: np.ndarray, kind: LabelKind, path: Path, allow_nonfinite: bool) -> None:
+    if kind == "classes":
+        if labels.ndim != 1 or labels.dtype.kind not in "iu":
+            raise InputError(f"labels must be a 1-D integer array, got {labels.dtype}: {path}")
+        return
+    if labels.ndim < 1 or labels.dtype.kind not in "fiu":
+        raise InputError(f"regression targets must be numeric, got {labels.dtype}: {path}")
+    if not allow_nonfinite and labels.dtype.kind == "f" and not np.isfinite(labels).all():
+        raise InputError(f"regression targets contain NaN or inf: {path}")
 
 
 def _short(exc: BaseException) -> str:

@@ -41,8 +41,8 @@ def item_hashes(data: Dataset) -> list[str]:
     return hashes
 
 
-def item_table(data: Dataset, other_hashes: set[str]) -> Any:
-    """One row per item with the columns the suites check."""
+def item_table(data: Dataset, other_hashes: set[str], classes: bool = True) -> Any:
+    """One row per item with the columns the suites check (label columns for classes)."""
     import pandas as pd
 
     n = len(data)
@@ -66,7 +66,7 @@ def item_table(data: Dataset, other_hashes: set[str]) -> Any:
         "dtype": [dtype] * n,
         "leaked": [h in other_hashes for h in item_hashes(data)],
     }
-    if data.labels is not None:
+    if classes and data.labels is not None:
         labels = data.labels.astype(np.int64)
         values, counts = np.unique(labels, return_counts=True)
         share = dict(zip(values.tolist(), (counts / n).tolist(), strict=True))
@@ -119,7 +119,7 @@ def validate_data(
     results: dict[str, Any] = {}
     for name, data in splits.items():
         others = set().union(*(h for k, h in hashes.items() if k != name))
-        table = item_table(data, others)
+        table = item_table(data, others, classes=num_classes is not None)
         batch = (
             source.add_dataframe_asset(name)
             .add_batch_definition_whole_dataframe(f"{name}-all")

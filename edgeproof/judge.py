@@ -12,7 +12,7 @@ import numpy as np
 
 from edgeproof.config import Params
 from edgeproof.errors import EdgeproofError
-from edgeproof.evaluate import score_classifier
+from edgeproof.evaluate import load_outputs, score_candidate
 from edgeproof.measure.harness import TargetMeasurements
 from edgeproof.records import (
     Candidate,
@@ -60,7 +60,8 @@ def judge_target(
         return TargetOutcome(
             target=target, available=True, reason=reason, baseline=baseline.name, status="error"
         )
-    base_logits = np.load(measured.outputs[baseline.name], allow_pickle=False)
+    task, fidelity = params.model.task, params.gates.fidelity
+    base_outputs = load_outputs(measured.outputs[baseline.name])
     summaries: dict[str, CandidateSummary] = {}
     outcomes: list[CandidateOutcome] = []
     for cand in [baseline, *candidates]:
@@ -68,8 +69,8 @@ def judge_target(
             outcomes.append(error_outcome(cand, measured.errors.get(cand.name, "not measured")))
             continue
         try:
-            logits = np.load(measured.outputs[cand.name], allow_pickle=False)
-            scores = score_classifier(cand.name, logits, base_logits, labels)
+            outputs = load_outputs(measured.outputs[cand.name])
+            scores = score_candidate(task, cand.name, outputs, base_outputs, labels, fidelity)
         except (EdgeproofError, OSError, ValueError) as exc:
             outcomes.append(error_outcome(cand, str(exc)))
             continue
@@ -80,6 +81,7 @@ def judge_target(
             measured.raw[cand.name],
             scores,
             params.measure,
+            fidelity.low_quantile,
         )
     by_name = {c.name: c for c in [baseline, *candidates]}
     verdicts = {

@@ -68,19 +68,35 @@ class RawMeasurement:
 
 
 @dataclass(frozen=True)
+class OutputScores:
+    """Per eval item fidelity of one output tensor to the baseline's (label-free tasks)."""
+
+    name: str
+    cosine: np.ndarray  # cosine similarity of the item's flattened outputs
+    rel_l2: np.ndarray  # ||candidate - baseline|| / ||baseline|| per item
+    max_abs_error: np.ndarray  # max |difference| per item
+    knn_agree: np.ndarray | None = None  # embedding: share of k nearest neighbours kept
+
+
+@dataclass(frozen=True)
 class ItemScores:
     """Per eval item scores of one candidate; fidelity arrays compare with the baseline.
 
-    ``correct`` is None when the eval set has no labels. For the baseline itself the
-    fidelity arrays are trivially perfect (agree all True, kl and error 0).
+    Classification fills ``correct`` (None without labels), ``agree`` and ``kl``; the
+    label-free tasks fill ``outputs`` (one entry per output tensor); regression also fills
+    the absolute errors against the targets. For the baseline itself the fidelity arrays
+    are trivially perfect.
     """
 
     candidate: str
     correct: np.ndarray | None  # bool per item
     baseline_correct: np.ndarray | None  # bool per item, same items
-    agree: np.ndarray  # bool per item: same top-1 as the baseline
-    kl: np.ndarray  # KL(baseline softmax || candidate softmax) per item, nats
-    max_abs_error: np.ndarray  # max |logit difference| per item
+    agree: np.ndarray | None  # bool per item: same top-1 as the baseline
+    kl: np.ndarray | None  # KL(baseline softmax || candidate softmax) per item, nats
+    max_abs_error: np.ndarray  # max |output difference| per item
+    outputs: tuple[OutputScores, ...] = ()
+    abs_error: np.ndarray | None = None  # regression: mean |candidate - target| per item
+    baseline_abs_error: np.ndarray | None = None
 
 
 class Estimate(Record):
@@ -96,8 +112,23 @@ class Estimate(Record):
         return (self.high - self.low) / 2.0
 
 
+class OutputFidelity(Record):
+    """Fidelity of one output tensor to the baseline's, over the eval items."""
+
+    output: str
+    cosine_mean: Estimate
+    cosine_low: Estimate | None  # a low quantile (gates.fidelity.low_quantile); None: too few
+    rel_l2_mean: Estimate
+    max_abs_error: float
+    knn_agreement: Estimate | None = None  # embedding tasks only
+
+
 class CandidateSummary(Record):
-    """Everything gated or reported about one candidate, with CIs where sampled."""
+    """Everything gated or reported about one candidate, with CIs where sampled.
+
+    Classification fills accuracy, top-1 agreement and KL; the label-free tasks fill
+    ``outputs`` (per output tensor); regression also fills the MAE and its increase.
+    """
 
     candidate: str
     precision: str
@@ -105,8 +136,8 @@ class CandidateSummary(Record):
     n_eval_items: int
     accuracy: Estimate | None
     accuracy_drop: Estimate | None  # baseline - candidate (positive = worse)
-    top1_agreement: Estimate
-    mean_kl: Estimate
+    top1_agreement: Estimate | None
+    mean_kl: Estimate | None
     max_abs_logit_error: float
     latency_samples: int
     median_ms: Estimate
@@ -121,6 +152,9 @@ class CandidateSummary(Record):
     threads: int
     # mJ per inference over the throughput window; None where the runner has no counter
     energy_mj_per_inference: float | None = None
+    outputs: tuple[OutputFidelity, ...] = ()
+    mae: Estimate | None = None  # regression: mean |prediction - target|
+    mae_increase: Estimate | None = None  # candidate MAE - baseline MAE (positive = worse)
 
 
 class Check(Record):

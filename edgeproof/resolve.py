@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeproof.config import Params, TargetCommon, TargetsConfig, load_params
-from edgeproof.data import Dataset, load_dataset
+from edgeproof.data import Dataset, LabelKind, load_dataset
 from edgeproof.errors import ConfigError, InputError, TargetUnavailable
 from edgeproof.measure.harness import MeasureJob
 from edgeproof.onnx_model import check_data_matches, check_onnx
@@ -36,11 +36,20 @@ class ResolvedInputs:
     lineage: Lineage
     warnings: tuple[str, ...] = ()
 
+    @property
+    def label_kind(self) -> LabelKind:
+        """Class ids for classification, target values for regression (else unused)."""
+        return "classes" if self.params.model.task == "classification" else "values"
+
     def load_eval(self, allow_nonfinite: bool = False) -> Dataset:
-        return load_dataset(self.eval_data, self.params.data.labels_key, allow_nonfinite)
+        return load_dataset(
+            self.eval_data, self.params.data.labels_key, allow_nonfinite, self.label_kind
+        )
 
     def load_calibration(self, allow_nonfinite: bool = False) -> Dataset:
-        return load_dataset(self.calibration_data, self.params.data.labels_key, allow_nonfinite)
+        return load_dataset(
+            self.calibration_data, self.params.data.labels_key, allow_nonfinite, self.label_kind
+        )
 
     def measure_job(self, target: str, outputs_dir: Path) -> MeasureJob:
         """What the measurement workers of ``target`` need: its config, data, threads."""
@@ -119,11 +128,17 @@ def resolve_inputs(params_file: Path, requested: list[str] | None = None) -> Res
     calib_path = project_path(root, params.data.calibration, "calibration data")
     labels_key = params.data.labels_key
     gated = params.data.checks.enabled  # the data gate reports values and labels in full
+    task = params.model.task
+    kind: LabelKind = "classes" if task == "classification" else "values"
     for path, what in ((eval_path, "eval"), (calib_path, "calibration")):
-        data = load_dataset(path, labels_key, allow_nonfinite=gated)
+        data = load_dataset(path, labels_key, allow_nonfinite=gated, label_kind=kind)
         check_data_matches(specs, data, what)
-        if what == "eval" and params.model.task == "classification":
+        if what == "eval" and task == "classification":
             _check_labels(data, params.model.num_classes, path, check_range=not gated)
+        if what == "eval" and task == "regression" and data.labels is None:
+            raise InputError(
+                f"eval data has no {labels_key!r} array (a regression needs targets): {path}"
+            )
     return ResolvedInputs(
         params=params,
         params_file=params_file,

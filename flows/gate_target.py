@@ -60,6 +60,14 @@ def measure(
     return measure_target(baseline, candidates, job, settings, get_run_logger().info)
 
 
+def measure_on_device(inputs: ResolvedInputs, target_name: str) -> Any:
+    """The ``measure`` task tagged ``edgeproof-device:<work_pool>``: with a tag concurrency
+    limit of 1 (``make prefect-setup``), one device never measures two things at once,
+    whichever runs or deployments ask."""
+    pool = inputs.targets[target_name].work_pool
+    return measure.with_options(tags={*measure.tags, f"edgeproof-device:{pool}"})
+
+
 @task(name="decide", cache_policy=NO_CACHE)
 def decide(
     inputs: ResolvedInputs,
@@ -174,9 +182,9 @@ def versus_champion(
         "%s: measuring %s against champion v%s", outcome.target, winner.name, version
     )
     champ = champion.candidate
-    measured = measure.with_options(
-        tags={*measure.tags, f"edgeproof-device:{inputs.targets[outcome.target].work_pool}"}
-    )(inputs, outcome.target, champ, [winner], workdir / "vs-champion")
+    measured = measure_on_device(inputs, outcome.target)(
+        inputs, outcome.target, champ, [winner], workdir / "vs-champion"
+    )
     return compare_champion(inputs, outcome, champion, winner, measured)
 
 
@@ -242,18 +250,18 @@ def gate_target(
         if outcome is None:
             try:
                 baseline, built, failed = optimize(inputs, target, workdir)
-                measured = measure.with_options(
-                    tags={*measure.tags, f"edgeproof-device:{inputs.targets[target].work_pool}"}
-                )(inputs, target, baseline, built, workdir)
+                measured = measure_on_device(inputs, target)(
+                    inputs, target, baseline, built, workdir
+                )
                 outcome = decide(inputs, target, baseline, built, failed, measured)
                 again = latency_inconclusive(outcome)
                 if again and inputs.params.gates.on_inconclusive == "rerun":
                     get_run_logger().info("%s: measuring again, longer: %s", target, again)
                     longer = extended(inputs.params.measure)
                     retry = [c for c in built if c.name in again]
-                    newer = measure.with_options(
-                        tags={*measure.tags, f"edgeproof-device:{inputs.targets[target].work_pool}"}
-                    )(inputs, target, baseline, retry, workdir, longer)
+                    newer = measure_on_device(inputs, target)(
+                        inputs, target, baseline, retry, workdir, longer
+                    )
                     measured = measured.replacing(newer, again)
                     outcome = decide(inputs, target, baseline, built, failed, measured)
                 outcome = versus_champion(inputs, outcome, built, workdir)

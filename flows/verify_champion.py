@@ -31,7 +31,7 @@ from edgeproof.tracking.champion_model import fetch_champion, run_candidate
 from edgeproof.tracking.evidence import EVIDENCE_FILE, verify_evidence
 from edgeproof.tracking.mlflow_store import MlflowStore
 from edgeproof.tracking.run_log import summary_metrics
-from flows.gate_target import decide, measure
+from flows.gate_target import decide, measure_on_device
 from gates.champion import recheck_regressions
 
 Fetched = tuple[str, str, dict[str, Any], Candidate, Candidate]
@@ -125,7 +125,7 @@ def _judge_now(
     bad_files = [
         c.line() for c in verify_evidence(evidence, inputs.root, folder) if c.what == "model"
     ]
-    measured = measure(inputs, target, baseline, [champion], workdir)
+    measured = measure_on_device(inputs, target)(inputs, target, baseline, [champion], workdir)
     outcome = decide(inputs, target, baseline, [champion], [], measured)
     recorded = (evidence.get("environment") or {}).get("fingerprint") or {}
     raw = measured.raw.get(champion.name)

@@ -29,6 +29,7 @@ from typing import Literal
 
 from edgeproof.config import GatesConfig
 from edgeproof.records import CandidateSummary, Check, Estimate, Status, Verdict
+from gates.stats import min_samples_for_quantile
 
 Side = Literal["max", "min"]
 
@@ -44,6 +45,15 @@ CHECK_NAMES = (
     "size.max_mb",
     "energy.max_mj_per_inference",
     "energy.min_reduction",
+    "regression.max_mae_increase",
+    "regression.max_mae_increase_rel",
+)
+# label-free tasks: one check per output tensor, named e.g. "fidelity.min_cosine_low[emb]"
+OUTPUT_CHECKS = (
+    "fidelity.min_cosine_mean",
+    "fidelity.min_cosine_low",
+    "fidelity.max_rel_l2",
+    "fidelity.min_knn_agreement",
 )
 ABSOLUTE = frozenset(
     {
@@ -63,12 +73,16 @@ def _num(x: float, unit: str) -> str:
         return f"{x:.2f}"
     if unit == "nats":
         return f"{x:.3g}"
+    if unit == "cos":  # cosine similarity: the interesting digits are the ones near 1
+        return f"{x:.5f}"
+    if unit == "":
+        return f"{x:.4g}"
     return f"{x:.3f}"
 
 
 def _fmt(x: float, unit: str) -> str:
     """A number with its unit: 1.20x, 99.50%, 0.50 pt, 2.970 ms."""
-    return _num(x, unit) + {"x": "x", "%": "%"}.get(unit, f" {unit}")
+    return _num(x, unit) + {"x": "x", "%": "%", "": "", "cos": ""}.get(unit, f" {unit}")
 
 
 def limit_of(name: str, gates: GatesConfig) -> float | None:
@@ -176,9 +190,25 @@ def _check(name: str, limit: float, s: CandidateSummary, base: CandidateSummary)
         )
     if name == "size.max_mb":
         return exact_check(name, "size", s.size_mb, limit, "max", "MB")
+    if name.startswith("regression."):
+        return _regression_check(name, limit, s, base)
     if name.startswith("energy."):
         return _energy_check(name, limit, s, base)
     raise ValueError(f"unknown check {name!r}")
+
+
+def _regression_check(
+    name: str, limit: float, s: CandidateSummary, base: CandidateSummary
+) -> Check:
+    assert s.mae_increase is not None and base.mae is not None
+    ref = base.mae.value
+    if name == "regression.max_mae_increase":
+        return ci_check(name, "MAE increase", s.mae_increase, limit, "max", "", ref)
+    if ref <= 0.0:
+        return _skipped(name, "baseline MAE is 0: relative increase undefined", limit)
+    d = s.mae_increase
+    rel = Estimate(value=d.value / ref, low=d.low / ref, high=d.high / ref, confidence=d.confidence)
+    return ci_check(name, "relative MAE increase", rel, limit, "max", "%", ref)
 
 
 def _energy_check(name: str, limit: float, s: CandidateSummary, base: CandidateSummary) -> Check:
@@ -200,13 +230,61 @@ def run_checks(
     checks: list[Check] = []
     for name in CHECK_NAMES:
         limit = limit_of(name, gates)
-        if limit is None:
+        if limit is None or not _applies(name, summary):
             continue
         if summary.is_baseline and name not in ABSOLUTE:
             checks.append(_skipped(name, "baseline", limit))
         else:
             checks.append(_check(name, limit, summary, baseline))
+    return checks + _output_checks(summary, gates)
+
+
+def _applies(name: str, s: CandidateSummary) -> bool:
+    """Accuracy and top-1 / KL checks are for classifiers, MAE checks for regressions."""
+    if name.startswith(("accuracy.", "fidelity.")):
+        return s.top1_agreement is not None
+    if name.startswith("regression."):
+        return s.mae is not None
+    return True
+
+
+def _output_checks(s: CandidateSummary, gates: GatesConfig) -> list[Check]:
+    """Per output tensor fidelity checks of a label-free task (``OUTPUT_CHECKS`` order)."""
+    fid = gates.fidelity
+    checks: list[Check] = []
+    for out in s.outputs:
+        for base_name in OUTPUT_CHECKS:
+            limit = limit_of(base_name, gates)
+            if limit is None or (base_name.endswith("knn_agreement") and not out.knn_agreement):
+                continue
+            name = f"{base_name}[{out.output}]"
+            if s.is_baseline:
+                checks.append(_skipped(name, "baseline", limit))
+            elif base_name == "fidelity.min_cosine_mean":
+                checks.append(ci_check(name, "mean cosine", out.cosine_mean, limit, "min", "cos"))
+            elif base_name == "fidelity.min_cosine_low":
+                what = f"p{fid.low_quantile * 100:g} cosine"
+                if out.cosine_low is None:
+                    need = min_samples_for_quantile(fid.low_quantile, out.cosine_mean.confidence)
+                    checks.append(_too_few_items(name, what, limit, s.n_eval_items, need))
+                else:
+                    checks.append(ci_check(name, what, out.cosine_low, limit, "min", "cos"))
+            elif base_name == "fidelity.max_rel_l2":
+                checks.append(ci_check(name, "relative L2", out.rel_l2_mean, limit, "max", "%"))
+            else:
+                assert out.knn_agreement is not None
+                what = f"{fid.knn_k}-NN agreement"
+                checks.append(ci_check(name, what, out.knn_agreement, limit, "min", "%"))
     return checks
+
+
+def _too_few_items(name: str, what: str, limit: float, n: int, need: int) -> Check:
+    return Check(
+        name=name,
+        status="inconclusive",
+        limit=limit,
+        message=f"{what}: {n} eval items are too few for its confidence interval (need {need})",
+    )
 
 
 def decide(

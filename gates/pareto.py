@@ -72,9 +72,30 @@ def uses_labels(summaries: Iterable[CandidateSummary]) -> bool:
     return all(s.accuracy is not None for s in summaries)
 
 
+def quality(summary: CandidateSummary, labelled: bool) -> Estimate:
+    """The "accuracy" axis: labelled accuracy, else top-1 agreement with the baseline, else
+    (label-free tasks) the first output's mean cosine similarity to the baseline's."""
+    if labelled and summary.accuracy:
+        return summary.accuracy
+    if summary.top1_agreement is not None:
+        return summary.top1_agreement
+    if summary.outputs:
+        return summary.outputs[0].cosine_mean
+    raise ValueError(f"{summary.candidate}: no accuracy or fidelity estimate")
+
+
+def quality_name(summary: CandidateSummary, labelled: bool) -> str:
+    """What ``quality`` measured, for axis labels and reasons."""
+    if labelled and summary.accuracy:
+        return "accuracy"
+    if summary.top1_agreement is not None:
+        return "top-1 agreement with baseline"
+    return f"mean cosine to baseline ({summary.outputs[0].output})"
+
+
 def _estimate(summary: CandidateSummary, name: str, labelled: bool) -> Estimate | float:
     if name == "accuracy":
-        return summary.accuracy if labelled and summary.accuracy else summary.top1_agreement
+        return quality(summary, labelled)
     if name == "latency":
         return summary.median_ms
     if name == "p90":
@@ -210,7 +231,7 @@ def _margin(
     if wv == rv:
         lead = f"tied on {metric.label} with runner-up {r.candidate} {shown}"
     elif metric.name == "accuracy":
-        what = "top-1 agreement" if not labelled else "accuracy"
+        what = quality_name(w, labelled)
         lead = f"{(wv - rv) * 100:+.1f} pp {what} over runner-up {r.candidate} {shown}"
     else:
         ratio = rv / wv if wv > 0 else math.inf

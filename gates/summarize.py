@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from edgeproof.config import MeasureConfig
-from edgeproof.records import CandidateSummary, Estimate, ItemScores, RawMeasurement
+from edgeproof.records import (
+    CandidateSummary,
+    Estimate,
+    ItemScores,
+    OutputFidelity,
+    OutputScores,
+    RawMeasurement,
+)
 from gates.stats import (
     mean_ci,
     min_samples_for_quantile,
@@ -31,12 +38,15 @@ def summarize(
     raw: RawMeasurement,
     scores: ItemScores,
     measure: MeasureConfig,
+    low_quantile: float = 0.01,
 ) -> CandidateSummary:
     """Estimates for every gated or reported quantity of one candidate.
 
     Accuracy and accuracy drop are None without labels; the baseline's own accuracy drop
     is still computed (0 with a CI). Speedup is None for the baseline or without paired
     baseline samples; p99 is None when there are too few latency samples for its CI.
+    Per output tensor (label-free tasks): cosine mean, its ``low_quantile`` (None when too
+    few items for that quantile's CI), relative L2 mean, kNN agreement for embeddings.
     Raises ValueError (from ``gates.stats``) when a required estimate has too little data.
     """
     conf, resamples, seed = measure.confidence, measure.bootstrap_resamples, measure.seed
@@ -52,11 +62,11 @@ def summarize(
         candidate=candidate,
         precision=precision,
         is_baseline=is_baseline,
-        n_eval_items=len(scores.agree),
+        n_eval_items=len(scores.max_abs_error),
         accuracy=accuracy,
         accuracy_drop=drop,
-        top1_agreement=proportion_ci(scores.agree, conf),
-        mean_kl=mean_ci(scores.kl, conf, resamples, seed),
+        top1_agreement=None if scores.agree is None else proportion_ci(scores.agree, conf),
+        mean_kl=None if scores.kl is None else mean_ci(scores.kl, conf, resamples, seed),
         max_abs_logit_error=float(np.max(scores.max_abs_error)),
         latency_samples=len(latency),
         median_ms=quantile_ci(latency, 0.5, conf),
@@ -70,4 +80,30 @@ def summarize(
         size_mb=raw.size_mb,
         threads=raw.threads,
         energy_mj_per_inference=raw.environment.get("energy", {}).get("mj_per_inference"),
+        outputs=tuple(_fidelity(o, low_quantile, measure) for o in scores.outputs),
+        mae=None if scores.abs_error is None else mean_ci(scores.abs_error, conf, resamples, seed),
+        mae_increase=_mae_increase(scores, measure),
     )
+
+
+def _fidelity(scores: OutputScores, low_quantile: float, measure: MeasureConfig) -> OutputFidelity:
+    conf, resamples, seed = measure.confidence, measure.bootstrap_resamples, measure.seed
+    enough = len(scores.cosine) >= min_samples_for_quantile(low_quantile, conf)
+    return OutputFidelity(
+        output=scores.name,
+        cosine_mean=mean_ci(scores.cosine, conf, resamples, seed),
+        cosine_low=quantile_ci(scores.cosine, low_quantile, conf) if enough else None,
+        rel_l2_mean=mean_ci(scores.rel_l2, conf, resamples, seed),
+        max_abs_error=float(np.max(scores.max_abs_error)),
+        knn_agreement=None
+        if scores.knn_agree is None
+        else mean_ci(scores.knn_agree, conf, resamples, seed),
+    )
+
+
+def _mae_increase(scores: ItemScores, measure: MeasureConfig) -> Estimate | None:
+    """Candidate MAE - baseline MAE, a paired mean over the same items (positive = worse)."""
+    if scores.abs_error is None or scores.baseline_abs_error is None:
+        return None
+    diff = scores.abs_error - scores.baseline_abs_error
+    return mean_ci(diff, measure.confidence, measure.bootstrap_resamples, measure.seed)

@@ -104,3 +104,70 @@ def run_info(**overrides: object):
         ),
     }
     return RunInfo(**(fields | overrides))
+
+
+def first_output(path: Path) -> np.ndarray:
+    """The first output tensor a measurement worker wrote for a candidate."""
+    from edgeproof.evaluate import load_outputs
+
+    return next(iter(load_outputs(path).values()))
+
+
+def make_tiny_encoder(path: Path, seed: int = 0, vocab: int = 64, dim: int = 32) -> Path:
+    """A transformer-style text encoder exported from PyTorch: token ids + attention mask
+    (both int64, dynamic batch and sequence) -> a mean-pooled ``embedding`` (batch, dim)."""
+    import torch
+    from torch import nn
+
+    class Encoder(nn.Module):
+        """Embedding, one self-attention block (masked softmax, FFN, layer norms), pooling."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(vocab, dim)
+            self.qkv = nn.Linear(dim, 3 * dim)
+            self.out = nn.Linear(dim, dim)
+            self.ffn = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+            self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+            self.proj = nn.Linear(dim, dim)
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            x = self.embed(input_ids)
+            q, k, v = self.qkv(x).chunk(3, dim=-1)
+            scores = q @ k.transpose(1, 2) / dim**0.5
+            scores = scores.masked_fill(attention_mask[:, None, :] == 0, -1e4)
+            x = self.norm1(x + self.out(scores.softmax(-1) @ v))
+            x = self.norm2(x + self.ffn(x))
+            mask = attention_mask.unsqueeze(-1).to(x.dtype)
+            return self.proj((x * mask).sum(1) / mask.sum(1).clamp(min=1.0))
+
+    torch.manual_seed(seed)
+    model = Encoder().eval()
+    ids = torch.randint(0, vocab, (2, 12))
+    mask = torch.ones(2, 12, dtype=torch.int64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        torch.onnx.export(
+            model,
+            (ids, mask),
+            str(path),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["embedding"],
+            dynamic_axes={
+                "input_ids": {0: "batch", 1: "sequence"},
+                "attention_mask": {0: "batch", 1: "sequence"},
+                "embedding": {0: "batch"},
+            },
+            dynamo=False,
+            opset_version=17,
+        )
+    return path
+
+
+def token_data(n: int, seq: int, vocab: int = 64, seed: int = 0) -> dict[str, np.ndarray]:
+    """Token ids and attention masks (padding at the end of each row), int64."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(1, vocab, (n, seq)).astype(np.int64)
+    lengths = rng.integers(seq // 2, seq + 1, n)
+    mask = (np.arange(seq)[None, :] < lengths[:, None]).astype(np.int64)
+    return {"input_ids": ids * mask, "attention_mask": mask}

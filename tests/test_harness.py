@@ -12,6 +12,7 @@ from edgeproof.measure.environment import busy_reason
 from edgeproof.measure.harness import MeasureJob, measure_target, precise_enough
 from edgeproof.records import Candidate
 from edgeproof.targets.onnxruntime_cpu import OnnxRuntimeCpu
+from tests.builders import first_output
 
 CONFIG = OnnxRuntimeTargetConfig(
     threads=1, recipes=[OrtRecipe(name="qdq", method="static", calibration_samples=16)]
@@ -65,7 +66,7 @@ def test_interleaved_measurement_of_baseline_and_candidate(
     assert cand.environment["session"]["precision"] == "int8"
     assert "cpu_count" in cand.environment
     for name in ("fp32", "qdq"):
-        outputs = np.load(got.outputs[name])
+        outputs = first_output(got.outputs[name])
         assert outputs.shape == (64, 10) and outputs.dtype == np.float32
     assert any("qdq" in line for line in progress)
     warmup = cand.environment["warmup"]

@@ -23,7 +23,7 @@ from edgeproof.evaluate import score_classifier
 from edgeproof.judge import judge_target
 from edgeproof.measure.harness import measure_target
 from edgeproof.targets.openvino_cpu import OpenVinoCpu
-from tests.builders import make_tiny_cnn, write_npz
+from tests.builders import first_output, make_tiny_cnn, write_npz
 from tests.example_project import ROOT
 from tests.test_harness import MEASURE, _job
 
@@ -56,10 +56,10 @@ def test_each_recipe_end_to_end(
     assert sessions["fp32"]["inference_precision"] == "f32"  # not the CPU's bf16 default
     assert sessions["nncf-int8"]["precision"] == "int8"
     assert {s["runtime"] for s in sessions.values()} == {"openvino"}
-    base_logits = np.load(got.outputs["fp32"])
+    base_logits = first_output(got.outputs["fp32"])
     labels = load_dataset(tiny_data["eval"]).labels
     for name in ("bf16", "nncf-int8"):
-        scores = score_classifier(name, np.load(got.outputs[name]), base_logits, labels)
+        scores = score_classifier(name, first_output(got.outputs[name]), base_logits, labels)
         assert scores.agree.mean() > 0.8  # a random tiny CNN: near-ties may flip
 
 

@@ -47,7 +47,7 @@ class MeasureJob:
     eval_data: Path
     labels_key: str
     threads: int
-    outputs_dir: Path  # <candidate>.npy eval outputs are written here
+    outputs_dir: Path  # <candidate>.npz eval outputs (one array per output) are written here
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ class _Measured:
         tput = self.client.call(
             "throughput", batch=measure.throughput_batch, runs=measure.throughput_runs
         )
-        out = job.outputs_dir / f"{self.candidate.name}.npy"
+        out = job.outputs_dir / f"{self.candidate.name}.npz"
         self.client.call("outputs", path=str(out), batch=measure.eval_batch)
         stats = self.client.call("stats")
         self.client.close()

@@ -61,7 +61,10 @@ class Worker:
 
         target = target_from_json(req["target"], req["target_config"])
         candidate = Candidate.model_validate(req["candidate"])
-        self.data = load_dataset(Path(req["data"]), req.get("labels_key", "labels"))
+        # labels are not needed here: any numeric labels (classes or targets) are accepted
+        self.data = load_dataset(
+            Path(req["data"]), req.get("labels_key", "labels"), label_kind="values"
+        )
         rss_before = read_status_mb("VmRSS")
         start = time.perf_counter()
         self.session = target.open_session(candidate, int(req["threads"]))
@@ -136,14 +139,19 @@ class Worker:
         return {"seconds": seconds, "energy": energy}
 
     def outputs(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Every output tensor over the eval items, as float32, in one .npz (key = name)."""
         session, data = self._session(), self._data()
-        chunks = [session.run(feeds)[0] for feeds in data.batches(int(req["batch"]))]
-        result = np.concatenate(chunks).astype(np.float32, copy=False)
+        chunks = [session.run(feeds) for feeds in data.batches(int(req["batch"]))]
+        names = list(session.output_names)
+        result = {
+            name: np.concatenate([c[i] for c in chunks]).astype(np.float32, copy=False)
+            for i, name in enumerate(names)
+        }
         path = Path(req["path"])
-        tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, result, allow_pickle=False)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, **result)
         os.replace(tmp, path)
-        return {"shape": list(result.shape)}
+        return {"shapes": {name: list(a.shape) for name, a in result.items()}}
 
     def stats(self, req: dict[str, Any]) -> dict[str, Any]:
         return {"peak_rss_mb": read_status_mb("VmHWM"), "rss_mb": read_status_mb("VmRSS")}

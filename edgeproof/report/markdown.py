@@ -47,7 +47,7 @@ def _row(outcome: CandidateOutcome, winner: str | None) -> str:
         format_estimate(s.accuracy, 1, 100.0),
         format_estimate(s.accuracy_drop, 1, 100.0),
         format_estimate(s.top1_agreement, 1, 100.0),
-        f"{s.mean_kl.value:.2e}",
+        "—" if s.mean_kl is None else f"{s.mean_kl.value:.2e}",
         f"{s.max_abs_logit_error:.2f}",
         format_estimate(s.median_ms, 3),
         format_estimate(s.p90_ms, 3),
@@ -74,6 +74,7 @@ def _target_section(outcome: TargetOutcome, promotion: Promotion | None) -> list
         lines.append(f"{outcome.reason or 'no candidates'}")
         return [*lines, ""]
     lines += [_HEADER, *(_row(o, outcome.winner) for o in outcome.outcomes), ""]
+    lines += _fidelity_table(outcome)
     if outcome.winner:
         lines.append(f"Winner: **{outcome.winner}** — {outcome.reason}")
     else:
@@ -119,6 +120,46 @@ def _target_section(outcome: TargetOutcome, promotion: Promotion | None) -> list
         what = "Pareto front" if name.endswith("-pareto.png") else "latency and speedup"
         lines += ["", f"![{outcome.target} {what}]({name})"]
     return [*lines, ""]
+
+
+_FIDELITY_HEADER = (
+    "| candidate | output | cosine mean | cosine low-q | rel. L2 % | max abs err | k-NN agree % "
+    "| MAE | MAE increase |\n|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def _fidelity_table(outcome: TargetOutcome) -> list[str]:
+    """Per output tensor fidelity to the baseline (label-free tasks), with CIs."""
+    rows = []
+    for o in outcome.outcomes:
+        s = o.summary
+        for f in s.outputs if s is not None else ():
+            rows.append(
+                "| "
+                + " | ".join(
+                    [
+                        o.candidate.name,
+                        f"`{f.output}`",
+                        format_estimate(f.cosine_mean, 4),
+                        format_estimate(f.cosine_low, 4),
+                        format_estimate(f.rel_l2_mean, 2, 100.0),
+                        f"{f.max_abs_error:.3g}",
+                        format_estimate(f.knn_agreement, 1, 100.0),
+                        format_estimate(s.mae, 4),
+                        format_estimate(s.mae_increase, 4),
+                    ]
+                )
+                + " |"
+            )
+    if not rows:
+        return []
+    return [
+        "Fidelity to the baseline per output (label-free task):",
+        "",
+        _FIDELITY_HEADER,
+        *rows,
+        "",
+    ]
 
 
 def _pareto_lines(outcome: TargetOutcome) -> list[str]:

@@ -1,7 +1,8 @@
 """PNG of one target's accuracy / latency trade-off with CIs and the Pareto front.
 
 Every candidate with a summary is one point: median batch-1 latency (x, log scale) against
-accuracy, or top-1 agreement with the baseline when the eval set has no labels (y), each
+accuracy, or top-1 agreement with the baseline when the eval set has no labels, or the
+mean cosine to the baseline's first output for label-free tasks (y), each
 with its confidence interval as error bars. Markers show the verdict (green circle pass,
 red x fail or error, orange inconclusive, grey square baseline, large star the winner),
 and a step line joins the noise-aware 2-D Pareto front of the passing non-baseline
@@ -13,9 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgeproof.records import CandidateOutcome, Estimate, TargetOutcome
+from edgeproof.records import CandidateOutcome, CandidateSummary, Estimate, TargetOutcome
 from edgeproof.report.plots import save_figure
-from gates.pareto import METRICS, pareto_front, uses_labels
+from gates.pareto import METRICS, pareto_front, quality, quality_name, uses_labels
 
 _STYLE = {  # verdict status -> (marker, color, legend label)
     "pass": ("o", "tab:green", "pass"),
@@ -51,7 +52,10 @@ def pareto_plot(outcome: TargetOutcome, path: Path) -> Path | None:
     if not rows:
         return None
     labelled = uses_labels(o.summary for o in rows)
-    y_of = (lambda s: s.accuracy) if labelled else (lambda s: s.top1_agreement)
+
+    def y_of(s: CandidateSummary) -> Estimate:
+        return quality(s, labelled)
+
     fig, ax = plt.subplots(figsize=(8, 5.5))
     seen: set[str] = set()
     for o in rows:
@@ -114,7 +118,7 @@ def pareto_plot(outcome: TargetOutcome, path: Path) -> Path | None:
     ax.xaxis.set_major_formatter(plain)
     ax.xaxis.set_minor_formatter(plain)
     ax.set_xlabel(f"median batch-1 latency, ms (log scale, {conf:.0%} CI)")
-    what = "accuracy" if labelled else "top-1 agreement with baseline"
+    what = quality_name(rows[0].summary, labelled)
     ax.set_ylabel(f"{what} ({y_of(rows[0].summary).confidence:.0%} CI)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="best", fontsize=8)

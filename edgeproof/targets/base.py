@@ -44,6 +44,7 @@ class Session(Protocol):
     """A loaded candidate: canonical inputs in (as in the data files), outputs out."""
 
     inputs: Sequence[InputSpec]
+    output_names: Sequence[str]  # in the order ``run`` returns them
     info: dict[str, Any]  # runtime, version, precision, threads, provider...
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:

@@ -69,9 +69,14 @@ class OnnxRuntimeCpu(RecipeTarget[OnnxRuntimeTargetConfig]):
         spec = self._recipes[recipe]
         out = fresh_dir(workdir / recipe) / "model.onnx"
         src = str(baseline.model_file)
+        scope = _scope(baseline.model_file, spec)
         if spec.method == "dynamic":
             quantize_dynamic(
-                src, str(out), weight_type=_qtype(spec.weight_type), per_channel=spec.per_channel
+                src,
+                str(out),
+                weight_type=_qtype(spec.weight_type),
+                per_channel=spec.per_channel,
+                **scope,
             )
         else:
             quantize_static(
@@ -85,6 +90,7 @@ class OnnxRuntimeCpu(RecipeTarget[OnnxRuntimeTargetConfig]):
                 activation_type=_qtype(spec.activation_type),
                 weight_type=_qtype(spec.weight_type),
                 calibrate_method=_calibrate_method(spec.calibrate_method),
+                **scope,
             )
         return Candidate(
             target=NAME,
@@ -124,6 +130,7 @@ class OrtSession:
             )
             for i in self._session.get_inputs()
         ]
+        self.output_names = [o.name for o in self._session.get_outputs()]
         self.info: dict[str, Any] = {
             "runtime": "onnxruntime",
             "runtime_version": ort.__version__,
@@ -147,6 +154,31 @@ class _CalibrationReader:
 
     def rewind(self) -> None:  # ORT calls it on some calibrators; one pass is enough
         return None
+
+
+def _scope(model: Path, spec: OrtRecipe) -> dict[str, Any]:
+    """ORT's quantization scope for the recipe's exclusions (nothing when there are none).
+
+    Op types are excluded by quantizing every other op type present in the model; a name
+    or op type that is not in the model is an error (a typo would silently do nothing).
+    """
+    if not spec.exclude_nodes and not spec.exclude_op_types:
+        return {}
+    import onnx
+
+    graph = onnx.load(str(model), load_external_data=False).graph
+    names, op_types = {n.name for n in graph.node}, {n.op_type for n in graph.node}
+    for wanted, present, what in (
+        (spec.exclude_nodes, names, "node"),
+        (spec.exclude_op_types, op_types, "op type"),
+    ):
+        unknown = sorted(set(wanted) - present)
+        if unknown:
+            raise InputError(f"{spec.name}: exclude {what}(s) not in the model: {unknown}")
+    scope: dict[str, Any] = {"nodes_to_exclude": list(spec.exclude_nodes)}
+    if spec.exclude_op_types:
+        scope["op_types_to_quantize"] = sorted(op_types - set(spec.exclude_op_types))
+    return scope
 
 
 def _recipe_record(spec: OrtRecipe) -> dict[str, Any]:

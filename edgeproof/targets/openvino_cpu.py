@@ -228,6 +228,7 @@ class OpenVinoSession:
         compiled = core.compile_model(core.read_model(str(candidate.model_file)), device, config)
         self._request = compiled.create_infer_request()
         self._outputs = list(compiled.outputs)
+        self.output_names = [_port_name(port, i) for i, port in enumerate(self._outputs)]
         self.inputs = [
             InputSpec(
                 port.get_any_name(),
@@ -267,6 +268,14 @@ _RECIPE_FIELDS = {
 def _recipe_record(spec: OpenVinoRecipe) -> dict[str, Any]:
     """The recipe as logged: its method and only the fields that method uses."""
     return {"method": spec.method} | spec.model_dump(include=set(_RECIPE_FIELDS[spec.method]))
+
+
+def _port_name(port: Any, index: int) -> str:
+    """An output's tensor name (as in the ONNX model), or ``output_<index>`` if it has none."""
+    try:
+        return str(port.get_any_name())
+    except RuntimeError:
+        return f"output_{index}"
 
 
 def _type_name(value: Any) -> str | None:

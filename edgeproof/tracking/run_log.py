@@ -10,6 +10,7 @@ traced to its data.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,16 @@ def summary_metrics(summary: CandidateSummary) -> dict[str, float | None]:
         "speedup": summary.speedup,
         "throughput_ips": summary.throughput_ips,
     }
+    estimates |= {"mae": summary.mae, "mae_increase": summary.mae_increase}
+    for out in summary.outputs:
+        key = "fidelity." + re.sub(r"[^A-Za-z0-9_.-]", "_", out.output)
+        estimates |= {
+            f"{key}.cosine_mean": out.cosine_mean,
+            f"{key}.cosine_low": out.cosine_low,
+            f"{key}.rel_l2_mean": out.rel_l2_mean,
+            f"{key}.knn_agreement": out.knn_agreement,
+        }
+        metrics[f"{key}.max_abs_error"] = out.max_abs_error
     for key, est in estimates.items():
         if est is not None:
             metrics.update({key: est.value, f"{key}_low": est.low, f"{key}_high": est.high})
