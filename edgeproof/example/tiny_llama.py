@@ -1,0 +1,334 @@
+"""Train the example byte-level llama (~3.5M parameters) offline and write it as GGUF.
+
+The llama.cpp target needs a language model whose quantization effects are real but that
+builds on any runner without a download: a llama-architecture transformer trained for a
+few minutes on 2 cores on text that ships with Python (``pydoc_data.topics``, ~466 KB of
+the Python reference manual). Topics are split ~90/10 by bytes along whole topics, so
+held-out text is whole documents the model never saw.
+
+Shape (DESIGN.md section 7): vocab 259 (3 specials + 256 bytes, byte b = id 3 + b), n_embd
+256, n_ff 768, 4 layers, 4 heads, context 256. Widths are multiples of 256 so llama.cpp's
+K-quants apply to every matrix. Conventions that llama.cpp's ``llama`` arch needs and this
+model is trained with: RMSNorm (eps 1e-5), SwiGLU feed-forward, rope type 0 (rotate
+adjacent pairs 2i, 2i+1, base 10000), attention scale 1/sqrt(head_dim), untied output.
+Trained that way, q/k weights are written unpermuted and ``nn.Linear`` weights as-is.
+
+Training stops at a wall-clock budget (AdamW, cosine decay over the budget). A random
+model's perplexity is ~256 per byte; DESIGN measured 3.58 after 285 s. ``build`` checks the
+written GGUF against PyTorch with llama.cpp in a subprocess (top-1 agreement on held-out
+windows) before reporting success, like the CNN example checks its ONNX export.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeproof.errors import EdgeproofError
+from edgeproof.llama.gguf_model import LlamaHParams, byte_windows, write_llama_gguf
+
+HPARAMS = LlamaHParams(n_embd=256, n_ff=768, n_layer=4, n_head=4, n_head_kv=4, n_ctx=256)
+
+
+def corpus_split(heldout_share: float = 0.1) -> tuple[bytes, bytes]:
+    """(train, held-out) UTF-8 bytes of ``pydoc_data.topics``, split by whole topics.
+
+    Topics in sorted name order; the last ones are held out until they hold at least
+    ``heldout_share`` of the bytes (10.8% at 0.1 on Python 3.11: typesmapping..yield).
+    """
+    from pydoc_data.topics import topics
+
+    keys = sorted(topics)
+    total = sum(len(topics[k].encode()) for k in keys)
+    cut, held = len(keys), 0
+    while cut > 1 and held < heldout_share * total:
+        cut -= 1
+        held += len(topics[keys[cut]].encode())
+    train = "\n\n".join(topics[k] for k in keys[:cut]).encode()
+    return train, "\n\n".join(topics[k] for k in keys[cut:]).encode()
+
+
+def build_model(hp: LlamaHParams = HPARAMS) -> Any:
+    """A llama-architecture ``nn.Module`` that maps (batch, seq) ids to (batch, seq, vocab)."""
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    class RMSNorm(nn.Module):
+        def __init__(self, dim: int) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(dim))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + hp.rms_eps) * self.weight
+
+    def rope(x: torch.Tensor) -> torch.Tensor:
+        """Rope type 0: rotate adjacent pairs (2i, 2i+1) of each head by pos * base^(-2i/d)."""
+        seq, dim = x.shape[-2], x.shape[-1]
+        inv = hp.rope_theta ** (-torch.arange(0, dim, 2, dtype=torch.float32) / dim)
+        angle = torch.arange(seq, dtype=torch.float32)[:, None] * inv[None, :]
+        cos, sin = angle.cos(), angle.sin()
+        even, odd = x[..., 0::2], x[..., 1::2]
+        return torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1).flatten(-2)
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            d, kv = hp.n_embd, hp.n_head_kv * hp.head_dim
+            self.attn_norm, self.ffn_norm = RMSNorm(d), RMSNorm(d)
+            self.q = nn.Linear(d, d, bias=False)
+            self.k = nn.Linear(d, kv, bias=False)
+            self.v = nn.Linear(d, kv, bias=False)
+            self.o = nn.Linear(d, d, bias=False)
+            self.gate = nn.Linear(d, hp.n_ff, bias=False)
+            self.up = nn.Linear(d, hp.n_ff, bias=False)
+            self.down = nn.Linear(hp.n_ff, d, bias=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            b, s, _ = x.shape
+            h = self.attn_norm(x)
+
+            def heads(t: torch.Tensor, n: int) -> torch.Tensor:
+                return t.view(b, s, n, hp.head_dim).transpose(1, 2)
+
+            q = rope(heads(self.q(h), hp.n_head))
+            k = rope(heads(self.k(h), hp.n_head_kv))
+            v = heads(self.v(h), hp.n_head_kv)
+            att = F.scaled_dot_product_attention(
+                q, k, v, is_causal=True, enable_gqa=hp.n_head != hp.n_head_kv
+            )
+            x = x + self.o(att.transpose(1, 2).reshape(b, s, hp.n_embd))
+            h = self.ffn_norm(x)
+            return x + self.down(F.silu(self.gate(h)) * self.up(h))
+
+    class TinyLlama(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tok_emb = nn.Embedding(hp.n_vocab, hp.n_embd)
+            self.blocks = nn.ModuleList(Block() for _ in range(hp.n_layer))
+            self.norm = RMSNorm(hp.n_embd)
+            self.output = nn.Linear(hp.n_embd, hp.n_vocab, bias=False)
+            for module in self.modules():
+                if isinstance(module, nn.Linear | nn.Embedding):
+                    nn.init.normal_(module.weight, std=0.02)
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            x = self.tok_emb(ids)
+            for block in self.blocks:
+                x = block(x)
+            return self.output(self.norm(x))
+
+    return TinyLlama()
+
+
+def gguf_weights(model: Any) -> dict[str, np.ndarray]:
+    """The model's weights under llama.cpp's tensor names (float32, shapes as in torch)."""
+    names = {
+        "token_embd.weight": model.tok_emb.weight,
+        "output_norm.weight": model.norm.weight,
+        "output.weight": model.output.weight,
+    }
+    for i, blk in enumerate(model.blocks):
+        names.update(
+            {
+                f"blk.{i}.attn_norm.weight": blk.attn_norm.weight,
+                f"blk.{i}.attn_q.weight": blk.q.weight,
+                f"blk.{i}.attn_k.weight": blk.k.weight,
+                f"blk.{i}.attn_v.weight": blk.v.weight,
+                f"blk.{i}.attn_output.weight": blk.o.weight,
+                f"blk.{i}.ffn_norm.weight": blk.ffn_norm.weight,
+                f"blk.{i}.ffn_gate.weight": blk.gate.weight,
+                f"blk.{i}.ffn_up.weight": blk.up.weight,
+                f"blk.{i}.ffn_down.weight": blk.down.weight,
+            }
+        )
+    return {k: v.detach().float().numpy().copy() for k, v in names.items()}
+
+
+def importance_matrix(model: Any, ids: np.ndarray) -> dict[str, np.ndarray]:
+    """Mean squared input of every matrix (llama-imatrix's statistic), keyed by GGUF name.
+
+    ``ids``: (n, seq) token windows, e.g. from the training split (never the held-out one).
+    """
+    import torch
+
+    modules = {
+        "output.weight": model.output,
+        **{
+            f"blk.{i}.{name}.weight": getattr(blk, attr)
+            for i, blk in enumerate(model.blocks)
+            for name, attr in (
+                ("attn_q", "q"), ("attn_k", "k"), ("attn_v", "v"), ("attn_output", "o"),
+                ("ffn_gate", "gate"), ("ffn_up", "up"), ("ffn_down", "down"),
+            )
+        },
+    }  # fmt: skip
+    sums: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = {}
+
+    def hook(name: str) -> Any:
+        def record(_module: Any, inputs: tuple[torch.Tensor, ...], _output: Any) -> None:
+            x = inputs[0].reshape(-1, inputs[0].shape[-1]).double()
+            sums[name] = sums.get(name, 0) + x.pow(2).sum(0)
+            counts[name] = counts.get(name, 0) + x.shape[0]
+
+        return record
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in modules.items()]
+    try:
+        with torch.no_grad():
+            for start in range(0, len(ids), 8):
+                model(torch.from_numpy(ids[start : start + 8]).long())
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {n: (sums[n] / counts[n]).float().numpy() for n in modules}
+
+
+def _train(model: Any, train: bytes, seconds: float, seed: int, hp: LlamaHParams) -> int:
+    """AdamW on random windows until ``seconds`` pass; returns the number of steps.
+
+    Warm-up ends after 30 steps or 5% of the budget, whichever comes first (on a busy
+    2-core runner a step can take seconds), then cosine decay to 10% over the budget.
+    Batch 8 x 256 bytes: under a fixed time budget more, smaller steps train faster.
+    """
+    import torch
+    from torch.nn import functional as F
+
+    data = torch.from_numpy(np.frombuffer(train, dtype=np.uint8).astype(np.int64) + 3)
+    gen = torch.Generator().manual_seed(seed)
+    batch, peak_lr, warmup_steps = 8, 3e-3, 30
+    opt = torch.optim.AdamW(model.parameters(), lr=peak_lr, betas=(0.9, 0.95), weight_decay=0.1)
+    model.train()
+    start, step = time.perf_counter(), 0
+    while (elapsed := time.perf_counter() - start) < seconds:
+        frac = min(1.0, elapsed / seconds)
+        warm = min(1.0, max((step + 1) / warmup_steps, frac / 0.05))
+        lr = peak_lr * warm * (0.1 + 0.45 * (1 + math.cos(math.pi * frac)))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        offsets = torch.randint(0, len(data) - hp.n_ctx - 1, (batch,), generator=gen)
+        chunk = data[offsets[:, None] + torch.arange(hp.n_ctx + 1)[None, :]]
+        logits = model(chunk[:, :-1])
+        loss = F.cross_entropy(logits.reshape(-1, hp.n_vocab), chunk[:, 1:].reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+    model.eval()
+    return step
+
+
+def torch_logits(model: Any, windows: np.ndarray) -> np.ndarray:
+    """PyTorch logits (float32) for each window's first ``ctx`` ids: (n, ctx, vocab)."""
+    import torch
+
+    with torch.no_grad():
+        return np.concatenate(
+            [
+                model(torch.from_numpy(windows[i : i + 8, :-1]).long()).numpy()
+                for i in range(0, len(windows), 8)
+            ]
+        )
+
+
+def _perplexity(logits: np.ndarray, targets: np.ndarray) -> float:
+    from scipy.special import log_softmax
+
+    log_p = log_softmax(logits.astype(np.float64), axis=-1)
+    nll = -np.take_along_axis(log_p, targets[..., None].astype(np.int64), axis=-1)
+    return float(np.exp(nll.mean()))
+
+
+def verify_with_llama_cpp(
+    model: Any, gguf_path: Path, heldout_path: Path, n_windows: int = 8, threads: int = 2
+) -> dict[str, float]:
+    """Top-1 agreement and max |logit diff| of llama.cpp (subprocess) vs PyTorch on held-out."""
+    from edgeproof.llama.runner import compute_logits
+
+    ctx = HPARAMS.n_ctx
+    windows = byte_windows(heldout_path.read_bytes(), ctx, n_windows)
+    expected = torch_logits(model, windows)[:, ctx // 2 :]
+    out = gguf_path.with_name(f".{gguf_path.stem}.verify.npy")
+    try:
+        compute_logits(
+            gguf_path,
+            heldout_path,
+            out,
+            window=ctx,
+            n_windows=n_windows,
+            threads=threads,
+            extra_buffer_types=False,  # checks the file, not the kernels (AMX: see worker)
+        )
+        got = np.load(out, allow_pickle=False)
+    finally:
+        out.unlink(missing_ok=True)
+    return {
+        "llama_cpp_top1_agreement": float((got.argmax(-1) == expected.argmax(-1)).mean()),
+        "llama_cpp_max_abs_logit_diff": float(np.abs(got - expected).max()),
+    }
+
+
+def build(
+    out_dir: Path,
+    seconds: float = 240.0,
+    seed: int = 0,
+    threads: int = 2,
+    file_type: str = "F16",
+    verify: bool = True,
+) -> dict[str, Any]:
+    """Train for ``seconds``, write ``model-<type>.gguf``, ``heldout.bin``, ``imatrix.npz``
+    and ``metrics.json`` into ``out_dir``; returns the metrics."""
+    import torch
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    train, heldout = corpus_split()
+    model = build_model(HPARAMS)
+    start = time.perf_counter()
+    steps = _train(model, train, seconds, seed, HPARAMS)
+    train_seconds = time.perf_counter() - start
+
+    ctx = HPARAMS.n_ctx
+    windows = byte_windows(heldout, ctx)
+    logits = torch_logits(model, windows)
+    first = ctx // 2
+    heldout_path = out_dir / "heldout.bin"
+    heldout_path.write_bytes(heldout)
+    gguf_path = write_llama_gguf(
+        out_dir / f"model-{file_type.lower()}.gguf", gguf_weights(model), HPARAMS, file_type
+    )
+    calib = byte_windows(train, ctx)[:: max(1, len(train) // ctx // 32)][:32, :-1]
+    np.savez(out_dir / "imatrix.npz", **importance_matrix(model, calib))
+    metrics: dict[str, Any] = {
+        "params": int(sum(p.numel() for p in model.parameters())),
+        "train_bytes": len(train),
+        "heldout_bytes": len(heldout),
+        "train_seconds": round(train_seconds, 1),
+        "train_steps": steps,
+        "eval_windows": len(windows),
+        "eval_perplexity_per_byte": _perplexity(logits, windows[:, 1:]),
+        "eval_perplexity_second_half": _perplexity(logits[:, first:], windows[:, first + 1 :]),
+        "gguf_bytes": gguf_path.stat().st_size,
+    }
+    if verify:
+        check = verify_with_llama_cpp(model, gguf_path, heldout_path, threads=threads)
+        metrics.update(check)
+        if check["llama_cpp_top1_agreement"] < 0.99:
+            raise EdgeproofError(
+                f"llama.cpp disagrees with PyTorch on {gguf_path.name}: top-1 agreement "
+                f"{check['llama_cpp_top1_agreement']:.2%} (expected >= 99%)"
+            )
+    tmp = out_dir / ".metrics.json.tmp"
+    tmp.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, out_dir / "metrics.json")
+    return metrics

@@ -1,0 +1,1 @@
+"""llama.cpp target building blocks: GGUF files, quantization, a crash-safe worker, fidelity."""
