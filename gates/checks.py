@@ -144,6 +144,13 @@ def exact_check(
     )
 
 
+def _relative(est: Estimate, ref: float) -> Estimate:
+    """``est`` as a share of a positive reference value."""
+    return Estimate(
+        value=est.value / ref, low=est.low / ref, high=est.high / ref, confidence=est.confidence
+    )
+
+
 def _skipped(name: str, why: str, limit: float | None = None) -> Check:
     return Check(name=name, status="skipped", limit=limit, message=why)
 
@@ -158,10 +165,7 @@ def _check(name: str, limit: float, s: CandidateSummary, base: CandidateSummary)
             return ci_check(name, "accuracy drop", s.accuracy_drop, limit, "max", "pt", ref)
         if ref <= 0.0:
             return _skipped(name, "baseline accuracy is 0: relative drop undefined", limit)
-        d = s.accuracy_drop
-        rel = Estimate(
-            value=d.value / ref, low=d.low / ref, high=d.high / ref, confidence=d.confidence
-        )
+        rel = _relative(s.accuracy_drop, ref)
         return ci_check(name, "relative accuracy drop", rel, limit, "max", "%", ref)
     if name == "fidelity.min_top1_agreement":
         return ci_check(name, "top-1 agreement", s.top1_agreement, limit, "min", "%")
@@ -206,9 +210,9 @@ def _regression_check(
         return ci_check(name, "MAE increase", s.mae_increase, limit, "max", "", ref)
     if ref <= 0.0:
         return _skipped(name, "baseline MAE is 0: relative increase undefined", limit)
-    d = s.mae_increase
-    rel = Estimate(value=d.value / ref, low=d.low / ref, high=d.high / ref, confidence=d.confidence)
-    return ci_check(name, "relative MAE increase", rel, limit, "max", "%", ref)
+    return ci_check(
+        name, "relative MAE increase", _relative(s.mae_increase, ref), limit, "max", "%", ref
+    )
 
 
 def _energy_check(name: str, limit: float, s: CandidateSummary, base: CandidateSummary) -> Check:

@@ -171,3 +171,31 @@ def token_data(n: int, seq: int, vocab: int = 64, seed: int = 0) -> dict[str, np
     lengths = rng.integers(seq // 2, seq + 1, n)
     mask = (np.arange(seq)[None, :] < lengths[:, None]).astype(np.int64)
     return {"input_ids": ids * mask, "attention_mask": mask}
+
+
+def availability_without(package: str, target: str, folder: Path) -> str:
+    """``available()`` of ``target`` printed by a fresh Python in which ``package`` cannot
+    be imported (a shim package raising ImportError shadows it): a runner without the
+    target's extra."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    shim = folder / "shim" / package
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text(f"raise ImportError('No module named {package} (shim)')\n")
+    code = (
+        "from edgeproof.config import TargetsConfig;"
+        "from edgeproof.targets.registry import make_target;"
+        f"section = TargetsConfig.model_validate({{{target!r}: {{}}}}).enabled()[{target!r}];"
+        f"print(make_target({target!r}, section).available())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"PYTHONPATH": f"{shim.parent}:{root}", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout

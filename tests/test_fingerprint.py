@@ -7,6 +7,7 @@ from typing import Any
 
 from edgeproof.measure.environment import power_mode
 from edgeproof.measure.fingerprint import (
+    HARDWARE_FIELDS,
     device_fingerprint,
     fingerprint_digest,
     fingerprint_mismatch,
@@ -173,3 +174,12 @@ def test_digest_stable_across_key_order_and_patch_versions() -> None:
     assert fingerprint_digest({**fp, "runtime_version": "2026.4.7"}) == digest
     assert fingerprint_digest(_fp(_environment(cpu_model=EPYC))) != digest
     assert fingerprint_digest({**fp, "threads": 4}) != digest
+
+
+def test_hardware_digest_is_shared_by_every_runtime_on_one_device() -> None:
+    ort = _fp(info=_info(runtime="onnxruntime", runtime_version="1.31.1", threads=2))
+    ov = _fp(info=_info(runtime="openvino", runtime_version="2026.4.1", threads=1))
+    assert fingerprint_digest(ort) != fingerprint_digest(ov)
+    assert fingerprint_digest(ort, HARDWARE_FIELDS) == fingerprint_digest(ov, HARDWARE_FIELDS)
+    other = _fp(_environment(cpu_count=4), _info())
+    assert fingerprint_digest(other, HARDWARE_FIELDS) != fingerprint_digest(ort, HARDWARE_FIELDS)

@@ -8,8 +8,6 @@ failing only its own recipe, and the missing-runtime path.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from edgeproof.config import OliveTargetConfig
@@ -18,8 +16,7 @@ from edgeproof.evaluate import score_classifier
 from edgeproof.measure.harness import measure_target
 from edgeproof.optimize import build_candidates
 from edgeproof.targets.olive import Olive
-from tests.builders import first_output
-from tests.example_project import ROOT
+from tests.builders import availability_without, first_output
 from tests.test_harness import MEASURE, _job
 
 STATIC = {
@@ -76,20 +73,5 @@ def test_each_recipe_end_to_end(
 
 def test_without_olive_the_target_says_why(tmp_path: Path) -> None:
     """A runner without the [olive] extra: unavailable with a reason, nothing raised."""
-    shim = tmp_path / "shim" / "olive"
-    shim.mkdir(parents=True)
-    (shim / "__init__.py").write_text("raise ImportError('No module named olive (shim)')\n")
-    code = (
-        "from edgeproof.config import OliveTargetConfig;"
-        "from edgeproof.targets.olive import Olive;"
-        "print(Olive(OliveTargetConfig()).available())"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env={"PYTHONPATH": f"{shim.parent}:{ROOT}", "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "ok=False" in done.stdout and "olive-ai is not installed" in done.stdout
+    shown = availability_without("olive", "olive", tmp_path)
+    assert "ok=False" in shown and "olive-ai is not installed" in shown

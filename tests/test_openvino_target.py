@@ -8,8 +8,6 @@ missing-runtime path.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +21,7 @@ from edgeproof.evaluate import score_classifier
 from edgeproof.judge import judge_target
 from edgeproof.measure.harness import measure_target
 from edgeproof.targets.openvino_cpu import OpenVinoCpu
-from tests.builders import first_output, make_tiny_cnn, write_npz
-from tests.example_project import ROOT
+from tests.builders import availability_without, first_output, make_tiny_cnn, write_npz
 from tests.test_harness import MEASURE, _job
 
 CONFIG = OpenVinoTargetConfig(
@@ -154,20 +151,5 @@ def test_a_model_openvino_cannot_read_is_a_clear_input_error(tmp_path: Path) -> 
 
 def test_without_openvino_the_target_says_why(tmp_path: Path) -> None:
     """A runner without the [openvino] extra: unavailable with a reason, nothing raised."""
-    shim = tmp_path / "shim" / "openvino"
-    shim.mkdir(parents=True)
-    (shim / "__init__.py").write_text("raise ImportError('No module named openvino (shim)')\n")
-    code = (
-        "from edgeproof.config import OpenVinoTargetConfig;"
-        "from edgeproof.targets.openvino_cpu import OpenVinoCpu;"
-        "print(OpenVinoCpu(OpenVinoTargetConfig()).available())"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env={"PYTHONPATH": f"{shim.parent}:{ROOT}", "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "ok=False" in done.stdout and "openvino is not installed" in done.stdout
+    shown = availability_without("openvino", "openvino-cpu", tmp_path)
+    assert "ok=False" in shown and "openvino is not installed" in shown

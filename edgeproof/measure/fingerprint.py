@@ -34,6 +34,8 @@ FIELDS = (
     "inference_precision",
     "power_mode",
 )
+# the machine itself, whatever runtime measured on it (groups targets per device)
+HARDWARE_FIELDS = ("cpu_model", "cpu_count", "cpu_flags", "os", "power_mode")
 _MAJOR_MINOR = re.compile(r"^\s*v?(\d+)\.(\d+)")
 
 
@@ -96,14 +98,15 @@ def fingerprint_mismatch(
     return reasons
 
 
-def fingerprint_digest(fp: dict[str, Any]) -> str:
-    """12 hex digits of sha256 over the canonical JSON of the compared fields.
+def fingerprint_digest(fp: dict[str, Any], fields: tuple[str, ...] = FIELDS) -> str:
+    """12 hex digits of sha256 over the canonical JSON of ``fields`` (default: all compared).
 
     Normalized as ``fingerprint_mismatch`` compares: speed flags only, sorted; runtime
-    version as major.minor. Two complete fingerprints share a digest when comparable.
+    version as major.minor. Two complete fingerprints share a digest when comparable;
+    with ``HARDWARE_FIELDS``, two runtimes measured on one device share it.
     """
     canonical = {}
-    for name in FIELDS:
+    for name in fields:
         value = fp.get(name)
         if value is None:
             continue

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from edgeproof.measure.fingerprint import fingerprint_digest
+from edgeproof.measure.fingerprint import HARDWARE_FIELDS, fingerprint_digest
 from edgeproof.measure.harness import TargetMeasurements
 from edgeproof.records import CandidateOutcome, CandidateSummary, Estimate, TargetOutcome
 from edgeproof.tracking.evidence import (
@@ -132,12 +132,13 @@ def log_target(
 
 
 def device_tags(environment: dict[str, Any]) -> dict[str, str]:
-    """Which device measured a candidate: fingerprint digest (groups runs) and CPU model."""
+    """Which device measured a candidate: its hardware digest (the same for every runtime
+    measured on it, so targets can be compared per device) and CPU model."""
     fingerprint = environment.get("fingerprint") or {}
     if not fingerprint:
         return {}
     return {
-        "edgeproof.device": fingerprint_digest(fingerprint),
+        "edgeproof.device": fingerprint_digest(fingerprint, HARDWARE_FIELDS),
         "edgeproof.device_name": str(fingerprint.get("cpu_model", "unknown"))[:250],
     }
 
