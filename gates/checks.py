@@ -74,7 +74,7 @@ def _num(x: float, unit: str) -> str:
     if unit == "nats":
         return f"{x:.3g}"
     if unit == "cos":  # cosine similarity: the interesting digits are the ones near 1
-        return f"{x:.5f}"
+        return f"{x:.6f}"
     if unit == "":
         return f"{x:.4g}"
     return f"{x:.3f}"

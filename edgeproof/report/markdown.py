@@ -140,8 +140,8 @@ def _fidelity_table(outcome: TargetOutcome) -> list[str]:
                     [
                         o.candidate.name,
                         f"`{f.output}`",
-                        format_estimate(f.cosine_mean, 4),
-                        format_estimate(f.cosine_low, 4),
+                        format_estimate(f.cosine_mean, 6),
+                        format_estimate(f.cosine_low, 6),
                         format_estimate(f.rel_l2_mean, 2, 100.0),
                         f"{f.max_abs_error:.3g}",
                         format_estimate(f.knn_agreement, 1, 100.0),
