@@ -19,9 +19,6 @@ from edgeproof.llama.gguf_model import N_VOCAB, gguf_info, tiny_random_gguf
 from edgeproof.llama.quantize import UnknownQuantType, quantize
 from edgeproof.llama.runner import LlamaRunError, compute_logits, measure_speed, run_module
 
-pytest.importorskip("llama_cpp")  # a guard only: CI installs the [llama] extra
-pytest.importorskip("gguf")
-
 WINDOW, N_WINDOWS = 128, 8
 QTYPES = ("Q8_0", "Q4_0", "Q2_K")
 # llama.cpp's AMX kernels segfault on some AMX CPUs (llama.cpp#20824; the dev machine is
