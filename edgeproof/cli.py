@@ -88,7 +88,7 @@ def run(
 
         write_junit(result, junit)
     if metrics is not None:
-        from flows.quality_gate import write_gate_metrics
+        from edgeproof.report.gate_metrics import write_gate_metrics
 
         write_gate_metrics(result, metrics)
     _print_result(result, report_dir or params.resolve().parent / "reports")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeproof.config import Params, TargetCommon, TargetsConfig, load_params
-from edgeproof.data import Dataset, LabelKind, load_dataset
+from edgeproof.data import Dataset, LabelKind, label_kind, load_dataset
 from edgeproof.errors import ConfigError, InputError, TargetUnavailable
 from edgeproof.measure.harness import MeasureJob
 from edgeproof.onnx_model import check_data_matches, check_onnx
@@ -39,7 +39,7 @@ class ResolvedInputs:
     @property
     def label_kind(self) -> LabelKind:
         """Class ids for classification, target values for regression (else unused)."""
-        return "classes" if self.params.model.task == "classification" else "values"
+        return label_kind(self.params.model.task)
 
     def load_eval(self, allow_nonfinite: bool = False) -> Dataset:
         return load_dataset(
@@ -129,7 +129,7 @@ def resolve_inputs(params_file: Path, requested: list[str] | None = None) -> Res
     labels_key = params.data.labels_key
     gated = params.data.checks.enabled  # the data gate reports values and labels in full
     task = params.model.task
-    kind: LabelKind = "classes" if task == "classification" else "values"
+    kind = label_kind(task)
     for path, what in ((eval_path, "eval"), (calib_path, "calibration")):
         data = load_dataset(path, labels_key, allow_nonfinite=gated, label_kind=kind)
         check_data_matches(specs, data, what)

@@ -259,7 +259,7 @@ def _output_checks(s: CandidateSummary, gates: GatesConfig) -> list[Check]:
     for out in s.outputs:
         for base_name in OUTPUT_CHECKS:
             limit = limit_of(base_name, gates)
-            if limit is None or (base_name.endswith("knn_agreement") and not out.knn_agreement):
+            if limit is None or (base_name.endswith("knn_agreement") and out.knn_agreement is None):
                 continue
             name = f"{base_name}[{out.output}]"
             if s.is_baseline:

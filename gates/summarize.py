@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeproof.config import MeasureConfig
+from edgeproof.config import FidelityGate, MeasureConfig
 from edgeproof.records import (
     CandidateSummary,
     Estimate,
@@ -23,6 +23,8 @@ from gates.stats import (
     throughput_ci,
 )
 
+DEFAULT_LOW_QUANTILE = FidelityGate.model_fields["low_quantile"].default
+
 
 def _p99(latency_ms: np.ndarray, confidence: float) -> Estimate | None:
     """p99 with its CI, or None when there are too few samples for one."""
@@ -38,7 +40,7 @@ def summarize(
     raw: RawMeasurement,
     scores: ItemScores,
     measure: MeasureConfig,
-    low_quantile: float = 0.01,
+    low_quantile: float = DEFAULT_LOW_QUANTILE,
 ) -> CandidateSummary:
     """Estimates for every gated or reported quantity of one candidate.
 

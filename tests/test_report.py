@@ -15,6 +15,7 @@ from edgeproof.records import (
     Verdict,
 )
 from edgeproof.report.files import write_report
+from edgeproof.report.gate_metrics import gate_metrics, write_gate_metrics
 from edgeproof.report.markdown import MARKER, format_estimate, render_summary
 from edgeproof.report.progression import recipe_text
 from tests.builders import estimate, run_info, summary
@@ -162,3 +163,16 @@ def test_recipe_text_is_one_short_line() -> None:
     }
     assert recipe_text(olive) == "olive (passes=OnnxPeepholeOptimizer → OnnxStaticQuantization)"
     assert recipe_text({"method": "precision", "precision": "bf16"}) == "precision (precision=bf16)"
+
+
+def test_gate_metrics_are_the_winners_figures(tmp_path: Path) -> None:
+    path = write_gate_metrics(_result(), tmp_path / "metrics" / "gate.json")
+    metrics = json.loads(path.read_text(encoding="utf-8"))
+    assert (metrics["status"], metrics["exit_code"], metrics["passed"]) == ("pass", 0, 1)
+    ort = metrics["targets"]["onnxruntime-cpu"]
+    assert (ort["winner"], ort["figures_of"], ort["candidates"]) == ("static-qdq", "static-qdq", 3)
+    assert ort["speedup"] == 3.6 and ort["latency_p50_ms"] == 0.76
+    blocked = _result().targets[0].model_copy(update={"winner": None, "status": "blocked"})
+    figures = gate_metrics(_result().model_copy(update={"targets": (blocked,)}))
+    assert figures["targets"]["onnxruntime-cpu"]["figures_of"] == "static-qdq"  # fastest
+    assert figures["targets"]["onnxruntime-cpu"]["winner"] == "none"
