@@ -11,11 +11,10 @@ import os
 import signal
 import socket
 import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 from tests.example_project import BIN, tool_env
+from tests.health import wait_healthy
 
 
 def free_port() -> int:
@@ -58,19 +57,22 @@ class MlflowServer:
             env={**tool_env(self.folder), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
             start_new_session=True,  # its own process group: uvicorn workers die with it
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                tail = (self.folder / "server.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"mlflow server exited {self.proc.returncode}:\n{tail}")
-            try:
-                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"mlflow server did not answer /health within {timeout:.0f} s")
+        proc = self.proc
+        try:
+            wait_healthy(
+                f"{self.uri}/health",
+                lambda: proc.poll() is None,
+                lambda: (
+                    f"code {proc.returncode}: "
+                    + (self.folder / "server.log").read_text(errors="replace")[-2000:]
+                ),
+                "mlflow server",
+                timeout,
+            )
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     def _signal_group(self, sig: signal.Signals) -> None:
         if self.proc is None:

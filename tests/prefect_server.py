@@ -14,7 +14,6 @@ import contextlib
 import signal
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING
 import psutil
 
 from tests.example_project import BIN, tool_env
+from tests.health import wait_healthy
 from tests.mlflow_server import free_port
 
 if TYPE_CHECKING:
@@ -135,17 +135,9 @@ class PrefectServer:
 
     def wait_healthy(self, timeout: float = 120.0) -> PrefectServer:
         assert self.server is not None, "launch() first"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.server.alive():
-                raise RuntimeError(f"prefect server exited:\n{self.server.tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"prefect server did not answer /api/health within {timeout:.0f} s")
+        server = self.server
+        wait_healthy(f"{self.api_url}/health", server.alive, server.tail, "prefect server", timeout)
+        return self
 
     def cli(self, *args: str, cwd: Path, timeout: float = 300, **env: str) -> str:
         """Run ``prefect ARGS`` against this server; its stdout (asserts exit code 0)."""
