@@ -487,5 +487,25 @@ def example_train(
     out.print(json.dumps(result), markup=False)
 
 
+@example_app.command("tiny-llama")
+def example_tiny_llama(
+    params: ParamsOption = Path("params.yaml"),
+    model: Annotated[Path, typer.Option("--model")] = Path("model/tiny-llama-f16.gguf"),
+    data_dir: Annotated[Path, typer.Option("--data")] = Path("data"),
+    metrics: Annotated[Path, typer.Option("--metrics")] = Path("metrics/train.json"),
+    debug: DebugOption = False,
+) -> None:
+    """Train the byte-level llama example and write it as GGUF with its token-window splits
+    (DVC stage ``train`` of examples/tiny-llama)."""
+    from edgeproof.config import load_params
+    from edgeproof.example.tiny_llama import build
+
+    try:
+        result = build(model, data_dir, metrics, load_params(params).llama_example)
+    except EdgeproofError as exc:
+        raise _fail(exc, debug) from None
+    out.print(json.dumps(result), markup=False)
+
+
 def main() -> None:
     app()

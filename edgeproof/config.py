@@ -19,6 +19,8 @@ from edgeproof.errors import ConfigError
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 SelectionMetric = Literal["accuracy", "latency", "p90", "peak_rss", "size"]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
+LANGUAGE_MODEL_TARGETS = frozenset({"llama-cpp"})  # the targets of task language_model
+MIN_TOKEN_TIMINGS = 100  # per candidate: a 99% CI of the p90 needs 51
 
 
 class StrictModel(BaseModel):
@@ -33,8 +35,11 @@ class ModelConfig(StrictModel):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
     path: Path
     # classification: labels, accuracy, top-1 agreement, KL; embedding / raw: no labels,
-    # fidelity to the baseline per output tensor; regression: targets (key labels_key) too
-    task: Literal["classification", "embedding", "regression", "raw"] = "classification"
+    # fidelity to the baseline per output tensor; regression: targets (key labels_key) too;
+    # language_model: a GGUF file, held-out token windows, llama.cpp-style KL / top-1 / PPL
+    task: Literal["classification", "embedding", "regression", "raw", "language_model"] = (
+        "classification"
+    )
     input_name: str | None = None  # None: the model's single input
     num_classes: Annotated[int, Field(ge=2)] = 10
 
@@ -86,6 +91,17 @@ class ExampleConfig(StrictModel):
     batch_size: Annotated[int, Field(ge=1)] = 64
     learning_rate: PositiveFloat = 2e-3
     threads: Annotated[int, Field(ge=1)] = 2
+
+
+class LlamaExampleConfig(StrictModel):
+    """DVC stage parameters of the language-model example (a byte-level llama, trained here)."""
+
+    seconds: Annotated[float, Field(gt=0.0, le=300.0)] = 240.0  # wall-clock training budget
+    seed: int = 0
+    threads: Annotated[int, Field(ge=1)] = 2
+    file_type: Literal["F16", "F32"] = "F16"
+    eval_windows: Annotated[int, Field(ge=2)] = 16
+    calibration_windows: Annotated[int, Field(ge=1)] = 32
 
 
 class OrtRecipe(StrictModel):
@@ -195,6 +211,104 @@ class OliveTargetConfig(TargetCommon):
         return self
 
 
+class TfliteRecipe(StrictModel):
+    """One LiteRT conversion: ``dynamic-range`` (int8 weights, float activations and I/O) or
+    ``full-int8`` (int8 weights, activations and I/O; calibrated on ``calibration_samples``
+    items of the calibration split as the representative dataset)."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    method: Literal["dynamic-range", "full-int8"]
+    calibration_samples: Annotated[int, Field(ge=1)] = 200
+
+
+class TfliteTargetConfig(TargetCommon):
+    """The ``tflite-cpu`` target: the ONNX model converted to TFLite (onnx2tf + TensorFlow),
+    FP32 baseline, run with LiteRT (``ai-edge-litert``) on ``threads`` threads.
+
+    ``toolchain_python``: the interpreter of the environment holding the converter
+    (TensorFlow), as a dedicated runner would have it; ``None`` = this environment.
+    """
+
+    work_pool: str = "edge-arm-cpu"
+    recipes: list[TfliteRecipe] = Field(default_factory=list)
+    toolchain_python: Path | None = None
+    convert_timeout_seconds: PositiveFloat = 900.0
+
+    @model_validator(mode="after")
+    def _unique_recipe_names(self) -> TfliteTargetConfig:
+        _require_unique([r.name for r in self.recipes] + ["fp32"], "recipes")
+        return self
+
+
+class EdgeTpuTargetConfig(TargetCommon):
+    """The ``edgetpu`` target (Coral): the full-int8 TFLite model compiled by
+    ``edgetpu_compiler`` and run with the Edge TPU delegate; the baseline is the same
+    full-int8 model on the CPU (LiteRT), so fidelity = agreement of TPU with CPU int8.
+    """
+
+    work_pool: str = "edge-coral"
+    device: str = "edgetpu"
+    compiler: str = "edgetpu_compiler"  # looked up on PATH
+    delegate_library: str = "libedgetpu.so.1"
+    calibration_samples: Annotated[int, Field(ge=1)] = 200
+    toolchain_python: Path | None = None
+    compile_timeout_seconds: PositiveFloat = 600.0
+
+
+class LlamaRecipe(StrictModel):
+    """One llama.cpp quantization (``llama_model_quantize``): ``type`` is a llama.cpp type
+    name (Q8_0, Q6_K, Q4_K_M, Q4_0, Q2_K, IQ4_XS...); ``imatrix``: an importance matrix
+    (.npz of GGUF tensor name -> mean squared input of that matrix), relative to params.yaml."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    type: str
+    imatrix: Path | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        from edgeproof.llama.quantize import quant_type
+
+        return quant_type(value)  # UnknownQuantType is a ValueError listing the known ones
+
+
+class LlamaCppTargetConfig(TargetCommon):
+    """The ``llama-cpp`` target: a GGUF baseline (F16/F32) and llama.cpp quantizations, run
+    with llama-cpp-python on the CPU.
+
+    ``extra_buffer_types``: llama.cpp's repacked / AMX weight copies (its own default is on);
+    off by default because its AMX kernels crash on some AMX CPUs (llama.cpp#20824, seen on
+    this project's CI Xeon). Speed is timed as ``llama-bench`` does: ``pp_tokens`` prompt
+    tokens in one batch and ``tg_tokens`` single-token decodes, ``repetitions`` each after
+    ``warmup``, in ``rounds`` fresh processes per candidate interleaved with the baseline's.
+    """
+
+    work_pool: str = "edge-laptop-cpu"
+    recipes: list[LlamaRecipe] = Field(default_factory=list)
+    extra_buffer_types: bool = False
+    pp_tokens: Annotated[int, Field(ge=1)] = 128
+    tg_tokens: Annotated[int, Field(ge=1)] = 32
+    warmup: Annotated[int, Field(ge=0)] = 1
+    repetitions: Annotated[int, Field(ge=2)] = 5
+    rounds: Annotated[int, Field(ge=2)] = 4
+    timeout_seconds: PositiveFloat = 300.0  # per llama.cpp subprocess
+
+    @model_validator(mode="after")
+    def _unique_recipe_names(self) -> LlamaCppTargetConfig:
+        _require_unique([r.name for r in self.recipes] + ["baseline"], "recipes")
+        return self
+
+    @model_validator(mode="after")
+    def _enough_token_timings(self) -> LlamaCppTargetConfig:
+        timed = self.rounds * self.repetitions * self.tg_tokens
+        if timed < MIN_TOKEN_TIMINGS:
+            raise ValueError(
+                f"rounds x repetitions x tg_tokens = {timed} per-token timings; at least "
+                f"{MIN_TOKEN_TIMINGS} are needed for latency percentiles with CIs"
+            )
+        return self
+
+
 class TargetsConfig(StrictModel):
     """One optional section per known target; an unknown target name is an error."""
 
@@ -203,6 +317,9 @@ class TargetsConfig(StrictModel):
     onnxruntime_cpu: OnnxRuntimeTargetConfig | None = Field(default=None, alias="onnxruntime-cpu")
     openvino_cpu: OpenVinoTargetConfig | None = Field(default=None, alias="openvino-cpu")
     olive: OliveTargetConfig | None = None
+    tflite_cpu: TfliteTargetConfig | None = Field(default=None, alias="tflite-cpu")
+    edgetpu: EdgeTpuTargetConfig | None = None
+    llama_cpp: LlamaCppTargetConfig | None = Field(default=None, alias="llama-cpp")
 
     def enabled(self) -> dict[str, TargetCommon]:
         """Enabled targets by their public name (e.g. ``onnxruntime-cpu``)."""
@@ -311,6 +428,26 @@ class EnergyGate(StrictModel):
     min_reduction: Annotated[float, Field(gt=-1.0, lt=1.0)] | None = None
 
 
+class LanguageModelGate(StrictModel):
+    """Language models (task ``language_model``), scored as ``llama-perplexity
+    --kl-divergence`` does on held-out tokens: mean and p99 per-token KL(baseline ||
+    candidate), top-1 agreement, perplexity ratio. Defaults and their justification against
+    llama.cpp's published Llama-3-8B figures: docs/language-models.md."""
+
+    max_mean_kl: Annotated[float, Field(ge=0.0)] | None = 0.005
+    max_kl_p99: Annotated[float, Field(ge=0.0)] | None = 0.1
+    min_top1_agreement: Fraction | None = 0.95
+    max_ppl_ratio: Annotated[float, Field(ge=1.0)] | None = 1.03
+
+
+class OpCoverageGate(StrictModel):
+    """Accelerator targets that compile the graph (Edge TPU): the share of ops mapped to the
+    accelerator. Ops after the first one that falls back run on the CPU, each transfer
+    costs a round trip, so a low share usually means the accelerator buys nothing."""
+
+    min_accelerator_share: Fraction | None = 0.9
+
+
 class GatesConfig(StrictModel):
     """Thresholds; ``None`` disables a check. All failures of a candidate are reported."""
 
@@ -321,6 +458,8 @@ class GatesConfig(StrictModel):
     size: SizeGate = SizeGate()
     energy: EnergyGate = EnergyGate()
     regression: RegressionGate = RegressionGate()
+    op_coverage: OpCoverageGate = OpCoverageGate()
+    language_model: LanguageModelGate = LanguageModelGate()
     on_inconclusive: Literal["fail", "warn", "rerun"] = "fail"
     # how the winner is picked among passing candidates: lowest ``objective``, or, when
     # ``weights`` is set, the lowest weighted sum of min-max normalized metrics among the
@@ -401,6 +540,7 @@ class Params(StrictModel):
     model: ModelConfig
     data: DataConfig
     example: ExampleConfig = ExampleConfig()
+    llama_example: LlamaExampleConfig = LlamaExampleConfig()
     targets: TargetsConfig
     measure: MeasureConfig = MeasureConfig()
     gates: GatesConfig = GatesConfig()
@@ -418,6 +558,18 @@ class Params(StrictModel):
     def _some_target(self) -> Params:
         if not self.targets.enabled():
             raise ValueError("no target is enabled")
+        return self
+
+    @model_validator(mode="after")
+    def _targets_fit_the_task(self) -> Params:
+        language = self.model.task == "language_model"
+        for name in self.targets.enabled():
+            if (name in LANGUAGE_MODEL_TARGETS) != language:
+                need = "a GGUF language model" if not language else "an ONNX model"
+                raise ValueError(
+                    f"target {name!r} needs {need}; model.task is {self.model.task!r} "
+                    "(disable it, or set model.task)"
+                )
         return self
 
     @model_validator(mode="after")

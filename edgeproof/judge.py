@@ -24,6 +24,7 @@ from edgeproof.records import (
 from gates.checks import decide
 from gates.pareto import SelectionPolicy, pareto_front, select_on_front
 from gates.summarize import summarize
+from gates.summarize_lm import summarize_language_model
 
 
 def error_outcome(candidate: Candidate, reason: str) -> CandidateOutcome:
@@ -53,36 +54,23 @@ def judge_target(
     measured: TargetMeasurements,
     labels: np.ndarray | None,
     params: Params,
+    windows: np.ndarray | None = None,
 ) -> TargetOutcome:
-    """Summaries and verdicts for every candidate, and the target's winner."""
+    """Summaries and verdicts for every candidate, and the target's winner.
+
+    ``windows``: the held-out token windows of a language model (task language_model).
+    """
     if baseline.name not in measured.raw:
         reason = measured.errors.get(baseline.name, "baseline was not measured")
         return TargetOutcome(
             target=target, available=True, reason=reason, baseline=baseline.name, status="error"
         )
-    task, fidelity = params.model.task, params.gates.fidelity
-    base_outputs = load_outputs(measured.outputs[baseline.name])
-    summaries: dict[str, CandidateSummary] = {}
-    outcomes: list[CandidateOutcome] = []
-    for cand in [baseline, *candidates]:
-        if cand.name not in measured.raw:
-            outcomes.append(error_outcome(cand, measured.errors.get(cand.name, "not measured")))
-            continue
-        try:
-            outputs = load_outputs(measured.outputs[cand.name])
-            scores = score_candidate(task, cand.name, outputs, base_outputs, labels, fidelity)
-        except (EdgeproofError, OSError, ValueError) as exc:
-            outcomes.append(error_outcome(cand, str(exc)))
-            continue
-        summaries[cand.name] = summarize(
-            cand.name,
-            cand.precision,
-            cand.is_baseline,
-            measured.raw[cand.name],
-            scores,
-            params.measure,
-            fidelity.low_quantile,
-        )
+    if params.model.task == "language_model":
+        if windows is None:
+            raise ValueError("a language model is judged on its held-out token windows")
+        summaries, outcomes = _language_summaries(baseline, candidates, measured, windows, params)
+    else:
+        summaries, outcomes = _summaries(baseline, candidates, measured, labels, params)
     by_name = {c.name: c for c in [baseline, *candidates]}
     verdicts = {
         name: decide(summary, summaries[baseline.name], params.gates, by_name[name].failure)
@@ -111,3 +99,75 @@ def judge_target(
         dominated_by=dict(front.dominated_by),
         status="pass" if selection.winner else "blocked",
     )
+
+
+Judged = tuple[dict[str, CandidateSummary], list[CandidateOutcome]]
+
+
+def _summaries(
+    baseline: Candidate,
+    candidates: list[Candidate],
+    measured: TargetMeasurements,
+    labels: np.ndarray | None,
+    params: Params,
+) -> Judged:
+    """Summaries of the measured candidates (outputs scored against the baseline's and the
+    labels), and error outcomes for those that could not be measured or scored."""
+    task, fidelity = params.model.task, params.gates.fidelity
+    base_outputs = load_outputs(measured.outputs[baseline.name])
+    summaries: dict[str, CandidateSummary] = {}
+    outcomes: list[CandidateOutcome] = []
+    for cand in [baseline, *candidates]:
+        if cand.name not in measured.raw:
+            outcomes.append(error_outcome(cand, measured.errors.get(cand.name, "not measured")))
+            continue
+        try:
+            outputs = load_outputs(measured.outputs[cand.name])
+            scores = score_candidate(task, cand.name, outputs, base_outputs, labels, fidelity)
+        except (EdgeproofError, OSError, ValueError) as exc:
+            outcomes.append(error_outcome(cand, str(exc)))
+            continue
+        summaries[cand.name] = summarize(
+            cand.name,
+            cand.precision,
+            cand.is_baseline,
+            measured.raw[cand.name],
+            scores,
+            params.measure,
+            fidelity.low_quantile,
+        )
+    return summaries, outcomes
+
+
+def _language_summaries(
+    baseline: Candidate,
+    candidates: list[Candidate],
+    measured: TargetMeasurements,
+    windows: np.ndarray,
+    params: Params,
+) -> Judged:
+    """Summaries of language-model candidates: logits vs the baseline's on ``windows``."""
+    base_logits = np.load(measured.outputs[baseline.name], allow_pickle=False)
+    summaries: dict[str, CandidateSummary] = {}
+    outcomes: list[CandidateOutcome] = []
+    for cand in [baseline, *candidates]:
+        if cand.name not in measured.raw:
+            outcomes.append(error_outcome(cand, measured.errors.get(cand.name, "not measured")))
+            continue
+        try:
+            logits = np.load(measured.outputs[cand.name], allow_pickle=False)
+            summaries[cand.name] = summarize_language_model(
+                cand.name,
+                cand.precision,
+                cand.is_baseline,
+                measured.raw[cand.name],
+                base_logits,
+                logits,
+                windows,
+                float(cand.recipe.get("bits_per_weight", float("nan"))),
+                int(cand.recipe.get("n_params", 0)),
+                params.measure,
+            )
+        except (OSError, ValueError) as exc:
+            outcomes.append(error_outcome(cand, str(exc)))
+    return summaries, outcomes

@@ -123,6 +123,27 @@ class OutputFidelity(Record):
     knn_agreement: Estimate | None = None  # embedding tasks only
 
 
+class LanguageModelScores(Record):
+    """A language model's held-out fidelity and llama-bench style speed (task language_model).
+
+    Per-token KL and top-1 agreement are also in ``CandidateSummary.mean_kl`` /
+    ``top1_agreement``; the median latency there is milliseconds per generated token.
+    """
+
+    n_windows: int
+    n_tokens: int  # scored positions (second half of each window)
+    kl_p99: float
+    kl_max: float
+    perplexity: Estimate
+    ppl_ratio: Estimate | None  # candidate / baseline; None for the baseline
+    pp_tokens_per_s: Estimate
+    tg_tokens_per_s: Estimate
+    pp_tokens: int
+    tg_tokens: int
+    bits_per_weight: float
+    n_params: int
+
+
 class CandidateSummary(Record):
     """Everything gated or reported about one candidate, with CIs where sampled.
 
@@ -155,6 +176,7 @@ class CandidateSummary(Record):
     outputs: tuple[OutputFidelity, ...] = ()
     mae: Estimate | None = None  # regression: mean |prediction - target|
     mae_increase: Estimate | None = None  # candidate MAE - baseline MAE (positive = worse)
+    language: LanguageModelScores | None = None  # task language_model
 
 
 class Check(Record):

@@ -11,7 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeproof.config import Params, TargetCommon, TargetsConfig, load_params
+import numpy as np
+
+from edgeproof.config import (
+    LlamaCppTargetConfig,
+    Params,
+    TargetCommon,
+    TargetsConfig,
+    load_params,
+)
 from edgeproof.data import Dataset, LabelKind, label_kind, load_dataset
 from edgeproof.errors import ConfigError, InputError, TargetUnavailable
 from edgeproof.measure.harness import MeasureJob
@@ -116,6 +124,8 @@ def resolve_inputs(params_file: Path, requested: list[str] | None = None) -> Res
     targets = select_targets(params, requested)
     warnings = _dvc_sync(root, params.data.dvc_sync)  # first: the cause of any odd file
     model = project_path(root, params.model.path, "model")
+    if params.model.task == "language_model":
+        return _resolve_language_model(params, params_file, root, targets, model, warnings)
     specs = check_onnx(model)
     if params.model.input_name is not None and params.model.input_name not in {
         s.name for s in specs
@@ -151,6 +161,52 @@ def resolve_inputs(params_file: Path, requested: list[str] | None = None) -> Res
         lineage=collect_lineage(root, params_file),
         warnings=warnings,
     )
+
+
+def _resolve_language_model(
+    params: Params,
+    params_file: Path,
+    root: Path,
+    targets: dict[str, TargetCommon],
+    model: Path,
+    warnings: tuple[str, ...],
+) -> ResolvedInputs:
+    """A GGUF model, token-window data files and the recipes' importance matrices."""
+    from edgeproof.llama.harness import TOKENS_KEY, load_token_windows
+    from edgeproof.targets.llama_cpp import check_gguf
+
+    check_gguf(model)
+    paths = {}
+    for what, value in (("eval", params.data.eval), ("calibration", params.data.calibration)):
+        paths[what] = project_path(root, value, f"{what} data")
+        load_token_windows(paths[what])
+    return ResolvedInputs(
+        params=params,
+        params_file=params_file,
+        root=root,
+        targets={name: _absolute_imatrices(root, s) for name, s in targets.items()},
+        model=model,
+        model_inputs=[InputSpec(TOKENS_KEY, np.dtype(np.int32), (None, None))],
+        eval_data=paths["eval"],
+        calibration_data=paths["calibration"],
+        lineage=collect_lineage(root, params_file),
+        warnings=warnings,
+    )
+
+
+def _absolute_imatrices(root: Path, section: TargetCommon) -> TargetCommon:
+    """A llama-cpp section with every recipe's importance matrix as a checked project path."""
+    if not isinstance(section, LlamaCppTargetConfig):
+        return section
+    recipes = []
+    for recipe in section.recipes:
+        if recipe.imatrix is not None:
+            path = project_path(root, recipe.imatrix, f"recipe {recipe.name} imatrix")
+            if not path.is_file():
+                raise InputError(f"recipe {recipe.name}: no importance matrix at {path}")
+            recipe = recipe.model_copy(update={"imatrix": path})
+        recipes.append(recipe)
+    return section.model_copy(update={"recipes": recipes})
 
 
 def _dvc_sync(root: Path, policy: str) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -57,6 +58,10 @@ def measure(
 ) -> TargetMeasurements:
     job = inputs.measure_job(target_name, workdir / "outputs")
     settings = settings or inputs.params.measure
+    if inputs.params.model.task == "language_model":
+        from edgeproof.llama.harness import measure_language_models
+
+        return measure_language_models(baseline, candidates, job, settings, get_run_logger().info)
     return measure_target(baseline, candidates, job, settings, get_run_logger().info)
 
 
@@ -77,8 +82,19 @@ def decide(
     failed: list[CandidateOutcome],
     measured: TargetMeasurements,
 ) -> TargetOutcome:
-    labels = inputs.load_eval().labels
-    return judge_target(target_name, baseline, candidates, failed, measured, labels, inputs.params)
+    labels, windows = _eval_truth(inputs)
+    return judge_target(
+        target_name, baseline, candidates, failed, measured, labels, inputs.params, windows
+    )
+
+
+def _eval_truth(inputs: ResolvedInputs) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(labels, language-model token windows) of the eval split; either may be None."""
+    if inputs.params.model.task == "language_model":
+        from edgeproof.llama.harness import load_token_windows
+
+        return None, load_token_windows(inputs.eval_data)
+    return inputs.load_eval().labels, None
 
 
 @task(name="fetch-champion", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=3)
@@ -106,8 +122,10 @@ def compare_champion(
 ) -> TargetOutcome:
     """The winner judged with the champion as its baseline; a clear regression blocks."""
     name, version, champ = champion.registered_model, champion.version, champion.candidate
-    labels = inputs.load_eval().labels
-    rematch = judge_target(outcome.target, champ, [winner], [], measured, labels, inputs.params)
+    labels, windows = _eval_truth(inputs)
+    rematch = judge_target(
+        outcome.target, champ, [winner], [], measured, labels, inputs.params, windows
+    )
     mine = next((o for o in rematch.outcomes if o.candidate.name == winner.name), None)
     if mine is None or mine.summary is None:
         why = (mine.error if mine else None) or rematch.reason or "not measured"

@@ -1,7 +1,9 @@
 """Gate checks: a candidate's summary + the baseline's + thresholds -> ``Verdict``.
 
 One ``Check`` per enabled threshold (``None`` disables it), in this order: accuracy.max_drop_abs,
-accuracy.max_drop_rel, fidelity.min_top1_agreement, fidelity.max_kl, latency.p90_budget_ms,
+accuracy.max_drop_rel, fidelity.min_top1_agreement, fidelity.max_kl, language_model.max_mean_kl,
+language_model.max_kl_p99, language_model.min_top1_agreement, language_model.max_ppl_ratio
+(language models only, instead of accuracy and fidelity), latency.p90_budget_ms,
 latency.min_speedup, memory.max_peak_rss_mb, memory.min_reduction, size.max_mb,
 energy.max_mj_per_inference, energy.min_reduction (skipped, saying why, on a runner
 without an energy counter).
@@ -38,6 +40,10 @@ CHECK_NAMES = (
     "accuracy.max_drop_rel",
     "fidelity.min_top1_agreement",
     "fidelity.max_kl",
+    "language_model.max_mean_kl",
+    "language_model.max_kl_p99",
+    "language_model.min_top1_agreement",
+    "language_model.max_ppl_ratio",
     "latency.p90_budget_ms",
     "latency.min_speedup",
     "memory.max_peak_rss_mb",
@@ -77,12 +83,16 @@ def _num(x: float, unit: str) -> str:
         return f"{x:.6f}"
     if unit == "":
         return f"{x:.4g}"
+    if unit == "ratio":
+        return f"{x:.4f}"
     return f"{x:.3f}"
 
 
 def _fmt(x: float, unit: str) -> str:
     """A number with its unit: 1.20x, 99.50%, 0.50 pt, 2.970 ms."""
-    return _num(x, unit) + {"x": "x", "%": "%", "": "", "cos": ""}.get(unit, f" {unit}")
+    return _num(x, unit) + {"x": "x", "%": "%", "": "", "cos": "", "ratio": ""}.get(
+        unit, f" {unit}"
+    )
 
 
 def limit_of(name: str, gates: GatesConfig) -> float | None:
@@ -171,6 +181,8 @@ def _check(name: str, limit: float, s: CandidateSummary, base: CandidateSummary)
         return ci_check(name, "top-1 agreement", s.top1_agreement, limit, "min", "%")
     if name == "fidelity.max_kl":
         return ci_check(name, "mean KL", s.mean_kl, limit, "max", "nats")
+    if name.startswith("language_model."):
+        return _language_model_check(name, limit, s)
     if name == "latency.p90_budget_ms":
         return ci_check(name, "p90 latency", s.p90_ms, limit, "max", "ms")
     if name == "latency.min_speedup":
@@ -215,6 +227,20 @@ def _regression_check(
     )
 
 
+def _language_model_check(name: str, limit: float, s: CandidateSummary) -> Check:
+    """Token-level fidelity of a language model (llama-perplexity --kl-divergence's)."""
+    lm = s.language
+    assert lm is not None and s.mean_kl is not None and s.top1_agreement is not None
+    if name == "language_model.max_mean_kl":
+        return ci_check(name, "mean token KL", s.mean_kl, limit, "max", "nats")
+    if name == "language_model.max_kl_p99":
+        return exact_check(name, "p99 token KL", lm.kl_p99, limit, "max", "nats")
+    if name == "language_model.min_top1_agreement":
+        return ci_check(name, "top-1 agreement", s.top1_agreement, limit, "min", "%")
+    assert lm.ppl_ratio is not None
+    return ci_check(name, "perplexity ratio", lm.ppl_ratio, limit, "max", "ratio")
+
+
 def _energy_check(name: str, limit: float, s: CandidateSummary, base: CandidateSummary) -> Check:
     mj, base_mj = s.energy_mj_per_inference, base.energy_mj_per_inference
     if mj is None or (name == "energy.min_reduction" and base_mj is None):
@@ -244,9 +270,12 @@ def run_checks(
 
 
 def _applies(name: str, s: CandidateSummary) -> bool:
-    """Accuracy and top-1 / KL checks are for classifiers, MAE checks for regressions."""
+    """Accuracy and top-1 / KL checks are for classifiers, MAE checks for regressions,
+    language_model checks for language models."""
+    if name.startswith("language_model."):
+        return s.language is not None
     if name.startswith(("accuracy.", "fidelity.")):
-        return s.top1_agreement is not None
+        return s.top1_agreement is not None and s.language is None
     if name.startswith("regression."):
         return s.mae is not None
     return True

@@ -26,7 +26,7 @@ from gates.stats import (
 DEFAULT_LOW_QUANTILE = FidelityGate.model_fields["low_quantile"].default
 
 
-def _p99(latency_ms: np.ndarray, confidence: float) -> Estimate | None:
+def p99_estimate(latency_ms: np.ndarray, confidence: float) -> Estimate | None:
     """p99 with its CI, or None when there are too few samples for one."""
     if len(latency_ms) < min_samples_for_quantile(0.99, confidence):
         return None
@@ -73,7 +73,7 @@ def summarize(
         latency_samples=len(latency),
         median_ms=quantile_ci(latency, 0.5, conf),
         p90_ms=quantile_ci(latency, 0.9, conf),
-        p99_ms=_p99(latency, conf),
+        p99_ms=p99_estimate(latency, conf),
         speedup=speedup,
         throughput_ips=throughput_ci(raw.throughput_s, raw.throughput_batch, conf, resamples, seed),
         peak_rss_mb=raw.peak_rss_mb,

@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from edgeproof.config import LlamaExampleConfig
 from edgeproof.errors import EdgeproofError
-from edgeproof.llama.gguf_model import LlamaHParams, byte_windows, write_llama_gguf
+from edgeproof.llama.gguf_model import N_VOCAB, LlamaHParams, byte_windows, write_llama_gguf
 
 HPARAMS = LlamaHParams(n_embd=256, n_ff=768, n_layer=4, n_head=4, n_head_kv=4, n_ctx=256)
 
@@ -248,22 +249,20 @@ def _perplexity(logits: np.ndarray, targets: np.ndarray) -> float:
 
 
 def verify_with_llama_cpp(
-    model: Any, gguf_path: Path, heldout_path: Path, n_windows: int = 8, threads: int = 2
+    model: Any, gguf_path: Path, windows: np.ndarray, threads: int = 2
 ) -> dict[str, float]:
-    """Top-1 agreement and max |logit diff| of llama.cpp (subprocess) vs PyTorch on held-out."""
+    """Top-1 agreement and max |logit diff| of llama.cpp (subprocess) vs PyTorch on held-out
+    token windows (n, ctx + 1)."""
     from edgeproof.llama.runner import compute_logits
 
-    ctx = HPARAMS.n_ctx
-    windows = byte_windows(heldout_path.read_bytes(), ctx, n_windows)
+    ctx = windows.shape[1] - 1
     expected = torch_logits(model, windows)[:, ctx // 2 :]
     out = gguf_path.with_name(f".{gguf_path.stem}.verify.npy")
     try:
         compute_logits(
             gguf_path,
-            heldout_path,
+            windows,
             out,
-            window=ctx,
-            n_windows=n_windows,
             threads=threads,
             extra_buffer_types=False,  # checks the file, not the kernels (AMX: see worker)
         )
@@ -276,59 +275,73 @@ def verify_with_llama_cpp(
     }
 
 
+def token_splits(
+    train: bytes, heldout: bytes, ctx: int, eval_windows: int, calibration_windows: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(eval, calibration) token windows (n, ctx + 1): the first ``eval_windows`` of the
+    held-out text, and ``calibration_windows`` spread evenly over the training text."""
+    evaluation = byte_windows(heldout, ctx, eval_windows)
+    train_windows = byte_windows(train, ctx)
+    step = max(1, len(train_windows) // calibration_windows)
+    return evaluation, train_windows[::step][:calibration_windows]
+
+
 def build(
-    out_dir: Path,
-    seconds: float = 240.0,
-    seed: int = 0,
-    threads: int = 2,
-    file_type: str = "F16",
+    model_path: Path,
+    data_dir: Path,
+    metrics_path: Path,
+    config: LlamaExampleConfig,
     verify: bool = True,
 ) -> dict[str, Any]:
-    """Train for ``seconds``, write ``model-<type>.gguf``, ``heldout.bin``, ``imatrix.npz``
-    and ``metrics.json`` into ``out_dir``; returns the metrics."""
+    """Train for ``config.seconds`` and write the GGUF at ``model_path``; ``eval.npz`` and
+    ``calibration.npz`` (array ``tokens``: (n, ctx + 1) token windows) and ``imatrix.npz``
+    into ``data_dir``; the training and check figures to ``metrics_path``. Returns them."""
     import torch
 
-    torch.manual_seed(seed)
-    torch.set_num_threads(threads)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    Path(model_path).parent.mkdir(parents=True, exist_ok=True)
     train, heldout = corpus_split()
     model = build_model(HPARAMS)
     start = time.perf_counter()
-    steps = _train(model, train, seconds, seed, HPARAMS)
+    steps = _train(model, train, config.seconds, config.seed, HPARAMS)
     train_seconds = time.perf_counter() - start
 
     ctx = HPARAMS.n_ctx
     windows = byte_windows(heldout, ctx)
     logits = torch_logits(model, windows)
     first = ctx // 2
-    heldout_path = out_dir / "heldout.bin"
-    heldout_path.write_bytes(heldout)
-    gguf_path = write_llama_gguf(
-        out_dir / f"model-{file_type.lower()}.gguf", gguf_weights(model), HPARAMS, file_type
+    evaluation, calibration = token_splits(
+        train, heldout, ctx, config.eval_windows, config.calibration_windows
     )
-    calib = byte_windows(train, ctx)[:: max(1, len(train) // ctx // 32)][:32, :-1]
-    np.savez(out_dir / "imatrix.npz", **importance_matrix(model, calib))
+    np.savez(data_dir / "eval.npz", tokens=evaluation)
+    np.savez(data_dir / "calibration.npz", tokens=calibration)
+    gguf_path = write_llama_gguf(Path(model_path), gguf_weights(model), HPARAMS, config.file_type)
+    np.savez(data_dir / "imatrix.npz", **importance_matrix(model, calibration[:, :-1]))
     metrics: dict[str, Any] = {
         "params": int(sum(p.numel() for p in model.parameters())),
         "train_bytes": len(train),
         "heldout_bytes": len(heldout),
         "train_seconds": round(train_seconds, 1),
         "train_steps": steps,
-        "eval_windows": len(windows),
-        "eval_perplexity_per_byte": _perplexity(logits, windows[:, 1:]),
-        "eval_perplexity_second_half": _perplexity(logits[:, first:], windows[:, first + 1 :]),
+        "eval_windows": len(evaluation),
+        "heldout_perplexity_per_byte": _perplexity(logits, windows[:, 1:]),
+        "heldout_perplexity_second_half": _perplexity(logits[:, first:], windows[:, first + 1 :]),
+        "uniform_perplexity": float(N_VOCAB),
         "gguf_bytes": gguf_path.stat().st_size,
     }
     if verify:
-        check = verify_with_llama_cpp(model, gguf_path, heldout_path, threads=threads)
+        check = verify_with_llama_cpp(model, gguf_path, evaluation[:8], threads=config.threads)
         metrics.update(check)
         if check["llama_cpp_top1_agreement"] < 0.99:
             raise EdgeproofError(
                 f"llama.cpp disagrees with PyTorch on {gguf_path.name}: top-1 agreement "
                 f"{check['llama_cpp_top1_agreement']:.2%} (expected >= 99%)"
             )
-    tmp = out_dir / ".metrics.json.tmp"
+    Path(metrics_path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(metrics_path).with_name(f".{Path(metrics_path).name}.tmp")
     tmp.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out_dir / "metrics.json")
+    os.replace(tmp, metrics_path)
     return metrics

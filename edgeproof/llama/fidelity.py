@@ -26,12 +26,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from scipy.special import log_softmax
 
-from edgeproof.llama.gguf_model import byte_windows
 from edgeproof.records import Estimate
 from gates.stats import mean_ci, proportion_ci, throughput_ci
 
@@ -51,10 +49,10 @@ class Fidelity:
     ppl_ratio: Estimate  # candidate / baseline, paired bootstrap over windows
 
 
-def scored_targets(heldout: bytes, window: int, n_windows: int | None) -> np.ndarray:
-    """True next token ids of the scored positions: shape (n, window - window // 2)."""
-    windows = byte_windows(heldout, window, n_windows)
-    return windows[:, window // 2 + 1 :]
+def scored_targets(windows: np.ndarray) -> np.ndarray:
+    """True next token ids of the scored positions of (n, ctx + 1) windows: (n, ctx - ctx // 2)."""
+    ctx = windows.shape[1] - 1
+    return windows[:, ctx // 2 + 1 :]
 
 
 def token_kl(base_logits: np.ndarray, cand_logits: np.ndarray) -> np.ndarray:
@@ -113,24 +111,6 @@ def fidelity(
         candidate_ppl=_exp(mean_ci(nll_c.mean(axis=1), **boot)),
         ppl_ratio=_exp(mean_ci((nll_c - nll_b).mean(axis=1), **boot)),
     )
-
-
-def fidelity_from_files(
-    base_npy: Path,
-    cand_npy: Path,
-    heldout: Path,
-    window: int,
-    n_windows: int | None,
-    confidence: float = 0.95,
-    resamples: int = 2000,
-    seed: int = 0,
-) -> Fidelity:
-    """``fidelity`` on two logits files written by ``runner.compute_logits`` with the same
-    ``heldout``, ``window`` and ``n_windows``."""
-    base = np.load(base_npy, allow_pickle=False)
-    cand = np.load(cand_npy, allow_pickle=False)
-    targets = scored_targets(Path(heldout).read_bytes(), window, n_windows)
-    return fidelity(base, cand, targets, confidence, resamples, seed)
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from edgeproof.errors import MeasurementError
 from edgeproof.llama.worker import PHASE_MARK
@@ -122,17 +125,25 @@ class LogitsRun:
 
 @dataclass(frozen=True)
 class SpeedRun:
-    """llama-bench style timings: seconds per repetition of pp (prompt) and tg (generation)."""
+    """llama-bench style timings: seconds per repetition of pp (prompt) and per generated
+    token of each tg repetition."""
 
     pp_tokens: int
     tg_tokens: int
     pp_seconds: tuple[float, ...]
-    tg_seconds: tuple[float, ...]
+    tg_token_seconds: tuple[tuple[float, ...], ...]  # [repetition][token]
     threads: int
     extra_buffer_types: bool
     load_seconds: float
+    rss_after_load_mb: float | None
     peak_rss_mb: float | None
     system_info: str
+    llama_cpp_version: str
+
+    @property
+    def tg_seconds(self) -> tuple[float, ...]:
+        """Seconds per tg repetition (llama-bench's tg unit)."""
+        return tuple(sum(rep) for rep in self.tg_token_seconds)
 
     @property
     def pp_tokens_per_s(self) -> tuple[float, ...]:
@@ -143,33 +154,45 @@ class SpeedRun:
         return tuple(self.tg_tokens / s for s in self.tg_seconds)
 
 
+@contextlib.contextmanager
+def _windows_file(windows: np.ndarray | None) -> Iterator[str | None]:
+    """``windows`` saved as a temporary .npy for the subprocess (None passes through)."""
+    if windows is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="edgeproof-windows-") as tmp:
+        path = Path(tmp) / "windows.npy"
+        np.save(path, np.ascontiguousarray(windows, dtype=np.int32), allow_pickle=False)
+        yield str(path)
+
+
 def compute_logits(
     model: Path,
-    heldout: Path,
+    windows: np.ndarray,
     out: Path,
     *,
-    window: int = 256,
-    n_windows: int | None = 16,
     threads: int = 2,
-    extra_buffer_types: bool = True,
+    extra_buffer_types: bool = False,
     timeout: float = 300.0,
 ) -> LogitsRun:
-    """Write ``model``'s logits on the second half of each held-out byte window to ``out``.
+    """Write ``model``'s logits on the second half of each token window to ``out``.
 
-    ``heldout`` is a raw byte file; windows are consecutive (``gguf_model.byte_windows``).
-    The .npy holds float32 (windows, window - window // 2, n_vocab).
-    ``extra_buffer_types``: llama.cpp's repacked/AMX weight copies (its default; see
-    ``worker.open_model`` for a CPU where they crash).
+    ``windows``: (n, ctx + 1) token ids (e.g. ``gguf_model.byte_windows``): the model reads
+    the first ``ctx`` of each row. The .npy holds float32 (n, ctx - ctx // 2, n_vocab).
+    ``extra_buffer_types``: llama.cpp's repacked/AMX weight copies (see ``worker.open_model``
+    for a CPU where they crash).
     """
-    request = {
-        "model": str(Path(model).absolute()),
-        "n_ctx": window,
-        "threads": threads,
-        "extra_bufts": extra_buffer_types,
-        "data": str(Path(heldout).absolute()),
-        "logits": {"window": window, "n_windows": n_windows, "out": str(Path(out).absolute())},
-    }
-    reply = run_module("edgeproof.llama.worker", request, timeout, f"{Path(model).name} logits")
+    ctx = int(windows.shape[1]) - 1
+    with _windows_file(windows) as windows_path:
+        request = {
+            "model": str(Path(model).absolute()),
+            "n_ctx": ctx,
+            "threads": threads,
+            "extra_bufts": extra_buffer_types,
+            "windows": windows_path,
+            "logits": {"out": str(Path(out).absolute())},
+        }
+        reply = run_module("edgeproof.llama.worker", request, timeout, f"{Path(model).name} logits")
     return LogitsRun(
         path=Path(out),
         shape=tuple(reply["logits_shape"]),
@@ -187,35 +210,39 @@ def measure_speed(
     warmup: int = 1,
     repetitions: int = 10,
     threads: int = 2,
-    heldout: Path | None = None,
-    extra_buffer_types: bool = True,
+    windows: np.ndarray | None = None,
+    extra_buffer_types: bool = False,
     timeout: float = 300.0,
 ) -> SpeedRun:
-    """Time prompt processing and generation in a fresh process (``logits_all=False``)."""
+    """Time prompt processing and generation in a fresh process (``logits_all=False``);
+    the tokens come from ``windows`` when given."""
     if min(pp_tokens, tg_tokens, repetitions) < 1 or warmup < 0:
         raise ValueError("pp_tokens, tg_tokens and repetitions must be >= 1, warmup >= 0")
-    request = {
-        "model": str(Path(model).absolute()),
-        "n_ctx": max(pp_tokens, tg_tokens),
-        "threads": threads,
-        "extra_bufts": extra_buffer_types,
-        "data": str(Path(heldout).absolute()) if heldout else None,
-        "speed": {
-            "pp_tokens": pp_tokens,
-            "tg_tokens": tg_tokens,
-            "warmup": warmup,
-            "repetitions": repetitions,
-        },
-    }
-    reply = run_module("edgeproof.llama.worker", request, timeout, f"{Path(model).name} speed")
+    with _windows_file(windows) as windows_path:
+        request = {
+            "model": str(Path(model).absolute()),
+            "n_ctx": max(pp_tokens, tg_tokens),
+            "threads": threads,
+            "extra_bufts": extra_buffer_types,
+            "windows": windows_path,
+            "speed": {
+                "pp_tokens": pp_tokens,
+                "tg_tokens": tg_tokens,
+                "warmup": warmup,
+                "repetitions": repetitions,
+            },
+        }
+        reply = run_module("edgeproof.llama.worker", request, timeout, f"{Path(model).name} speed")
     return SpeedRun(
         pp_tokens=pp_tokens,
         tg_tokens=tg_tokens,
         pp_seconds=tuple(reply["pp_seconds"]),
-        tg_seconds=tuple(reply["tg_seconds"]),
+        tg_token_seconds=tuple(tuple(rep) for rep in reply["tg_token_seconds"]),
         threads=threads,
         extra_buffer_types=extra_buffer_types,
         load_seconds=float(reply["load_seconds"]),
+        rss_after_load_mb=reply.get("rss_after_load_mb"),
         peak_rss_mb=reply.get("peak_rss_mb"),
         system_info=str(reply.get("system_info", "")),
+        llama_cpp_version=str(reply.get("llama_cpp_version", "")),
     )

@@ -14,14 +14,16 @@ loaded here; the parent turns a death into a failed-candidate reason. The worker
 - ``GGML_NO_BACKTRACE=1`` (set by the parent) stops ggml from attaching a debugger to
   print a backtrace when it aborts.
 
-Byte ids are fed with ``Llama.eval`` (token id = 3 + byte), never by tokenizing text: the
-SPM tokenizer would turn spaces into U+2581. Logits mode (``logits_all=True``) keeps only
+Token ids are fed with ``Llama.eval`` (held-out windows come as a .npy of ids; for the
+byte-level example, id = 3 + byte), never by tokenizing text: the SPM tokenizer would turn
+spaces into U+2581. Logits mode (``logits_all=True``) keeps only
 the second half of each window, where every position has at least ctx/2 tokens of
 context, as ``llama-perplexity --kl-divergence`` scores. Speed mode
 (``logits_all=False``, so no logits are copied out) times like ``llama-bench``: pp = one
 prompt of N tokens from an empty cache, tg = M single-token decodes from an empty cache;
 warm-up runs first, then R timed repetitions of each (``perf_counter_ns`` around the
-decode calls only). Peak RSS is the kernel's high-water mark (VmHWM) of this process.
+decode calls only; tg is timed per token, so its percentiles are per-token latencies).
+Peak RSS is the kernel's high-water mark (VmHWM) of this process.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeproof.llama.gguf_model import BYTE_OFFSET, byte_ids, byte_windows
+from edgeproof.llama.gguf_model import BYTE_OFFSET
 from edgeproof.measure.proc_status import process_status_mb
 
 PHASE_MARK = "[edgeproof-llama] phase: "
@@ -150,11 +152,19 @@ def window_logits(llm: Any, windows: np.ndarray) -> np.ndarray:
     return out
 
 
-def speed_ids(data: bytes | None, n: int) -> list[int]:
-    """``n`` token ids for timing: held-out bytes when given, else a fixed byte pattern."""
-    if data is not None and len(data) >= n:
-        return byte_ids(data[:n]).tolist()
+def speed_ids(windows: np.ndarray | None, n: int) -> list[int]:
+    """``n`` token ids for timing: held-out tokens when given, else a fixed byte pattern."""
+    if windows is not None and windows.size >= n:
+        return windows.reshape(-1)[:n].astype(int).tolist()
     return [BYTE_OFFSET + (32 + 7 * i) % 95 for i in range(n)]  # printable ASCII
+
+
+def load_windows(path: str) -> np.ndarray:
+    """Token windows (n, ctx + 1) from a .npy file (never pickled objects)."""
+    windows = np.load(path, allow_pickle=False)
+    if windows.ndim != 2 or windows.shape[1] < 3 or windows.dtype.kind not in "iu":
+        raise ValueError(f"token windows must be a 2-D integer array, got {windows.shape}")
+    return windows
 
 
 def time_pp(llm: Any, prompt: list[int]) -> float:
@@ -165,13 +175,16 @@ def time_pp(llm: Any, prompt: list[int]) -> float:
     return (time.perf_counter_ns() - start) / 1e9
 
 
-def time_tg(llm: Any, tokens: list[int]) -> float:
-    """Seconds to decode ``tokens`` one at a time from an empty cache (llama-bench's tg)."""
+def time_tg(llm: Any, tokens: list[int]) -> list[float]:
+    """Seconds per token to decode ``tokens`` one at a time from an empty cache (llama-bench's
+    tg is their sum)."""
     llm.reset()
-    start = time.perf_counter_ns()
+    per_token = []
     for token in tokens:
+        start = time.perf_counter_ns()
         llm.eval([token])
-    return (time.perf_counter_ns() - start) / 1e9
+        per_token.append((time.perf_counter_ns() - start) / 1e9)
+    return per_token
 
 
 def run(req: dict[str, Any]) -> dict[str, Any]:
@@ -182,7 +195,7 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
     log.install()
     result: dict[str, Any] = {"llama_cpp_version": llama_cpp.__version__}
     threads, n_ctx = int(req["threads"]), int(req["n_ctx"])
-    data = Path(req["data"]).read_bytes() if req.get("data") else None
+    windows = load_windows(req["windows"]) if req.get("windows") else None
     try:
         phase("load")
         start = time.perf_counter()
@@ -198,9 +211,8 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
         result["n_vocab"] = int(llm.n_vocab())
         if "logits" in req:
             spec = req["logits"]
-            if data is None:
-                raise ValueError("logits mode needs held-out data")
-            windows = byte_windows(data, int(spec["window"]), spec.get("n_windows"))
+            if windows is None:
+                raise ValueError("logits mode needs held-out token windows")
             phase("logits")
             start = time.perf_counter()
             logits = window_logits(llm, windows)
@@ -214,8 +226,8 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
             result["logits_shape"] = list(logits.shape)
         if "speed" in req:
             spec = req["speed"]
-            prompt = speed_ids(data, int(spec["pp_tokens"]))
-            gen = speed_ids(data, int(spec["tg_tokens"]))
+            prompt = speed_ids(windows, int(spec["pp_tokens"]))
+            gen = speed_ids(windows, int(spec["tg_tokens"]))
             phase("warmup")
             for _ in range(int(spec["warmup"])):
                 time_pp(llm, prompt)
@@ -223,7 +235,7 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
             phase("speed")
             reps = int(spec["repetitions"])
             result["pp_seconds"] = [time_pp(llm, prompt) for _ in range(reps)]
-            result["tg_seconds"] = [time_tg(llm, gen) for _ in range(reps)]
+            result["tg_token_seconds"] = [time_tg(llm, gen) for _ in range(reps)]
             result["system_info"] = llama_cpp.llama_print_system_info().decode(errors="replace")
         phase("close")
         llm.close()

@@ -168,12 +168,7 @@ def measure_target(
     job.outputs_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(measure.seed)
     environment = machine_state()
-    busy = busy_reason(environment, measure.max_load_average)
-    if busy and measure.on_busy == "refuse":
-        raise MeasurementError(f"{baseline.target}: refusing to measure: {busy}")
-    if busy:
-        environment["warning"] = busy
-        progress(f"{baseline.target}: warning: {busy}")
+    check_busy(environment, measure, baseline.target, progress)
     raw: dict[str, RawMeasurement] = {}
     outputs: dict[str, Path] = {}
     errors: dict[str, str] = {}
@@ -197,6 +192,18 @@ def measure_target(
     finally:
         base.client.close()
     return TargetMeasurements(raw, outputs, errors)
+
+
+def check_busy(
+    environment: dict[str, Any], measure: MeasureConfig, target: str, progress: Progress
+) -> None:
+    """Refuse to measure on a busy machine, or note the warning in ``environment``."""
+    busy = busy_reason(environment, measure.max_load_average)
+    if busy and measure.on_busy == "refuse":
+        raise MeasurementError(f"{target}: refusing to measure: {busy}")
+    if busy:
+        environment["warning"] = busy
+        progress(f"{target}: warning: {busy}")
 
 
 def precise_enough(

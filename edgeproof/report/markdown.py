@@ -75,6 +75,7 @@ def _target_section(outcome: TargetOutcome, promotion: Promotion | None) -> list
         return [*lines, ""]
     lines += [_HEADER, *(_row(o, outcome.winner) for o in outcome.outcomes), ""]
     lines += _fidelity_table(outcome)
+    lines += _language_table(outcome)
     if outcome.winner:
         lines.append(f"Winner: **{outcome.winner}** — {outcome.reason}")
     else:
@@ -162,6 +163,49 @@ def _fidelity_table(outcome: TargetOutcome) -> list[str]:
     ]
 
 
+_LANGUAGE_HEADER = (
+    "| candidate | type | bits/weight | mean KL | p99 KL | top-1 agree % | perplexity "
+    "| PPL ratio | pp tok/s | tg tok/s | ms/token p50 |\n" + "|---" * 11 + "|"
+)
+
+
+def _language_table(outcome: TargetOutcome) -> list[str]:
+    """Language models: llama-perplexity's KL / top-1 / PPL and llama-bench's tokens/s."""
+    rows = []
+    for o in outcome.outcomes:
+        s = o.summary
+        lm = s.language if s is not None else None
+        if s is None or lm is None or s.mean_kl is None:
+            continue
+        kl = s.mean_kl
+        cells = [
+            o.candidate.name,
+            s.precision.upper(),
+            f"{lm.bits_per_weight:.2f}",
+            f"{kl.value:.2e} [{kl.low:.2e}, {kl.high:.2e}]",
+            f"{lm.kl_p99:.3g}",
+            format_estimate(s.top1_agreement, 2, 100.0),
+            format_estimate(lm.perplexity, 3),
+            format_estimate(lm.ppl_ratio, 4),
+            format_estimate(lm.pp_tokens_per_s, 0),
+            format_estimate(lm.tg_tokens_per_s, 0),
+            format_estimate(s.median_ms, 3),
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    first = next(o.summary.language for o in outcome.outcomes if o.summary and o.summary.language)
+    return [
+        f"Language model on {first.n_tokens} held-out tokens ({first.n_windows} windows, "
+        f"second half of each scored; KL(baseline || candidate) in nats); speed as llama-bench: "
+        f"pp{first.pp_tokens} / tg{first.tg_tokens} tokens/s:",
+        "",
+        _LANGUAGE_HEADER,
+        *rows,
+        "",
+    ]
+
+
 def _pareto_lines(outcome: TargetOutcome) -> list[str]:
     """The Pareto front and who dominates each candidate off it (beyond noise)."""
     if not outcome.pareto_front:
@@ -215,7 +259,8 @@ def render_summary(result: RunResult) -> str:
     for outcome in result.targets:
         lines += _target_section(outcome, promotions.get(outcome.target))
     lines.append(
-        "Latencies are batch-1 medians / p90 in ms with confidence intervals; speedup is the "
-        "baseline's median over the candidate's, from interleaved blocks."
+        "Latencies are batch-1 medians / p90 in ms with confidence intervals (language models: "
+        "ms per generated token); speedup is the baseline's median over the candidate's, from "
+        "interleaved blocks."
     )
     return "\n".join(lines) + "\n"

@@ -18,6 +18,9 @@ _BACKENDS: dict[str, str] = {
     "onnxruntime-cpu": "edgeproof.targets.onnxruntime_cpu:OnnxRuntimeCpu",
     "openvino-cpu": "edgeproof.targets.openvino_cpu:OpenVinoCpu",
     "olive": "edgeproof.targets.olive:Olive",
+    "tflite-cpu": "edgeproof.targets.tflite_cpu:TfliteCpu",
+    "edgetpu": "edgeproof.targets.edgetpu:EdgeTpu",
+    "llama-cpp": "edgeproof.targets.llama_cpp:LlamaCpp",
 }
 
 

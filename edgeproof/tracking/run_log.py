@@ -54,6 +54,20 @@ def summary_metrics(summary: CandidateSummary) -> dict[str, float | None]:
             f"{key}.knn_agreement": out.knn_agreement,
         }
         metrics[f"{key}.max_abs_error"] = out.max_abs_error
+    lm = summary.language
+    if lm is not None:
+        estimates |= {
+            "lm.perplexity": lm.perplexity,
+            "lm.ppl_ratio": lm.ppl_ratio,
+            "lm.pp_tokens_per_s": lm.pp_tokens_per_s,
+            "lm.tg_tokens_per_s": lm.tg_tokens_per_s,
+        }
+        metrics |= {
+            "lm.kl_p99": lm.kl_p99,
+            "lm.kl_max": lm.kl_max,
+            "lm.bits_per_weight": lm.bits_per_weight,
+            "lm.scored_tokens": lm.n_tokens,
+        }
     for key, est in estimates.items():
         if est is not None:
             metrics.update({key: est.value, f"{key}_low": est.low, f"{key}_high": est.high})

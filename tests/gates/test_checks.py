@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from edgeproof.config import GatesConfig
-from edgeproof.records import CandidateSummary, Estimate, Verdict
+from edgeproof.records import CandidateSummary, Estimate, LanguageModelScores, Verdict
 from gates.checks import CHECK_NAMES, decide
 
 
@@ -81,7 +81,7 @@ def test_good_candidate_passes_every_check_in_order() -> None:
     assert [c.name for c in verdict.checks] == [
         n
         for n in CHECK_NAMES
-        if not n.startswith("regression.")  # a classifier
+        if not n.startswith(("regression.", "language_model."))  # a classifier
     ]
     assert set(statuses(verdict).values()) == {"pass"}
     speed = one(verdict, "latency.min_speedup")
@@ -257,3 +257,61 @@ def test_energy_checks_use_the_counter_and_skip_without_one() -> None:
     assert [c.status for c in energy] == ["skipped", "skipped"]
     assert energy[0].message == "no readable energy counter on this runner"
     assert no_counter.status == "pass"
+
+
+def _language(kl_p99: float, ppl_ratio: Estimate | None) -> LanguageModelScores:
+    return LanguageModelScores(
+        n_windows=16,
+        n_tokens=2048,
+        kl_p99=kl_p99,
+        kl_max=2 * kl_p99,
+        perplexity=est(3.1, 2.9, 3.3),
+        ppl_ratio=ppl_ratio,
+        pp_tokens_per_s=est(9000.0, 8800.0, 9100.0),
+        tg_tokens_per_s=est(3000.0, 2900.0, 3100.0),
+        pp_tokens=128,
+        tg_tokens=32,
+        bits_per_weight=4.5,
+        n_params=3_500_000,
+    )
+
+
+def test_language_models_get_the_token_level_checks_instead_of_accuracy() -> None:
+    lm_gates = gates(language_model={"max_mean_kl": 0.005, "max_kl_p99": 0.1})
+    q8 = make_summary(
+        "q8_0",
+        accuracy=None,
+        accuracy_drop=None,
+        top1_agreement=est(0.996, 0.991, 0.998),
+        mean_kl=est(1.2e-5, 1.1e-5, 1.4e-5),
+        language=_language(8e-5, est(1.0002, 0.9994, 1.0010)),
+    )
+    base = make_summary(
+        "baseline", baseline=True, accuracy=None, accuracy_drop=None, language=_language(0, None)
+    )
+    verdict = decide(q8, base, lm_gates)
+    names = [c.name for c in verdict.checks]
+    assert verdict.status == "pass"
+    assert names[:4] == [
+        "language_model.max_mean_kl",
+        "language_model.max_kl_p99",
+        "language_model.min_top1_agreement",
+        "language_model.max_ppl_ratio",
+    ]
+    assert not any(n.startswith(("accuracy.", "fidelity.")) for n in names)
+    assert one(verdict, "language_model.max_ppl_ratio").message == (
+        "perplexity ratio 1.0002 [0.9994, 1.0010] <= max 1.0300"
+    )
+    q2 = q8.model_copy(
+        update={
+            "mean_kl": est(0.016, 0.012, 0.021),
+            "top1_agreement": est(0.948, 0.936, 0.958),
+            "language": _language(0.19, est(1.019, 1.012, 1.027)),
+        }
+    )
+    got = statuses(decide(q2, base, lm_gates))
+    assert got["language_model.max_mean_kl"] == "fail"
+    assert got["language_model.max_kl_p99"] == "fail"
+    assert got["language_model.min_top1_agreement"] == "inconclusive"  # CI straddles 95%
+    assert got["language_model.max_ppl_ratio"] == "pass"  # perplexity barely moves
+    assert {c.status for c in decide(base, base, lm_gates).checks} == {"skipped"}

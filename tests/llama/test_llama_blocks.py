@@ -15,7 +15,7 @@ import pytest
 
 from edgeproof.errors import ConfigError
 from edgeproof.llama.fidelity import fidelity, scored_targets, speed_estimates
-from edgeproof.llama.gguf_model import N_VOCAB, gguf_info, tiny_random_gguf
+from edgeproof.llama.gguf_model import N_VOCAB, byte_windows, gguf_info, tiny_random_gguf
 from edgeproof.llama.quantize import UnknownQuantType, quantize
 from edgeproof.llama.runner import LlamaRunError, compute_logits, measure_speed, run_module
 
@@ -28,12 +28,12 @@ PLAIN = {"extra_buffer_types": False}
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Baseline F32 GGUF, its quantized candidates, and held-out bytes."""
+    """Baseline F32 GGUF, its quantized candidates, and held-out token windows (.npy)."""
     folder = tmp_path_factory.mktemp("llama")
     from pydoc_data.topics import topics
 
-    heldout = folder / "heldout.bin"
-    heldout.write_bytes(topics["assignment"].encode()[: WINDOW * N_WINDOWS + 1])
+    heldout = folder / "heldout.npy"
+    np.save(heldout, byte_windows(topics["assignment"].encode(), WINDOW, N_WINDOWS))
     paths = {"heldout": heldout, "F32": tiny_random_gguf(folder / "base-f32.gguf", seed=0)}
     for qtype in QTYPES:
         paths[qtype] = quantize(paths["F32"], folder / f"base-{qtype}.gguf", qtype).path
@@ -46,17 +46,19 @@ def logits(work: dict[str, Path]) -> dict[str, np.ndarray]:
     out = {}
     for name in ("F32", *QTYPES):
         npy = work["F32"].parent / f"logits-{name}.npy"
-        run = compute_logits(
-            work[name], work["heldout"], npy, window=WINDOW, n_windows=N_WINDOWS, **PLAIN
-        )
+        run = compute_logits(work[name], _windows(work), npy, **PLAIN)
         assert run.shape == (N_WINDOWS, WINDOW // 2, N_VOCAB)
         assert run.peak_rss_mb and run.peak_rss_mb > 0
         out[name] = np.load(npy)
     return out
 
 
+def _windows(work: dict[str, Path]) -> np.ndarray:
+    return np.load(work["heldout"])
+
+
 def _targets(work: dict[str, Path]) -> np.ndarray:
-    return scored_targets(work["heldout"].read_bytes(), WINDOW, N_WINDOWS)
+    return scored_targets(_windows(work))
 
 
 def test_quantized_files_shrink_with_the_type(work: dict[str, Path]) -> None:
@@ -88,7 +90,7 @@ def test_kl_orders_the_quantization_types(
 
 def test_baseline_against_itself(work: dict[str, Path], logits: dict[str, np.ndarray]) -> None:
     again = work["F32"].parent / "logits-F32-again.npy"
-    compute_logits(work["F32"], work["heldout"], again, window=WINDOW, n_windows=N_WINDOWS, **PLAIN)
+    compute_logits(work["F32"], _windows(work), again, **PLAIN)
     for other in (logits["F32"], np.load(again)):  # same array, and a second fresh process
         f = fidelity(logits["F32"], other, _targets(work), resamples=200)
         assert f.mean_kl.value == 0.0 and f.kl_max == 0.0
@@ -101,7 +103,8 @@ def test_speed_has_positive_rates_with_cis(work: dict[str, Path]) -> None:
     run = measure_speed(
         work["Q4_0"], pp_tokens=64, tg_tokens=16, warmup=1, repetitions=8, threads=1, **PLAIN
     )
-    assert len(run.pp_seconds) == len(run.tg_seconds) == 8
+    assert len(run.pp_seconds) == len(run.tg_seconds) == len(run.tg_token_seconds) == 8
+    assert {len(rep) for rep in run.tg_token_seconds} == {16}
     assert run.peak_rss_mb and run.peak_rss_mb > 0 and run.system_info
     est = speed_estimates(run.pp_seconds, run.pp_tokens, run.tg_seconds, run.tg_tokens)
     for e in (est.pp_tokens_per_s, est.tg_tokens_per_s):
@@ -109,11 +112,9 @@ def test_speed_has_positive_rates_with_cis(work: dict[str, Path]) -> None:
     assert est.pp_tokens_per_s.value == pytest.approx(64 / np.median(run.pp_seconds))
 
 
-def _one_line_failure(model: Path, heldout: Path, tmp_path: Path) -> str:
+def _one_line_failure(model: Path, windows: np.ndarray, tmp_path: Path) -> str:
     with pytest.raises(LlamaRunError) as info:
-        compute_logits(
-            model, heldout, tmp_path / "x.npy", window=WINDOW, n_windows=N_WINDOWS, **PLAIN
-        )
+        compute_logits(model, windows, tmp_path / "x.npy", **PLAIN)
     message = str(info.value)
     assert "\n" not in message and model.name in message
     return message
@@ -128,19 +129,17 @@ def test_bad_files_fail_clearly_and_valid_ones_still_run(
     truncated = tmp_path / "truncated.gguf"
     truncated.write_bytes(data[: len(data) // 2])
     for bad in (corrupt, truncated):
-        message = _one_line_failure(bad, work["heldout"], tmp_path)
+        message = _one_line_failure(bad, _windows(work), tmp_path)
         assert "during load" in message, message
-    missing = _one_line_failure(tmp_path / "absent.gguf", work["heldout"], tmp_path)
+    missing = _one_line_failure(tmp_path / "absent.gguf", _windows(work), tmp_path)
     assert "no model file" in missing
-    run = compute_logits(
-        work["Q8_0"], work["heldout"], tmp_path / "ok.npy", window=WINDOW, n_windows=2, **PLAIN
-    )
+    run = compute_logits(work["Q8_0"], _windows(work)[:2], tmp_path / "ok.npy", **PLAIN)
     assert run.shape[0] == 2
 
 
 def test_a_hang_is_killed_at_the_deadline(work: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(LlamaRunError, match=r"hung .*more than 0\.05 s and was killed"):
-        compute_logits(work["F32"], work["heldout"], tmp_path / "x.npy", timeout=0.05, **PLAIN)
+        compute_logits(work["F32"], _windows(work), tmp_path / "x.npy", timeout=0.05, **PLAIN)
 
 
 def test_unknown_quant_type_is_a_clear_error(work: dict[str, Path], tmp_path: Path) -> None:
