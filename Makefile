@@ -8,7 +8,7 @@ export MLFLOW_DISABLE_TELEMETRY ?= true
 export DO_NOT_TRACK ?= true
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: install example demo test lint clean prefect-server prefect-setup prefect-deploy gate-deployment gate-dvc
+.PHONY: install example demo demo-llama test lint clean prefect-server prefect-setup prefect-deploy gate-deployment gate-dvc
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,17 @@ demo: example
 	@start=$$(date +%s); \
 	$(BIN)/edgeproof run --params params.yaml; rc=$$?; \
 	echo "make demo: edgeproof run exited $$rc after $$(( $$(date +%s) - start )) s"; \
+	exit $$rc
+
+# The language-model example (docs/language-models.md): train the tiny byte-level llama
+# (at most 4 minutes, DVC stage in examples/tiny-llama), then gate its llama.cpp
+# quantizations. Runs in examples/tiny-llama (its own params.yaml, MLflow store, reports).
+demo-llama: install
+	@test -d .dvc || { echo "no .dvc folder: run from the repository root" >&2; exit 2; }
+	$(BIN)/dvc repro examples/tiny-llama/dvc.yaml
+	@cd examples/tiny-llama && start=$$(date +%s); \
+	edgeproof run --params params.yaml; rc=$$?; \
+	echo "make demo-llama: edgeproof run exited $$rc after $$(( $$(date +%s) - start )) s"; \
 	exit $$rc
 
 test: install

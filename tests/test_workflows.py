@@ -234,8 +234,8 @@ def test_gate_job_steps(gate_workflow: dict) -> None:
     (gate,) = [s for s in steps if s.get("id") == "gate"]
     assert gate["env"]["TARGET"] == "${{ matrix.target }}"
     script = gate["run"]
-    assert 'edgeproof run --target "$TARGET" --report-dir reports' in script
-    assert script.index("set +e") < script.index("edgeproof run --target")
+    assert 'edgeproof run --params "$PARAMS" --target "$TARGET" --report-dir reports' in script
+    assert script.index("set +e") < script.index("edgeproof run --params")
     assert 'echo "rc=$rc" >> "$GITHUB_OUTPUT"' in script
 
     (summary,) = [s for s in steps if "GITHUB_STEP_SUMMARY" in s.get("run", "")]
