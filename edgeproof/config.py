@@ -252,6 +252,7 @@ class EdgeTpuTargetConfig(TargetCommon):
     delegate_library: str = "libedgetpu.so.1"
     calibration_samples: Annotated[int, Field(ge=1)] = 200
     toolchain_python: Path | None = None
+    convert_timeout_seconds: PositiveFloat = 900.0
     compile_timeout_seconds: PositiveFloat = 600.0
 
 

@@ -18,6 +18,7 @@ from edgeproof.records import (
     Candidate,
     CandidateOutcome,
     CandidateSummary,
+    OpCoverage,
     TargetOutcome,
     Verdict,
 )
@@ -127,7 +128,7 @@ def _summaries(
         except (EdgeproofError, OSError, ValueError) as exc:
             outcomes.append(error_outcome(cand, str(exc)))
             continue
-        summaries[cand.name] = summarize(
+        summary = summarize(
             cand.name,
             cand.precision,
             cand.is_baseline,
@@ -136,7 +137,17 @@ def _summaries(
             params.measure,
             fidelity.low_quantile,
         )
+        summaries[cand.name] = with_op_coverage(summary, cand)
     return summaries, outcomes
+
+
+def with_op_coverage(summary: CandidateSummary, candidate: Candidate) -> CandidateSummary:
+    """The summary with the op coverage its compiler reported (``recipe["op_coverage"]``)."""
+    found = candidate.recipe.get("op_coverage")
+    if not found:
+        return summary
+    fields = {k: found.get(k) for k in OpCoverage.model_fields}
+    return summary.model_copy(update={"op_coverage": OpCoverage(**fields)})
 
 
 def _language_summaries(

@@ -24,7 +24,7 @@ def build_candidates(
 ) -> tuple[Candidate, list[Candidate], list[CandidateOutcome]]:
     """(baseline, built candidates, outcomes of recipes that failed to build)."""
     progress(f"{target.name}: building baseline")
-    baseline = target.baseline(model, workdir)
+    baseline = target.baseline(model, workdir, calibration)
     built: list[Candidate] = []
     failed: list[CandidateOutcome] = []
     for recipe in target.recipes():

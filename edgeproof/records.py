@@ -144,6 +144,17 @@ class LanguageModelScores(Record):
     n_params: int
 
 
+class OpCoverage(Record):
+    """How much of a compiled graph runs on the accelerator (e.g. the Edge TPU compiler's log)."""
+
+    accelerator: str
+    share: float | None  # ops on the accelerator / all ops; None when the log gave no count
+    ops_accelerator: int | None = None
+    ops_total: int | None = None
+    first_fallback: str | None = None  # the first op left on the CPU, with the reason
+    subgraphs: int | None = None
+
+
 class CandidateSummary(Record):
     """Everything gated or reported about one candidate, with CIs where sampled.
 
@@ -177,6 +188,7 @@ class CandidateSummary(Record):
     mae: Estimate | None = None  # regression: mean |prediction - target|
     mae_increase: Estimate | None = None  # candidate MAE - baseline MAE (positive = worse)
     language: LanguageModelScores | None = None  # task language_model
+    op_coverage: OpCoverage | None = None  # accelerator targets that compile the graph
 
 
 class Check(Record):

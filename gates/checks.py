@@ -5,8 +5,9 @@ accuracy.max_drop_rel, fidelity.min_top1_agreement, fidelity.max_kl, language_mo
 language_model.max_kl_p99, language_model.min_top1_agreement, language_model.max_ppl_ratio
 (language models only, instead of accuracy and fidelity), latency.p90_budget_ms,
 latency.min_speedup, memory.max_peak_rss_mb, memory.min_reduction, size.max_mb,
-energy.max_mj_per_inference, energy.min_reduction (skipped, saying why, on a runner
-without an energy counter).
+op_coverage.min_accelerator_share (compiled accelerator candidates only; a miss names the
+first op left on the CPU), energy.max_mj_per_inference, energy.min_reduction (skipped,
+saying why, on a runner without an energy counter).
 
 Sampled quantities are decided three ways from their confidence interval: **pass** when the
 whole interval clears the limit (a bound equal to the limit clears it), **fail** when it
@@ -49,6 +50,7 @@ CHECK_NAMES = (
     "memory.max_peak_rss_mb",
     "memory.min_reduction",
     "size.max_mb",
+    "op_coverage.min_accelerator_share",
     "energy.max_mj_per_inference",
     "energy.min_reduction",
     "regression.max_mae_increase",
@@ -206,6 +208,8 @@ def _check(name: str, limit: float, s: CandidateSummary, base: CandidateSummary)
         )
     if name == "size.max_mb":
         return exact_check(name, "size", s.size_mb, limit, "max", "MB")
+    if name == "op_coverage.min_accelerator_share":
+        return _op_coverage_check(name, limit, s)
     if name.startswith("regression."):
         return _regression_check(name, limit, s, base)
     if name.startswith("energy."):
@@ -239,6 +243,22 @@ def _language_model_check(name: str, limit: float, s: CandidateSummary) -> Check
         return ci_check(name, "top-1 agreement", s.top1_agreement, limit, "min", "%")
     assert lm.ppl_ratio is not None
     return ci_check(name, "perplexity ratio", lm.ppl_ratio, limit, "max", "ratio")
+
+
+def _op_coverage_check(name: str, limit: float, s: CandidateSummary) -> Check:
+    """Share of the graph's ops on the accelerator; a miss names the first op left on the CPU."""
+    cov = s.op_coverage
+    assert cov is not None
+    if cov.share is None:
+        return Check(
+            name=name, status="inconclusive", limit=limit, message="the compiler gave no op counts"
+        )
+    what = f"ops on {cov.accelerator}"
+    check = exact_check(name, what, cov.share, limit, "min", "%")
+    detail = f" ({cov.ops_accelerator} of {cov.ops_total}, {cov.subgraphs} subgraph(s))"
+    if cov.first_fallback:
+        detail += f"; first op on the CPU: {cov.first_fallback}"
+    return check.model_copy(update={"message": check.message + detail})
 
 
 def _energy_check(name: str, limit: float, s: CandidateSummary, base: CandidateSummary) -> Check:
@@ -278,6 +298,8 @@ def _applies(name: str, s: CandidateSummary) -> bool:
         return s.top1_agreement is not None and s.language is None
     if name.startswith("regression."):
         return s.mae is not None
+    if name.startswith("op_coverage."):
+        return s.op_coverage is not None
     return True
 
 

@@ -20,7 +20,13 @@ def _raw() -> dict:
 def test_shipped_params_are_valid() -> None:
     params = load_params(ROOT / "params.yaml")
     assert params.model.name == "digits-cnn"
-    assert list(params.targets.enabled()) == ["onnxruntime-cpu", "openvino-cpu", "olive"]
+    assert list(params.targets.enabled()) == [
+        "onnxruntime-cpu",
+        "openvino-cpu",
+        "olive",
+        "tflite-cpu",
+        "edgetpu",
+    ]
     recipes = [r.name for r in params.targets.onnxruntime_cpu.recipes]
     assert {"dynamic-int8", "static-qdq-minmax", "static-qdq-percentile"} <= set(recipes)
     assert params.targets.openvino_cpu is not None

@@ -63,8 +63,10 @@ class Target(Protocol):
         """Names of the optimization recipes configured for this target."""
         ...
 
-    def baseline(self, model: Path, workdir: Path) -> Candidate:
-        """The unoptimized reference candidate made from the user's model."""
+    def baseline(self, model: Path, workdir: Path, calibration: Dataset | None = None) -> Candidate:
+        """The reference candidate made from the user's model. ``calibration``: for a target
+        whose reference is itself calibrated (edgetpu: the full-int8 model on the CPU);
+        the others ignore it."""
         ...
 
     def optimize(

@@ -71,7 +71,7 @@ class LlamaCpp(RecipeTarget[LlamaCppTargetConfig]):
             return Availability(False, f"the gguf package is not installed ({exc})")
         return Availability(True, runtime_version=llama_cpp.__version__)
 
-    def baseline(self, model: Path, workdir: Path) -> Candidate:
+    def baseline(self, model: Path, workdir: Path, calibration: Dataset | None = None) -> Candidate:
         facts = check_gguf(model)
         out = fresh_dir(workdir / BASELINE) / model.name
         _link_or_copy(model, out)

@@ -50,7 +50,7 @@ class Olive(RecipeTarget[OliveTargetConfig]):
             )
         return Availability(True, runtime_version=f"olive-ai {__version__}")
 
-    def baseline(self, model: Path, workdir: Path) -> Candidate:
+    def baseline(self, model: Path, workdir: Path, calibration: Dataset | None = None) -> Candidate:
         """The same FP32 graph as ``onnxruntime-cpu``'s baseline, under this target's name."""
         ort_target = OnnxRuntimeCpu(OnnxRuntimeTargetConfig(threads=self.config.threads))
         return ort_target.baseline(model, workdir).model_copy(update={"target": NAME})

@@ -43,7 +43,7 @@ class OnnxRuntimeCpu(RecipeTarget[OnnxRuntimeTargetConfig]):
             return Availability(False, "onnxruntime has no CPUExecutionProvider")
         return Availability(True, runtime_version=ort.__version__)
 
-    def baseline(self, model: Path, workdir: Path) -> Candidate:
+    def baseline(self, model: Path, workdir: Path, calibration: Dataset | None = None) -> Candidate:
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
         check_onnx(model)

@@ -54,7 +54,7 @@ class OpenVinoCpu(RecipeTarget[OpenVinoTargetConfig]):
             return Availability(False, f"OpenVINO device {device} not present (have {devices})")
         return Availability(True, runtime_version=ov.get_version())
 
-    def baseline(self, model: Path, workdir: Path) -> Candidate:
+    def baseline(self, model: Path, workdir: Path, calibration: Dataset | None = None) -> Candidate:
         import openvino as ov
 
         check_onnx(model)

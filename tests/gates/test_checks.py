@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from edgeproof.config import GatesConfig
-from edgeproof.records import CandidateSummary, Estimate, LanguageModelScores, Verdict
+from edgeproof.judge import with_op_coverage
+from edgeproof.records import (
+    Candidate,
+    CandidateSummary,
+    Estimate,
+    LanguageModelScores,
+    OpCoverage,
+    Verdict,
+)
+from edgeproof.tflite.compiler_log import parse_compiler_log
 from gates.checks import CHECK_NAMES, decide
 
 
@@ -81,7 +91,8 @@ def test_good_candidate_passes_every_check_in_order() -> None:
     assert [c.name for c in verdict.checks] == [
         n
         for n in CHECK_NAMES
-        if not n.startswith(("regression.", "language_model."))  # a classifier
+        # a classifier on a CPU: no MAE, language-model or op-coverage checks
+        if not n.startswith(("regression.", "language_model.", "op_coverage."))
     ]
     assert set(statuses(verdict).values()) == {"pass"}
     speed = one(verdict, "latency.min_speedup")
@@ -315,3 +326,46 @@ def test_language_models_get_the_token_level_checks_instead_of_accuracy() -> Non
     assert got["language_model.min_top1_agreement"] == "inconclusive"  # CI straddles 95%
     assert got["language_model.max_ppl_ratio"] == "pass"  # perplexity barely moves
     assert {c.status for c in decide(base, base, lm_gates).checks} == {"skipped"}
+
+
+def test_op_coverage_names_the_first_op_left_on_the_cpu() -> None:
+    partial = OpCoverage(
+        accelerator="edgetpu",
+        share=0.75,
+        ops_accelerator=9,
+        ops_total=12,
+        first_fallback="SOFTMAX (Operation is working on an unsupported data type)",
+        subgraphs=1,
+    )
+    tpu = make_summary("edgetpu", op_coverage=partial)
+    check = one(decide(tpu, BASE, gates(op_coverage={"min_accelerator_share": 0.9})), NAME_COV)
+    assert check.status == "fail" and check.value == 0.75 and check.limit == 0.9
+    assert check.message == (
+        "ops on edgetpu 75.00% < min 90.00% (9 of 12, 1 subgraph(s)); first op on the CPU: "
+        "SOFTMAX (Operation is working on an unsupported data type)"
+    )
+    full = tpu.model_copy(
+        update={"op_coverage": partial.model_copy(update={"share": 1.0, "first_fallback": None})}
+    )
+    assert one(decide(full, BASE, gates()), NAME_COV).status == "pass"
+    assert NAME_COV not in statuses(decide(make_summary("cpu"), BASE, gates()))
+
+
+NAME_COV = "op_coverage.min_accelerator_share"
+LOGS = Path(__file__).parents[1] / "tflite" / "logs"
+
+
+def test_a_compiler_log_reaches_the_op_coverage_check(tmp_path: Path) -> None:
+    """Edge TPU compiler log -> candidate recipe -> summary -> a failing check naming the op."""
+    log = parse_compiler_log((LOGS / "cpu_fallback.txt").read_text(encoding="utf-8"))
+    tpu = Candidate(
+        target="edgetpu",
+        name="edgetpu",
+        files=(tmp_path / "model_edgetpu.tflite",),
+        recipe={"method": "edgetpu_compiler", "op_coverage": log.to_record()},
+        precision="int8",
+    )
+    summary = with_op_coverage(make_summary("edgetpu"), tpu)
+    assert summary.op_coverage is not None and summary.op_coverage.share == round(log.share, 4)
+    check = one(decide(summary, BASE, gates(op_coverage={"min_accelerator_share": 1.0})), NAME_COV)
+    assert check.status == "fail" and log.first_fallback in check.message

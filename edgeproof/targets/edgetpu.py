@@ -1,0 +1,190 @@
+"""``edgetpu``: a Coral Edge TPU, the full-int8 TFLite model compiled by ``edgetpu_compiler``.
+
+Facts this relies on (DESIGN.md §7, Coral docs, this machine):
+- The Edge TPU runs only fully int8 models with static shapes: the model is converted like
+  ``tflite-cpu``'s ``full-int8`` (onnx2tf + TFLiteConverter in the toolchain subprocess,
+  representative dataset = the first ``calibration_samples`` calibration items) but at a
+  fixed batch of 1; LiteRT sessions run larger batches item by item.
+- Baseline ``cpu-int8`` = that model on the CPU with LiteRT; the one candidate ``edgetpu``
+  = the same model after ``edgetpu_compiler``, run with ``load_delegate(delegate_library)``.
+  Fidelity is thus the agreement of the TPU with CPU int8, and the speedup the TPU's gain.
+- The compiler log's op coverage (``compiler_log``) is the candidate's
+  ``recipe["op_coverage"]``: ops after the first one that falls back run on the CPU.
+- The int8 baseline needs calibration data: ``build_candidates`` passes it to
+  ``baseline(model, workdir, calibration)``, which builds the model at once. Called without
+  it, ``baseline`` converts ONNX -> SavedModel only and ``optimize("edgetpu", ...)`` writes
+  the int8 model first, then compiles it.
+- Neither the compiler nor ``libedgetpu`` is on this machine: ``available()`` says which
+  is missing; the delegate is probed in a short subprocess (it opens the device).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from edgeproof.config import EdgeTpuTargetConfig
+from edgeproof.data import Dataset
+from edgeproof.errors import ConfigError, InputError
+from edgeproof.oneshot import PACKAGE_ROOT
+from edgeproof.onnx_model import check_onnx
+from edgeproof.records import Candidate
+from edgeproof.targets.base import Availability, fresh_dir
+from edgeproof.targets.tflite_cpu import SAVED_MODEL, converter_record, litert_missing, quantize
+from edgeproof.tflite.edgetpu_compiler import compile_for_edgetpu, compiler_path
+from edgeproof.tflite.model_io import SIDECAR, ModelIo
+from edgeproof.tflite.session import Delegate, LiteRtSession
+from edgeproof.tflite.toolchain import (
+    convert,
+    converter_missing,
+    onnx_request,
+    toolchain_python,
+)
+
+NAME = "edgetpu"
+BASELINE = "cpu-int8"
+RECIPE = "edgetpu"
+
+
+class EdgeTpu:
+    """The ``edgetpu`` target."""
+
+    name = NAME
+
+    def __init__(self, config: EdgeTpuTargetConfig) -> None:
+        self.config = config
+
+    def recipes(self) -> list[str]:
+        return [RECIPE]
+
+    def available(self) -> Availability:
+        if compiler_path(self.config.compiler) is None:
+            return Availability(False, f"Edge TPU compiler {self.config.compiler!r} not on PATH")
+        reason = litert_missing() or converter_missing(self._python) or self._delegate_missing()
+        if reason:
+            return Availability(False, reason)
+        import ai_edge_litert
+
+        return Availability(True, runtime_version=ai_edge_litert.__version__)
+
+    @property
+    def _python(self) -> str:
+        return toolchain_python(self.config.toolchain_python)
+
+    def _delegate(self) -> Delegate:
+        device = self.config.device
+        options = () if device == "edgetpu" else (("device", device),)  # e.g. "usb", "pci:0"
+        return Delegate(NAME, self.config.delegate_library, options)
+
+    def _delegate_missing(self) -> str | None:
+        """Why the delegate cannot be loaded (probed in a subprocess: it opens the device)."""
+        delegate = self._delegate()
+        code = (
+            "import sys\n"
+            "from edgeproof.tflite.session import Delegate\n"
+            f"try: Delegate{(delegate.name, delegate.library, delegate.options)!r}.load()\n"
+            "except Exception as exc: print(exc); sys.exit(1)\n"
+        )
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PACKAGE_ROOT), *_pythonpath()])}
+        try:
+            done = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+            )
+        except subprocess.TimeoutExpired:
+            return f"loading the Edge TPU delegate {delegate.library} hung for 60 s"
+        if done.returncode == 0:
+            return None
+        said = (done.stdout.strip() or done.stderr.strip()).splitlines() or ["?"]
+        return said[-1][:300]
+
+    def baseline(self, model: Path, workdir: Path, calibration: Dataset | None = None) -> Candidate:
+        check_onnx(model)
+        io = ModelIo.from_onnx(model)
+        folder = fresh_dir(workdir / BASELINE)
+        out = folder / "model.tflite"
+        reply = convert(
+            onnx_request(model, folder / SAVED_MODEL, io, batch_size=1),
+            python=self._python,
+            timeout=self.config.convert_timeout_seconds,
+            label=f"{NAME} conversion of {model.name}",
+        )
+        candidate = Candidate(
+            target=NAME,
+            name=BASELINE,
+            files=(out, io.save(folder)),
+            recipe=self._int8_record() | converter_record(reply),
+            precision="int8",
+            is_baseline=True,
+        )
+        if calibration is not None:
+            self._build_int8(candidate, calibration)
+        return candidate
+
+    def optimize(
+        self, recipe: str, baseline: Candidate, calibration: Dataset, workdir: Path
+    ) -> Candidate:
+        if recipe != RECIPE:
+            raise ConfigError(f"{NAME} has one recipe, {RECIPE!r}; got {recipe!r}")
+        if not baseline.model_file.is_file():
+            self._build_int8(baseline, calibration)
+        folder = fresh_dir(workdir / RECIPE)
+        compiled, log = compile_for_edgetpu(
+            baseline.model_file, folder, self.config.compiler, self.config.compile_timeout_seconds
+        )
+        return Candidate(
+            target=NAME,
+            name=RECIPE,
+            files=(compiled, shutil.copyfile(baseline.files[1], folder / SIDECAR)),
+            recipe={
+                "method": "edgetpu_compiler",
+                "source": BASELINE,
+                "flags": "-s",
+                "op_coverage": log.to_record(),
+            },
+            precision="int8",
+        )
+
+    def open_session(self, candidate: Candidate, threads: int) -> LiteRtSession:
+        if not candidate.model_file.is_file():
+            raise InputError(
+                f"{candidate.name} model was never built (the {RECIPE} recipe builds the int8 "
+                f"model from calibration data; it failed or did not run): {candidate.model_file}"
+            )
+        on_tpu = candidate.name == RECIPE and not candidate.is_baseline
+        return LiteRtSession(
+            candidate.model_file,
+            ModelIo.load(candidate.files[1]),
+            threads,
+            candidate.precision,
+            delegate=self._delegate() if on_tpu else None,
+        )
+
+    def _build_int8(self, baseline: Candidate, calibration: Dataset) -> dict[str, Any]:
+        """Write the full-int8 model at the baseline's model file."""
+        return quantize(
+            baseline,
+            "full-int8",
+            baseline.model_file,
+            calibration,
+            self.config.calibration_samples,
+            python=self._python,
+            timeout=self.config.convert_timeout_seconds,
+            label=f"{NAME} {BASELINE} conversion",
+        )
+
+    def _int8_record(self) -> dict[str, Any]:
+        return {
+            "method": "full-int8",
+            "calibration_samples": self.config.calibration_samples,
+            "io": "int8",
+            "batch": 1,
+        }
+
+
+def _pythonpath() -> list[str]:
+    found = os.environ.get("PYTHONPATH", "")
+    return [p for p in found.split(os.pathsep) if p]
