@@ -54,14 +54,21 @@ def collect_lineage(repo: Path, params_file: Path) -> Lineage:
     )
 
 
-def dvc_changes(repo: Path) -> list[str] | None:
-    """DVC-tracked outputs that differ from dvc.lock ("path: modified"); None without DVC."""
-    if not (repo / "dvc.lock").is_file() or not (repo / ".dvc").is_dir():
+def dvc_changes(project: Path) -> list[str] | None:
+    """Outputs of the project's own pipeline (``project/dvc.yaml``) that differ from its
+    dvc.lock ("path: deleted"); None without one. The DVC repository may be an ancestor
+    (an example in a sub-folder); other pipelines of that repository are not looked at.
+    """
+    pipeline = project / "dvc.yaml"
+    if not (project / "dvc.lock").is_file() or not pipeline.is_file():
+        return None
+    dvc_root = next((d for d in (project, *project.parents) if (d / ".dvc").is_dir()), None)
+    if dvc_root is None:
         return None
     from dvc.repo import Repo
 
-    with Repo(str(repo)) as dvc_repo:
-        status = dvc_repo.status()
+    with Repo(str(dvc_root)) as dvc_repo:
+        status = dvc_repo.status(targets=[str(pipeline)])
     changes = []
     for stage, entries in status.items():
         for entry in entries if isinstance(entries, list) else []:

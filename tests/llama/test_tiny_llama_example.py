@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
+from edgeproof.tracking.lineage import dvc_changes
 from tests.example_project import ROOT, check, write_params
 
 pytestmark = pytest.mark.slow
@@ -56,3 +57,10 @@ def test_dvc_repro_builds_the_language_model_example(tmp_path: Path) -> None:
     assert 3.4e6 < metrics["params"] < 3.7e6
     status = check(["dvc", "status", "examples/tiny-llama/dvc.yaml"], tmp_path)
     assert "changed" not in status and "modified" not in status, status
+    # the example's own pipeline is what `edgeproof run --params examples/tiny-llama/...`
+    # checks against dvc.lock (the DVC repository is two folders up)
+    assert dvc_changes(example) == []
+    model.unlink()
+    (change,) = dvc_changes(example)
+    assert "tiny-llama-f16.gguf: deleted (stage train)" in change
+    assert dvc_changes(tmp_path) is None  # no pipeline of its own at the repository root
