@@ -8,6 +8,8 @@ and assembles the records. A candidate that could not be built or measured gets 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from edgeproof.config import Params
@@ -72,6 +74,16 @@ def judge_target(
         summaries, outcomes = _language_summaries(baseline, candidates, measured, windows, params)
     else:
         summaries, outcomes = _summaries(baseline, candidates, measured, labels, params)
+    if baseline.name not in summaries:
+        reason = next(o.error for o in outcomes if o.candidate.name == baseline.name)
+        return TargetOutcome(
+            target=target,
+            available=True,
+            reason=f"baseline {baseline.name}: {reason}",
+            baseline=baseline.name,
+            outcomes=tuple(outcomes),
+            status="error",
+        )
     by_name = {c.name: c for c in [baseline, *candidates]}
     verdicts = {
         name: decide(summary, summaries[baseline.name], params.gates, by_name[name].failure)
@@ -105,17 +117,14 @@ def judge_target(
 Judged = tuple[dict[str, CandidateSummary], list[CandidateOutcome]]
 
 
-def _summaries(
+def _judge_each(
     baseline: Candidate,
     candidates: list[Candidate],
     measured: TargetMeasurements,
-    labels: np.ndarray | None,
-    params: Params,
+    summarize_one: Callable[[Candidate], CandidateSummary],
 ) -> Judged:
-    """Summaries of the measured candidates (outputs scored against the baseline's and the
-    labels), and error outcomes for those that could not be measured or scored."""
-    task, fidelity = params.model.task, params.gates.fidelity
-    base_outputs = load_outputs(measured.outputs[baseline.name])
+    """Summaries of the measured candidates, and error outcomes for those that could not
+    be measured or scored."""
     summaries: dict[str, CandidateSummary] = {}
     outcomes: list[CandidateOutcome] = []
     for cand in [baseline, *candidates]:
@@ -123,11 +132,26 @@ def _summaries(
             outcomes.append(error_outcome(cand, measured.errors.get(cand.name, "not measured")))
             continue
         try:
-            outputs = load_outputs(measured.outputs[cand.name])
-            scores = score_candidate(task, cand.name, outputs, base_outputs, labels, fidelity)
+            summaries[cand.name] = summarize_one(cand)
         except (EdgeproofError, OSError, ValueError) as exc:
             outcomes.append(error_outcome(cand, str(exc)))
-            continue
+    return summaries, outcomes
+
+
+def _summaries(
+    baseline: Candidate,
+    candidates: list[Candidate],
+    measured: TargetMeasurements,
+    labels: np.ndarray | None,
+    params: Params,
+) -> Judged:
+    """Outputs scored against the baseline's and the labels (every task but language_model)."""
+    task, fidelity = params.model.task, params.gates.fidelity
+    base_outputs = load_outputs(measured.outputs[baseline.name])
+
+    def summarize_one(cand: Candidate) -> CandidateSummary:
+        outputs = load_outputs(measured.outputs[cand.name])
+        scores = score_candidate(task, cand.name, outputs, base_outputs, labels, fidelity)
         summary = summarize(
             cand.name,
             cand.precision,
@@ -137,8 +161,9 @@ def _summaries(
             params.measure,
             fidelity.low_quantile,
         )
-        summaries[cand.name] = with_op_coverage(summary, cand)
-    return summaries, outcomes
+        return with_op_coverage(summary, cand)
+
+    return _judge_each(baseline, candidates, measured, summarize_one)
 
 
 def with_op_coverage(summary: CandidateSummary, candidate: Candidate) -> CandidateSummary:
@@ -157,28 +182,21 @@ def _language_summaries(
     windows: np.ndarray,
     params: Params,
 ) -> Judged:
-    """Summaries of language-model candidates: logits vs the baseline's on ``windows``."""
+    """Language models: each one's logits against the baseline's on ``windows``."""
     base_logits = np.load(measured.outputs[baseline.name], allow_pickle=False)
-    summaries: dict[str, CandidateSummary] = {}
-    outcomes: list[CandidateOutcome] = []
-    for cand in [baseline, *candidates]:
-        if cand.name not in measured.raw:
-            outcomes.append(error_outcome(cand, measured.errors.get(cand.name, "not measured")))
-            continue
-        try:
-            logits = np.load(measured.outputs[cand.name], allow_pickle=False)
-            summaries[cand.name] = summarize_language_model(
-                cand.name,
-                cand.precision,
-                cand.is_baseline,
-                measured.raw[cand.name],
-                base_logits,
-                logits,
-                windows,
-                float(cand.recipe.get("bits_per_weight", float("nan"))),
-                int(cand.recipe.get("n_params", 0)),
-                params.measure,
-            )
-        except (OSError, ValueError) as exc:
-            outcomes.append(error_outcome(cand, str(exc)))
-    return summaries, outcomes
+
+    def summarize_one(cand: Candidate) -> CandidateSummary:
+        return summarize_language_model(
+            cand.name,
+            cand.precision,
+            cand.is_baseline,
+            measured.raw[cand.name],
+            base_logits,
+            np.load(measured.outputs[cand.name], allow_pickle=False),
+            windows,
+            float(cand.recipe.get("bits_per_weight", float("nan"))),
+            int(cand.recipe.get("n_params", 0)),
+            params.measure,
+        )
+
+    return _judge_each(baseline, candidates, measured, summarize_one)

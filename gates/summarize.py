@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from edgeproof.config import FidelityGate, MeasureConfig
@@ -52,14 +54,11 @@ def summarize(
     Raises ValueError (from ``gates.stats``) when a required estimate has too little data.
     """
     conf, resamples, seed = measure.confidence, measure.bootstrap_resamples, measure.seed
-    latency = np.asarray(raw.latency_ms, dtype=np.float64)
     labelled = scores.correct is not None and scores.baseline_correct is not None
-    accuracy = drop = speedup = None
+    accuracy = drop = None
     if labelled:
         accuracy = proportion_ci(scores.correct, conf)
         drop = paired_difference_ci(scores.baseline_correct, scores.correct, conf)
-    if not is_baseline and len(raw.paired_baseline_ms) > 0:
-        speedup = speedup_ci(raw.paired_baseline_ms, latency, raw.block_size, conf, resamples, seed)
     return CandidateSummary(
         candidate=candidate,
         precision=precision,
@@ -70,22 +69,38 @@ def summarize(
         top1_agreement=None if scores.agree is None else proportion_ci(scores.agree, conf),
         mean_kl=None if scores.kl is None else mean_ci(scores.kl, conf, resamples, seed),
         max_abs_logit_error=float(np.max(scores.max_abs_error)),
-        latency_samples=len(latency),
-        median_ms=quantile_ci(latency, 0.5, conf),
-        p90_ms=quantile_ci(latency, 0.9, conf),
-        p99_ms=p99_estimate(latency, conf),
-        speedup=speedup,
-        throughput_ips=throughput_ci(raw.throughput_s, raw.throughput_batch, conf, resamples, seed),
-        peak_rss_mb=raw.peak_rss_mb,
-        load_rss_mb=raw.load_rss_mb,
-        load_seconds=raw.load_seconds,
-        size_mb=raw.size_mb,
-        threads=raw.threads,
         energy_mj_per_inference=raw.environment.get("energy", {}).get("mj_per_inference"),
         outputs=tuple(_fidelity(o, low_quantile, measure) for o in scores.outputs),
         mae=None if scores.abs_error is None else mean_ci(scores.abs_error, conf, resamples, seed),
         mae_increase=_mae_increase(scores, measure),
+        **speed_fields(raw, is_baseline, measure),
     )
+
+
+def speed_fields(raw: RawMeasurement, is_baseline: bool, measure: MeasureConfig) -> dict[str, Any]:
+    """The latency (median, p90, p99, speedup), throughput, memory and size fields of a
+    ``CandidateSummary``. Speedup is None for the baseline or without paired baseline
+    samples; p99 is None when there are too few latency samples for its CI."""
+    conf, resamples, seed = measure.confidence, measure.bootstrap_resamples, measure.seed
+    latency = np.asarray(raw.latency_ms, dtype=np.float64)
+    speedup = None
+    if not is_baseline and len(raw.paired_baseline_ms) > 0:
+        speedup = speedup_ci(raw.paired_baseline_ms, latency, raw.block_size, conf, resamples, seed)
+    return {
+        "latency_samples": len(latency),
+        "median_ms": quantile_ci(latency, 0.5, conf),
+        "p90_ms": quantile_ci(latency, 0.9, conf),
+        "p99_ms": p99_estimate(latency, conf),
+        "speedup": speedup,
+        "throughput_ips": throughput_ci(
+            raw.throughput_s, raw.throughput_batch, conf, resamples, seed
+        ),
+        "peak_rss_mb": raw.peak_rss_mb,
+        "load_rss_mb": raw.load_rss_mb,
+        "load_seconds": raw.load_seconds,
+        "size_mb": raw.size_mb,
+        "threads": raw.threads,
+    }
 
 
 def _fidelity(scores: OutputScores, low_quantile: float, measure: MeasureConfig) -> OutputFidelity:

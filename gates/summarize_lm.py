@@ -16,8 +16,7 @@ import numpy as np
 from edgeproof.config import MeasureConfig
 from edgeproof.llama.fidelity import fidelity, scored_targets, tokens_per_s_ci
 from edgeproof.records import CandidateSummary, LanguageModelScores, RawMeasurement
-from gates.stats import quantile_ci, speedup_ci, throughput_ci
-from gates.summarize import p99_estimate
+from gates.summarize import speed_fields
 
 
 def summarize_language_model(
@@ -36,10 +35,6 @@ def summarize_language_model(
     conf, resamples, seed = measure.confidence, measure.bootstrap_resamples, measure.seed
     fid = fidelity(base_logits, cand_logits, scored_targets(windows), conf, resamples, seed)
     speed = raw.environment["language"]
-    latency = np.asarray(raw.latency_ms, dtype=np.float64)
-    speedup = None
-    if not is_baseline and len(raw.paired_baseline_ms) > 0:
-        speedup = speedup_ci(raw.paired_baseline_ms, latency, raw.block_size, conf, resamples, seed)
     language = LanguageModelScores(
         n_windows=fid.n_windows,
         n_tokens=fid.n_tokens,
@@ -64,16 +59,6 @@ def summarize_language_model(
         top1_agreement=fid.top1_agreement,
         mean_kl=fid.mean_kl,
         max_abs_logit_error=float(np.max(np.abs(cand_logits - base_logits))),
-        latency_samples=len(latency),
-        median_ms=quantile_ci(latency, 0.5, conf),
-        p90_ms=quantile_ci(latency, 0.9, conf),
-        p99_ms=p99_estimate(latency, conf),
-        speedup=speedup,
-        throughput_ips=throughput_ci(raw.throughput_s, raw.throughput_batch, conf, resamples, seed),
-        peak_rss_mb=raw.peak_rss_mb,
-        load_rss_mb=raw.load_rss_mb,
-        load_seconds=raw.load_seconds,
-        size_mb=raw.size_mb,
-        threads=raw.threads,
         language=language,
+        **speed_fields(raw, is_baseline, measure),
     )

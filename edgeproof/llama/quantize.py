@@ -167,7 +167,8 @@ def _quantize_here(req: dict[str, Any]) -> dict[str, Any]:
 
     import llama_cpp
 
-    from edgeproof.llama.worker import LlamaLog, WorkerFailure, phase
+    from edgeproof.llama.worker import LlamaLog
+    from edgeproof.oneshot import ChildFailure, phase
 
     log = LlamaLog()
     log.install()
@@ -194,7 +195,7 @@ def _quantize_here(req: dict[str, Any]) -> dict[str, Any]:
     del keep
     if code != 0:
         tmp.unlink(missing_ok=True)
-        raise WorkerFailure(f"llama_model_quantize returned {code}{log.said()}")
+        raise ChildFailure(f"llama_model_quantize returned {code}{log.said()}")
     os.replace(tmp, dst)
     return {"seconds": seconds, "imatrix_entries": entries}
 
@@ -202,6 +203,6 @@ def _quantize_here(req: dict[str, Any]) -> dict[str, Any]:
 if __name__ == "__main__":
     import sys
 
-    from edgeproof.llama.worker import main
+    from edgeproof.oneshot import serve
 
-    sys.exit(main(handler=_quantize_here))
+    sys.exit(serve(_quantize_here))

@@ -3,9 +3,9 @@
 llama.cpp aborts the whole process on some bad files (GGML_ASSERT) instead of returning an
 error, and a native crash cannot be caught in Python. So every GGUF load, every quantization
 and every evaluation runs in a fresh one-shot subprocess (``python -m MODULE REQUEST RESULT``,
-one JSON file each way). This side samples the child's RSS while it runs
-(``edgeproof.measure.proc_status.RssTrail``), enforces a deadline (a hang kills the whole
-process group), and turns any failure into ``LlamaRunError`` with a one-line reason: the
+one JSON file each way, ``edgeproof.oneshot``). That samples the child's RSS while it runs,
+enforces a deadline (a hang kills the whole process group), and turns any failure into
+``LlamaRunError`` with a one-line reason: the
 phase it was in, the signal or exit code, the last meaningful stderr line (a GGML_ASSERT
 message, a llama.cpp error) and the RSS trail. The candidate fails with that reason; the
 pipeline goes on with the others.
@@ -14,11 +14,7 @@ pipeline goes on with the others.
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import signal
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,89 +23,32 @@ from typing import Any
 
 import numpy as np
 
+from edgeproof import oneshot
 from edgeproof.errors import MeasurementError
-from edgeproof.llama.worker import PHASE_MARK
-from edgeproof.measure.proc_status import RssTrail
 
-_SIGNAL_HINTS = {
-    signal.SIGABRT: "llama.cpp abort, e.g. a failed GGML_ASSERT",
-    signal.SIGSEGV: "native crash",
-    signal.SIGBUS: "native crash, e.g. a truncated memory-mapped file",
-    signal.SIGKILL: "also what the kernel's OOM killer sends",
-}
+_SIGNAL_HINTS = {signal.SIGABRT: "llama.cpp abort, e.g. a failed GGML_ASSERT"}
 
 
 class LlamaRunError(MeasurementError):
     """A llama.cpp subprocess crashed, aborted, hung or reported an error (one-line reason)."""
 
 
-def _stderr_summary(path: Path, limit: int = 300) -> tuple[str | None, str]:
-    """(last phase marker, last meaningful output lines) from the child's stderr file."""
-    with open(path, "rb") as fh:
-        fh.seek(0, os.SEEK_END)
-        fh.seek(max(0, fh.tell() - 16384))
-        text = fh.read().decode("utf-8", "replace")
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    phases = [ln[len(PHASE_MARK) :] for ln in lines if ln.startswith(PHASE_MARK)]
-    rest = [
-        ln
-        for ln in lines
-        if not ln.startswith((PHASE_MARK, "Traceback", "File ", "^"))
-        and "ggml_print_backtrace" not in ln
-    ]
-    return (phases[-1] if phases else None), " | ".join(rest[-2:])[-limit:]
-
-
 def run_module(module: str, request: dict[str, Any], timeout: float, label: str) -> dict[str, Any]:
-    """Run ``python -m module REQUEST RESULT`` once; its result dict, or ``LlamaRunError``."""
-    with tempfile.TemporaryDirectory(prefix="edgeproof-llama-") as tmp:
-        req_path, res_path, err_path = (Path(tmp) / n for n in ("req.json", "res.json", "err"))
-        req_path.write_text(json.dumps(request), encoding="utf-8")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "GGML_NO_BACKTRACE": "1"}
-        with open(err_path, "wb") as err:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", module, str(req_path), str(res_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=err,
-                stderr=err,
-                start_new_session=True,
-                env=env,
-            )
-        rss = RssTrail(proc.pid)
-        try:
-            code = proc.wait(timeout=timeout)
-            hung = False
-        except subprocess.TimeoutExpired:
-            hung = True
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            code = proc.wait()
-        finally:
-            rss.stop()
-        stage, tail = _stderr_summary(err_path)
-        during = f" during {stage}" if stage else ""
-        if hung:
-            raise LlamaRunError(
-                f"{label}: hung{during} for more than {timeout:g} s and was killed "
-                f"({rss.text()})" + (f"; last output: {tail}" if tail else "")
-            )
-        reply = None
-        if res_path.exists():
-            reply = json.loads(res_path.read_text(encoding="utf-8"))
-        if reply is not None and not reply.get("ok"):
-            raise LlamaRunError(f"{label}: failed{during}: {reply.get('error')}")
-        if code != 0 or reply is None:
-            if code < 0:
-                sig = signal.Signals(-code)
-                hint = _SIGNAL_HINTS.get(sig)
-                cause = f"killed by signal {sig.name}" + (f" ({hint})" if hint else "")
-            else:
-                cause = f"exited with code {code}" + ("" if reply else " and no result")
-            raise LlamaRunError(
-                f"{label}: llama.cpp process {cause}{during}; {rss.text()}"
-                + (f"; last output: {tail}" if tail else "")
-            )
-        return reply
+    """Run ``python -m module REQUEST RESULT`` once; its result dict, or ``LlamaRunError``.
+
+    ``GGML_NO_BACKTRACE=1`` stops ggml from attaching a debugger to print a backtrace when it
+    aborts; its backtrace lines are not taken for the reason.
+    """
+    return oneshot.run_module(
+        module,
+        request,
+        timeout=timeout,
+        label=label,
+        error=LlamaRunError,
+        env={"GGML_NO_BACKTRACE": "1"},
+        noise=(r"ggml_print_backtrace",),
+        signal_hints=_SIGNAL_HINTS,
+    )
 
 
 @dataclass(frozen=True)

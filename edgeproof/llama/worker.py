@@ -1,10 +1,11 @@
 """The llama.cpp subprocess: load one GGUF, write its logits on held-out bytes, time it.
 
-Run as ``python -m edgeproof.llama.worker REQUEST.json RESULT.json`` (``runner`` does it).
+Run as ``python -m edgeproof.llama.worker REQUEST.json RESULT.json`` (``runner`` does it,
+through ``edgeproof.oneshot``).
 llama.cpp can abort the whole process on a bad file (GGML_ASSERT), so a GGUF is only ever
 loaded here; the parent turns a death into a failed-candidate reason. The worker helps it:
 
-- Before each phase it prints ``[edgeproof-llama] phase: NAME`` to stderr, so the parent
+- Before each phase it prints ``[edgeproof] phase: NAME`` to stderr, so the parent
   can say during which phase the process died.
 - llama-cpp-python with ``verbose=False`` points fd 2 at /dev/null while it loads a model,
   which would swallow the very GGML_ASSERT line that explains an abort. So the model is
@@ -31,12 +32,9 @@ from __future__ import annotations
 import collections
 import contextlib
 import io
-import json
 import os
 import sys
 import time
-import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,22 +42,12 @@ import numpy as np
 
 from edgeproof.llama.gguf_model import BYTE_OFFSET
 from edgeproof.measure.proc_status import process_status_mb
+from edgeproof.oneshot import ChildFailure, phase, serve
 
-PHASE_MARK = "[edgeproof-llama] phase: "
 # ggml_log_level in the bundled ggml: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5.
 # (llama-cpp-python's own _logger still maps the older order, INFO 1 .. DEBUG 4, so with
 # verbose=False it files llama.cpp's errors as DEBUG and drops them.)
 _LOG_LEVELS = {3: "warning", 4: "error"}
-
-
-class WorkerFailure(Exception):
-    """A failure the worker caught and explains in one line."""
-
-
-def phase(name: str) -> None:
-    """Tell the parent (through stderr) which phase starts now."""
-    sys.stderr.write(f"{PHASE_MARK}{name}\n")
-    sys.stderr.flush()
 
 
 class LlamaLog:
@@ -241,35 +229,10 @@ def run(req: dict[str, Any]) -> dict[str, Any]:
         llm.close()
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        raise WorkerFailure(message + log.said()) from exc
+        raise ChildFailure(message + log.said()) from exc
     result["peak_rss_mb"] = process_status_mb("self", "VmHWM")
     return result
 
 
-def main(
-    argv: list[str] | None = None, handler: Callable[[dict[str, Any]], dict[str, Any]] = run
-) -> int:
-    """Read the request file, ``handler`` it, write the result file; 0 on success, else 1.
-
-    Also the entry point of other one-shot llama.cpp subprocesses (``quantize``).
-    """
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        sys.stderr.write("usage: python -m MODULE REQUEST.json RESULT.json\n")
-        return 2
-    request, result_path = Path(args[0]), Path(args[1])
-    try:
-        reply = {"ok": True, **handler(json.loads(request.read_text(encoding="utf-8")))}
-        code = 0
-    except Exception as exc:
-        traceback.print_exc(file=sys.stderr)
-        text = str(exc) if isinstance(exc, WorkerFailure) else f"{type(exc).__name__}: {exc}"
-        reply, code = {"ok": False, "error": (text.splitlines() or ["(no message)"])[0]}, 1
-    tmp = result_path.with_name(f".{result_path.name}.tmp")
-    tmp.write_text(json.dumps(reply), encoding="utf-8")
-    os.replace(tmp, result_path)
-    return code
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(serve(run))

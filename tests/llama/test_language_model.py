@@ -13,6 +13,7 @@ the KL threshold below sits between the measured values with margins of over 20x
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from edgeproof.config import LlamaCppTargetConfig, MeasureConfig, parse_params
 from edgeproof.judge import judge_target
 from edgeproof.llama.gguf_model import byte_windows, tiny_random_gguf
 from edgeproof.llama.harness import measure_language_models
-from edgeproof.measure.harness import MeasureJob
+from edgeproof.measure.harness import MeasureJob, TargetMeasurements
 from edgeproof.records import Candidate
 from tests.example_project import run, write_params
 
@@ -176,6 +177,13 @@ def test_corrupt_and_truncated_candidates_fail_alone(tmp_path: Path) -> None:
     assert status == {"baseline": "pass", "same": "pass", "corrupt": "error", "truncated": "error"}
     same = next(o.summary for o in outcome.outcomes if o.candidate.name == "same")
     assert same.mean_kl.value == 0.0 and same.top1_agreement.value == 1.0
+
+    # a baseline that cannot be summarized (here: too few timings for its CIs) errs the target
+    short = dataclasses.replace(measured.raw["baseline"], latency_ms=np.ones(5))
+    broken = TargetMeasurements({**measured.raw, "baseline": short}, measured.outputs, {})
+    outcome = judge_target("llama-cpp", baseline, others, [], broken, None, params, windows)
+    assert outcome.status == "error" and outcome.winner is None
+    assert outcome.reason.startswith("baseline baseline: ") and "too few" in outcome.reason
 
 
 def _params_dict(project: Path) -> dict:

@@ -174,7 +174,7 @@ def test_an_abort_becomes_a_one_line_reason(
     """What a failed GGML_ASSERT looks like from outside: a message on stderr, then SIGABRT."""
     (tmp_path / "fake_abort.py").write_text(
         "import os, sys\n"
-        "sys.stderr.write('[edgeproof-llama] phase: load\\n')\n"
+        "sys.stderr.write('[edgeproof] phase: load\\n')\n"
         "sys.stderr.write('ggml.c:1234: GGML_ASSERT(ne % 256 == 0) failed\\n')\n"
         "sys.stderr.flush()\n"
         "os.abort()\n",
@@ -185,6 +185,9 @@ def test_an_abort_becomes_a_one_line_reason(
         run_module("fake_abort", {}, timeout=30, label="bad.gguf logits")
     message = str(info.value)
     assert "\n" not in message
-    assert message.startswith("bad.gguf logits: llama.cpp process killed by signal SIGABRT")
+    assert message.startswith(
+        "bad.gguf logits: process killed by signal SIGABRT (llama.cpp abort, e.g. a failed "
+        "GGML_ASSERT)"
+    )
     assert "during load" in message and "GGML_ASSERT(ne % 256 == 0) failed" in message
     assert "RSS" in message
