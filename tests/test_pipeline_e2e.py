@@ -463,3 +463,33 @@ def test_against_an_mlflow_server_killed_mid_run(project: Path, tmp_path: Path) 
         assert [json.loads(line)["action"] for line in shown.stdout.splitlines()] == ["promote"]
     finally:
         restarted.stop()
+
+
+def test_the_example_converts_to_litert_full_int8(project: Path, tmp_path: Path) -> None:
+    """The DVC-built example (torch-exported ONNX) through the tflite-cpu toolchain: full-int8
+    LiteRT agrees with ONNX Runtime FP32 on the eval split and keeps its accuracy."""
+    import onnxruntime as ort
+
+    from edgeproof.config import TfliteRecipe, TfliteTargetConfig
+    from edgeproof.data import load_dataset
+    from edgeproof.targets.tflite_cpu import TfliteCpu
+
+    model = project / "models" / "digits-cnn.onnx"
+    evaluation = load_dataset(project / "data" / "splits" / "eval.npz")
+    recipe = TfliteRecipe(name="full-int8", method="full-int8", calibration_samples=50)
+    target = TfliteCpu(TfliteTargetConfig(threads=1, recipes=[recipe]))
+    base = target.baseline(model, tmp_path)
+    calibration = load_dataset(project / "data" / "splits" / "calibration.npz")
+    int8 = target.optimize("full-int8", base, calibration, tmp_path)
+    session = target.open_session(int8, threads=1)
+    (name,) = evaluation.inputs
+    x = evaluation.inputs[name]
+    litert = session.run({name: x})[0]
+    reference = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    onnx_logits = reference.run(None, {name: x})[0]
+    agree = (litert.argmax(1) == onnx_logits.argmax(1)).mean()
+    accuracy = (litert.argmax(1) == evaluation.labels).mean()
+    onnx_accuracy = (onnx_logits.argmax(1) == evaluation.labels).mean()
+    assert agree > 0.97, agree
+    assert accuracy > onnx_accuracy - 0.03, (accuracy, onnx_accuracy)
+    assert int8.size_bytes() < base.size_bytes() / 3

@@ -212,8 +212,18 @@ def test_bad_input_stops_before_anything_is_written(
     else:
         params["targets"]["onnxruntime-cpu"] = {"recipes": []}
     write_params(project / "params.yaml", params)
+    before = _snapshot(project)
     done = run(["edgeproof", "run", "--params", "params.yaml"], project, timeout=300)
     assert done.returncode == 2
     lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and message in lines[0], done.stderr
-    assert not (project / "reports").exists() and not (project / "mlflow.db").exists()
+    assert len(lines) == 1 and lines[0].startswith("edgeproof: error: ") and message in lines[0]
+    assert _snapshot(project) == before  # nothing written, nothing changed
+
+
+def _snapshot(project: Path) -> dict[str, bytes]:
+    """Every file of the project (Prefect's own home folder aside) and its bytes."""
+    return {
+        str(f.relative_to(project)): f.read_bytes()
+        for f in sorted(project.rglob("*"))
+        if f.is_file() and ".prefect" not in f.parts
+    }

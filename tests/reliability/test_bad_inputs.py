@@ -81,13 +81,24 @@ params
                             targets.olive.recipes.0.passes: List should have at least 1 item
 targets
   junit-folder-missing      --junit: folder does not exist: no/such
-  unknown-target-option     unknown target 'tpu' (known: onnxruntime-cpu, openvino-cpu, olive)
+  unknown-target-option     unknown target 'tpu' (known: onnxruntime-cpu, openvino-cpu, ...)
   disabled-target           (top level): no target is enabled
   unavailable-runtime       no selected target can run here (onnxruntime-cpu: onnxruntime is
                             not installed ...)  (onnxruntime made unimportable)
 
 Faults that need a running pipeline (MLflow unreachable, read-only, full disk, the data
 gate, secrets) are in ``test_faults.py``.
+
+Language models (``tests/llama/test_language_model.py``, same checks: exit 2, one line,
+every file unchanged)
+  corrupt-model             model is not a readable GGUF file (GGUF magic invalid)
+  unknown-type              unknown llama.cpp quantization type 'Q9_9'; known: ...
+  onnx-target               target 'onnxruntime-cpu' needs an ONNX model; model.task is
+                            'language_model'
+and, while running, a corrupt or a truncated candidate GGUF fails alone with a one-line
+reason naming the phase (load) and the signal or llama.cpp's message. TFLite / Edge TPU
+(``tests/tflite``): a model the converter cannot handle, a conversion that hangs, a failed
+``edgetpu_compiler`` and a missing delegate library each fail with one line.
 """
 
 from __future__ import annotations
@@ -624,7 +635,8 @@ CATALOGUE = [
     Case(
         "unknown-target-option",
         lambda project: None,
-        r"unknown target 'tpu' \(known: onnxruntime-cpu, openvino-cpu, olive\)",
+        r"unknown target 'tpu' \(known: onnxruntime-cpu, openvino-cpu, olive, tflite-cpu, "
+        r"edgetpu, llama-cpp\)",
         args=("--target", "tpu"),
     ),
     Case(
