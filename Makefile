@@ -57,12 +57,13 @@ clean:
 	rm -rf reports mlartifacts mlflow.db .pytest_cache
 
 # --- Prefect (distributed gate; docs/runners.md). Needs PREFECT_API_URL set to the server.
-PARAMS ?= params.yaml
+# the params files whose targets get deployments in prefect.yaml
+PARAMS ?= params.yaml examples/tiny-llama/params.yaml
 CONTROL_POOL ?= edgeproof-control
 # the work pools named in $(PARAMS) (targets.<t>.work_pool), deduplicated
 WORK_POOLS = $(shell $(BIN)/python -c 'import sys, yaml; \
-	t = yaml.safe_load(open(sys.argv[1]))["targets"]; \
-	print(*sorted({s.get("work_pool", "edge-intel-cpu") for s in t.values()}))' $(PARAMS))
+	t = [s for f in sys.argv[1:] for s in yaml.safe_load(open(f))["targets"].values()]; \
+	print(*sorted({s.get("work_pool", "edge-intel-cpu") for s in t}))' $(PARAMS))
 
 # A local server for trying the deployments (127.0.0.1:4200, telemetry off).
 prefect-server:

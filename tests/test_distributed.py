@@ -37,6 +37,9 @@ def _deployments() -> list[dict[str, Any]]:
     return yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
 
 
+QUALITY_GATE = "flows/quality_gate.py:quality_gate"
+
+
 def test_prefect_yaml_matches_params() -> None:
     """One gate-target deployment per params.yaml target, on that target's work pool."""
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
@@ -44,17 +47,22 @@ def test_prefect_yaml_matches_params() -> None:
     assert pull == {
         "prefect.deployments.steps.set_working_directory": {"directory": CHECKOUT_PLACEHOLDER}
     }
-    targets = yaml.safe_load((ROOT / "params.yaml").read_text())["targets"]
+    params_files = ["params.yaml", "examples/tiny-llama/params.yaml"]
     by_entry: dict[str, list[dict[str, Any]]] = {}
     for d in _deployments():
         by_entry.setdefault(d["entrypoint"], []).append(d)
     gates = {d["name"]: d for d in by_entry["flows/gate_target.py:gate_target"]}
-    assert set(gates) == set(targets)
-    for name, section in targets.items():
-        assert gates[name]["work_pool"]["name"] == section["work_pool"]
-        assert gates[name]["parameters"]["target"] == name
-    (parent,) = by_entry["flows/quality_gate.py:quality_gate"]
-    assert parent["name"] == "default" and parent["parameters"]["fail_on_block"] is True
+    parents = {d["parameters"]["params_file"]: d for d in by_entry[QUALITY_GATE]}
+    assert set(parents) == set(params_files) and parents["params.yaml"]["name"] == "default"
+    all_targets = set()
+    for params_file in params_files:
+        targets = yaml.safe_load((ROOT / params_file).read_text())["targets"]
+        all_targets |= set(targets)
+        for name, section in targets.items():
+            assert gates[name]["work_pool"]["name"] == section["work_pool"]
+            assert gates[name]["parameters"] == {"params_file": params_file, "target": name}
+        assert parents[params_file]["parameters"]["fail_on_block"] is True
+    assert set(gates) == all_targets
     (verify,) = by_entry["flows/verify_champion.py:verify_champion"]
     assert verify["schedules"][0]["cron"]
     assert by_entry["flows/rollback.py:rollback"]
