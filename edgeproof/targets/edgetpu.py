@@ -34,13 +34,17 @@ from edgeproof.oneshot import PACKAGE_ROOT
 from edgeproof.onnx_model import check_onnx
 from edgeproof.records import Candidate
 from edgeproof.targets.base import Availability, fresh_dir
-from edgeproof.targets.tflite_cpu import SAVED_MODEL, converter_record, litert_missing, quantize
+from edgeproof.targets.tflite_cpu import (
+    SAVED_MODEL,
+    converter_record,
+    litert_availability,
+    quantize,
+)
 from edgeproof.tflite.edgetpu_compiler import compile_for_edgetpu, compiler_path
 from edgeproof.tflite.model_io import SIDECAR, ModelIo
 from edgeproof.tflite.session import Delegate, LiteRtSession
 from edgeproof.tflite.toolchain import (
     convert,
-    converter_missing,
     onnx_request,
     toolchain_python,
 )
@@ -64,12 +68,7 @@ class EdgeTpu:
     def available(self) -> Availability:
         if compiler_path(self.config.compiler) is None:
             return Availability(False, f"Edge TPU compiler {self.config.compiler!r} not on PATH")
-        reason = litert_missing() or converter_missing(self._python) or self._delegate_missing()
-        if reason:
-            return Availability(False, reason)
-        import ai_edge_litert
-
-        return Availability(True, runtime_version=ai_edge_litert.__version__)
+        return litert_availability(self._python, self._delegate_missing)
 
     @property
     def _python(self) -> str:

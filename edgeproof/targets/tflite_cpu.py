@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +46,20 @@ BASELINE = "fp32"
 SAVED_MODEL = "saved_model"  # in the baseline's folder; every recipe converts from it
 
 
-def litert_missing() -> str | None:
-    """Why LiteRT cannot run here (one line), or None."""
+def litert_availability(python: str, *more: Callable[[], str | None]) -> Availability:
+    """LiteRT importable here, the converter in ``python``'s environment, then each of
+    ``more`` (a check returning why not, or None): the first reason found, or available."""
     try:
-        import ai_edge_litert  # noqa: F401
+        import ai_edge_litert
     except ImportError as exc:
-        return f"ai-edge-litert is not installed ({exc}); pip install edgeproof[tflite]"
-    return None
+        return Availability(
+            False, f"ai-edge-litert is not installed ({exc}); pip install edgeproof[tflite]"
+        )
+    for check in (lambda: converter_missing(python), *more):
+        reason = check()
+        if reason:
+            return Availability(False, reason)
+    return Availability(True, runtime_version=ai_edge_litert.__version__)
 
 
 class TfliteCpu(RecipeTarget[TfliteTargetConfig]):
@@ -60,12 +68,7 @@ class TfliteCpu(RecipeTarget[TfliteTargetConfig]):
     name = NAME
 
     def available(self) -> Availability:
-        reason = litert_missing() or converter_missing(self._python)
-        if reason:
-            return Availability(False, reason)
-        import ai_edge_litert
-
-        return Availability(True, runtime_version=ai_edge_litert.__version__)
+        return litert_availability(self._python)
 
     @property
     def _python(self) -> str:
