@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgeproof.config import MeasureConfig
-from edgeproof.llama.fidelity import fidelity, scored_targets, tokens_per_s_ci
+from edgeproof.llama.fidelity import fidelity, scored_targets, speed_estimates
 from edgeproof.records import CandidateSummary, LanguageModelScores, RawMeasurement
 from gates.summarize import speed_fields
 
@@ -35,6 +35,13 @@ def summarize_language_model(
     conf, resamples, seed = measure.confidence, measure.bootstrap_resamples, measure.seed
     fid = fidelity(base_logits, cand_logits, scored_targets(windows), conf, resamples, seed)
     speed = raw.environment["language"]
+    rates = speed_estimates(
+        np.asarray(speed["pp_seconds"]),
+        speed["pp_tokens"],
+        np.asarray(speed["tg_seconds"]),
+        speed["tg_tokens"],
+        conf,
+    )
     language = LanguageModelScores(
         n_windows=fid.n_windows,
         n_tokens=fid.n_tokens,
@@ -42,8 +49,8 @@ def summarize_language_model(
         kl_max=fid.kl_max,
         perplexity=fid.candidate_ppl,
         ppl_ratio=None if is_baseline else fid.ppl_ratio,
-        pp_tokens_per_s=tokens_per_s_ci(np.asarray(speed["pp_seconds"]), speed["pp_tokens"], conf),
-        tg_tokens_per_s=tokens_per_s_ci(np.asarray(speed["tg_seconds"]), speed["tg_tokens"], conf),
+        pp_tokens_per_s=rates.pp_tokens_per_s,
+        tg_tokens_per_s=rates.tg_tokens_per_s,
         pp_tokens=int(speed["pp_tokens"]),
         tg_tokens=int(speed["tg_tokens"]),
         bits_per_weight=bits_per_weight,

@@ -56,8 +56,9 @@ class _Speed:
         self.candidate = candidate
         self.runs: list[SpeedRun] = []
 
-    def token_ms(self, runs: list[SpeedRun] | None = None) -> list[float]:
-        return [t * 1e3 for run in runs or self.runs for rep in run.tg_token_seconds for t in rep]
+    def token_ms(self, start: int = 0) -> list[float]:
+        """Per-token generation times (ms) of the runs from index ``start`` on."""
+        return [t * 1e3 for run in self.runs[start:] for rep in run.tg_token_seconds for t in rep]
 
 
 def measure_language_models(
@@ -113,20 +114,16 @@ def measure_language_models(
         progress(f"{candidate.target}: measuring {candidate.name} against {baseline.name}")
         try:
             outputs[candidate.name] = logits(candidate)
-            cand, paired = _Speed(candidate), []
+            cand, first_paired = _Speed(candidate), len(base.runs)
             for _ in range(config.rounds):
-                first, second = (base, cand) if rng.random() < 0.5 else (cand, base)
-                runs = {id(first): speed(first.candidate), id(second): speed(second.candidate)}
-                base.runs.append(runs[id(base)])
-                cand.runs.append(runs[id(cand)])
-                paired.append(runs[id(base)])
+                for model in (base, cand) if rng.random() < 0.5 else (cand, base):
+                    model.runs.append(speed(model.candidate))
         except MeasurementError as exc:
             outputs.pop(candidate.name, None)
             errors[candidate.name] = str(exc)
             continue
-        raw[candidate.name] = _record(
-            cand, base.token_ms(paired), config, job, environment, logits_peak
-        )
+        paired_ms = base.token_ms(first_paired)  # the baseline's runs beside this candidate's
+        raw[candidate.name] = _record(cand, paired_ms, config, job, environment, logits_peak)
     if not base.runs:  # no candidate ran: the baseline still gets its own samples
         base.runs.extend(speed(baseline) for _ in range(config.rounds))
     outputs[baseline.name] = base_logits

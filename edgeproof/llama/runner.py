@@ -84,14 +84,6 @@ class SpeedRun:
         """Seconds per tg repetition (llama-bench's tg unit)."""
         return tuple(sum(rep) for rep in self.tg_token_seconds)
 
-    @property
-    def pp_tokens_per_s(self) -> tuple[float, ...]:
-        return tuple(self.pp_tokens / s for s in self.pp_seconds)
-
-    @property
-    def tg_tokens_per_s(self) -> tuple[float, ...]:
-        return tuple(self.tg_tokens / s for s in self.tg_seconds)
-
 
 @contextlib.contextmanager
 def _windows_file(windows: np.ndarray | None) -> Iterator[str | None]:
