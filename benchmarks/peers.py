@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeproof.data import Dataset
-from edgeproof.judge import judge_target
+from edgeproof.judge import judge_task
 from edgeproof.measure.environment import machine_state
 from edgeproof.measure.harness import measure_target
 from edgeproof.records import Candidate
@@ -95,8 +95,8 @@ def compare(inputs: ResolvedInputs, target: str, work: Path) -> dict[str, Any]:
     name, version, champion = found.registered_model, found.version, found.candidate
     job = inputs.measure_job(target, work / "outputs")
     measured = measure_target(champion, [peer], job, inputs.params.measure, print)
-    outcome = judge_target(
-        target, champion, [peer], [], measured, inputs.load_eval().labels, inputs.params
+    outcome = judge_task(
+        inputs.task, target, champion, [peer], [], measured, inputs.load_truth(), inputs.params
     )
     summaries = {o.candidate.name: o.summary for o in outcome.outcomes}
     mine, theirs = summaries[champion.name], summaries[peer.name]

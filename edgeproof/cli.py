@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -33,11 +35,26 @@ ParamsOption = Annotated[Path, typer.Option("--params", help="params.yaml to use
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 
 
+@app.callback()
+def _defaults() -> None:
+    # before every command: telemetry off, quiet libraries (edge teams run air-gapped)
+    apply_quiet_defaults()
+
+
 def _fail(exc: BaseException, debug: bool) -> typer.Exit:
     if debug:
         err.print_exception()
     err.print(f"edgeproof: error: {exc}", markup=False)
     return typer.Exit(2)
+
+
+@contextmanager
+def one_line_errors(debug: bool, *more: type[Exception]) -> Iterator[None]:
+    """An EdgeproofError (or one of ``more``) becomes one line on stderr and exit 2."""
+    try:
+        yield
+    except (EdgeproofError, *more) as exc:
+        raise _fail(exc, debug) from None
 
 
 @app.command()
@@ -60,13 +77,12 @@ def run(
     debug: DebugOption = False,
 ) -> None:
     """Optimize, measure and gate the model on every enabled target."""
-    apply_quiet_defaults()
     from edgeproof.records import RunResult
     from edgeproof.resolve import require_available, resolve_inputs
 
     if not debug:
         hide_expected_tracebacks()
-    try:
+    with one_line_errors(debug):
         if junit is not None and not junit.parent.is_dir():
             raise InputError(f"--junit: folder does not exist: {junit.parent}")
         inputs = resolve_inputs(params, target)  # fail fast, before Prefect or MLflow start
@@ -80,8 +96,6 @@ def run(
             trigger=_trigger(),
             dispatch="local",  # `edgeproof run` measures here; deployments dispatch
         )
-    except EdgeproofError as exc:
-        raise _fail(exc, debug) from None
     result = RunResult.model_validate(raw)
     if junit is not None:
         from edgeproof.report.junit import write_junit
@@ -139,12 +153,9 @@ def report(
     debug: DebugOption = False,
 ) -> None:
     """Print the summary of a finished run (from its report folder or from MLflow)."""
-    apply_quiet_defaults()
     name = "verdict.json" if as_json else "summary.md"
-    try:
+    with one_line_errors(debug):
         text = _read_report(run_name, name, report_dir, params)
-    except EdgeproofError as exc:
-        raise _fail(exc, debug) from None
     sys.stdout.write(text)
 
 
@@ -152,7 +163,7 @@ def _read_report(run_name: str, name: str, report_dir: Path, params: Path) -> st
     local = report_dir / run_name / name
     if local.is_file():
         return local.read_text(encoding="utf-8")
-    from edgeproof.config import load_params
+    from edgeproof.params import load_params
     from edgeproof.tracking.mlflow_store import MlflowStore
 
     store = MlflowStore(load_params(params).tracking)
@@ -180,8 +191,7 @@ def trust(
     from edgeproof.targets.registry import make_target
     from edgeproof.trust import run_trust, trust_markdown
 
-    apply_quiet_defaults()
-    try:
+    with one_line_errors(debug):
         inputs = resolve_inputs(params, ["onnxruntime-cpu"])
         section = inputs.targets["onnxruntime-cpu"]
         with tempfile.TemporaryDirectory(prefix="edgeproof-trust-") as tmp:
@@ -190,16 +200,13 @@ def trust(
             result = run_trust(
                 baseline,
                 inputs.eval_data,
-                section.model_dump(mode="json"),
-                section.threads,
+                section,
                 inputs.params.measure,
                 work,
                 {"default": reps},
                 min_speedup,
                 log=lambda msg: err.print(msg, markup=False),
             )
-    except EdgeproofError as exc:
-        raise _fail(exc, debug) from None
     machine = machine_state()
     result["machine"] = machine
     result["measure"] = inputs.params.measure.model_dump(mode="json")
@@ -218,7 +225,7 @@ ModelArgument = Annotated[
 
 def _registered(params: Path, model: str | None, target: str) -> tuple[Params, MlflowStore, str]:
     """(params, MLflow store, registered model name) of ``model`` on ``target``."""
-    from edgeproof.config import load_params
+    from edgeproof.params import load_params
     from edgeproof.tracking.mlflow_store import MlflowStore
 
     loaded = load_params(params)
@@ -237,19 +244,17 @@ def matrix(
     debug: DebugOption = False,
 ) -> None:
     """Which target/recipe wins on each device, from MLflow history (markdown + heat map)."""
-    apply_quiet_defaults()
-    from edgeproof.config import load_params
-    from edgeproof.report.matrix import collect_matrix, matrix_heatmap, matrix_markdown
+    from edgeproof.params import load_params
+    from edgeproof.report.matrix import matrix_heatmap, matrix_markdown
+    from edgeproof.tracking.matrix_runs import collect_matrix
     from edgeproof.tracking.mlflow_store import MlflowStore
 
-    try:
+    with one_line_errors(debug):
         if png is not None and not png.parent.is_dir():
             raise InputError(f"--png: folder does not exist: {png.parent}")
         loaded = load_params(params)
         name = model or loaded.model.name
         found = collect_matrix(MlflowStore(loaded.tracking).client, name)
-    except EdgeproofError as exc:
-        raise _fail(exc, debug) from None
     sys.stdout.write(matrix_markdown(found))
     if png is None and found.devices:
         png = params.resolve().parent / loaded.report.dir / f"matrix-{name}.png"
@@ -268,14 +273,11 @@ def history(
     debug: DebugOption = False,
 ) -> None:
     """Every alias change of a registered model (promote, rollback, refused, unrecorded)."""
-    apply_quiet_defaults()
     from edgeproof.tracking.audit import read_history
 
-    try:
+    with one_line_errors(debug):
         _, store, name = _registered(params, model, target)
         events = read_history(store, name)
-    except EdgeproofError as exc:
-        raise _fail(exc, debug) from None
     if as_json:
         sys.stdout.write("".join(e.model_dump_json() + "\n" for e in events))
         return
@@ -306,10 +308,9 @@ def rollback(
     debug: DebugOption = False,
 ) -> None:
     """Move ``champion`` back to the previous champion (or --to a version), audited."""
-    apply_quiet_defaults()
     from edgeproof.tracking.champion import rollback as rollback_champion
 
-    try:
+    with one_line_errors(debug):
         loaded, store, name = _registered(params, model, target)
         event = rollback_champion(
             store,
@@ -320,8 +321,6 @@ def rollback(
             force=force,
             run=f"edgeproof rollback ({_trigger()})",
         )
-    except EdgeproofError as exc:
-        raise _fail(exc, debug) from None
     out.print(
         f"{name}: {event.alias} {event.from_version} -> {event.to_version} "
         f"(history #{event.seq}: {event.reason})",
@@ -345,13 +344,12 @@ def verify_champion(
 
     Exit 0 healthy (or no champion), 1 regressed, 2 error or a device whose fingerprint
     differs from the evidence's (no comparison, no rollback)."""
-    apply_quiet_defaults()
     from edgeproof.records import ChampionRecheck
     from edgeproof.resolve import resolve_inputs
 
     if not debug:
         hide_expected_tracebacks()
-    try:
+    with one_line_errors(debug):
         resolve_inputs(params, [target])
         from flows.verify_champion import verify_champion as flow
 
@@ -361,10 +359,8 @@ def verify_champion(
             max_speedup_loss=max_speedup_loss,
             rollback_on_regression=not no_rollback,
         )
-    except EdgeproofError as exc:
-        raise _fail(exc, debug) from None
     result = ChampionRecheck.model_validate(raw)
-    from flows.verify_champion import recheck_markdown
+    from edgeproof.report.recheck import recheck_markdown
 
     out.print(recheck_markdown(result), markup=False)
     if result.status == "incomparable":
@@ -397,13 +393,12 @@ def verify_evidence(
 
     from edgeproof.tracking.evidence import verify_evidence as verify
 
-    apply_quiet_defaults()
-    try:
-        with tempfile.TemporaryDirectory(prefix="edgeproof-evidence-") as tmp:
-            evidence, models = _load_evidence(source, model_dir, params, Path(tmp))
-            checks = verify(evidence, root, models)
-    except (EdgeproofError, ValueError, OSError) as exc:
-        raise _fail(exc, debug) from None
+    with (
+        one_line_errors(debug, ValueError, OSError),
+        tempfile.TemporaryDirectory(prefix="edgeproof-evidence-") as tmp,
+    ):
+        evidence, models = _load_evidence(source, model_dir, params, Path(tmp))
+        checks = verify(evidence, root, models)
     for check in checks:
         out.print(check.line(), markup=False)
     bad = [c for c in checks if not c.ok]
@@ -427,7 +422,7 @@ def _load_evidence(
     if local.is_file():
         evidence = json.loads(local.read_text(encoding="utf-8"))
         return evidence, model_dir or local.parent / MODEL_ARTIFACT_DIR
-    from edgeproof.config import load_params
+    from edgeproof.params import load_params
     from edgeproof.tracking.mlflow_store import MlflowStore
 
     store = MlflowStore(load_params(params).tracking)
@@ -456,13 +451,11 @@ def example_prepare(
     debug: DebugOption = False,
 ) -> None:
     """Write train / calibration / eval splits of sklearn digits (DVC stage ``prepare``)."""
-    from edgeproof.config import load_params
     from edgeproof.example.data import prepare_splits
+    from edgeproof.params import load_params
 
-    try:
+    with one_line_errors(debug):
         paths = prepare_splits(load_params(params).example, out_dir)
-    except EdgeproofError as exc:
-        raise _fail(exc, debug) from None
     out.print(json.dumps({k: str(v) for k, v in paths.items()}), markup=False)
 
 
@@ -475,15 +468,13 @@ def example_train(
     debug: DebugOption = False,
 ) -> None:
     """Train the example CNN and export it to ONNX (DVC stage ``train``)."""
-    from edgeproof.config import load_params
     from edgeproof.example.train import train_and_export
+    from edgeproof.params import load_params
 
-    try:
+    with one_line_errors(debug):
         model.parent.mkdir(parents=True, exist_ok=True)
         metrics.parent.mkdir(parents=True, exist_ok=True)
         result = train_and_export(load_params(params).example, splits, model, metrics)
-    except EdgeproofError as exc:
-        raise _fail(exc, debug) from None
     out.print(json.dumps(result), markup=False)
 
 
@@ -497,13 +488,11 @@ def example_tiny_llama(
 ) -> None:
     """Train the byte-level llama example and write it as GGUF with its token-window splits
     (DVC stage ``train`` of examples/tiny-llama)."""
-    from edgeproof.config import load_params
     from edgeproof.example.tiny_llama import build
+    from edgeproof.params import load_params
 
-    try:
+    with one_line_errors(debug):
         result = build(model, data_dir, metrics, load_params(params).llama_example)
-    except EdgeproofError as exc:
-        raise _fail(exc, debug) from None
     out.print(json.dumps(result), markup=False)
 
 

@@ -8,19 +8,27 @@ one-line message ``params.yaml: <dotted.key>: <problem>``.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from edgeproof.errors import ConfigError
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 SelectionMetric = Literal["accuracy", "latency", "p90", "peak_rss", "size"]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
-LANGUAGE_MODEL_TARGETS = frozenset({"llama-cpp"})  # the targets of task language_model
-MIN_TOKEN_TIMINGS = 100  # per candidate: a 99% CI of the p90 needs 51
 
 
 class StrictModel(BaseModel):
@@ -104,236 +112,77 @@ class LlamaExampleConfig(StrictModel):
     calibration_windows: Annotated[int, Field(ge=1)] = 32
 
 
-class OrtRecipe(StrictModel):
-    """One ONNX Runtime quantization recipe (onnxruntime.quantization)."""
-
-    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
-    method: Literal["dynamic", "static"]
-    weight_type: Literal["int8", "uint8"] = "int8"
-    activation_type: Literal["int8", "uint8"] = "uint8"
-    calibrate_method: Literal["minmax", "entropy", "percentile"] = "minmax"
-    per_channel: bool = False
-    quant_format: Literal["qdq", "qoperator"] = "qdq"
-    calibration_samples: Annotated[int, Field(ge=1)] = 200
-    # left in float: nodes by name, and every node of these op types (e.g. [Softmax])
-    exclude_nodes: list[str] = Field(default_factory=list)
-    exclude_op_types: list[str] = Field(default_factory=list)
-
-
 class TargetCommon(StrictModel):
-    """Fields every target has: where it runs and on what."""
+    """Fields every target has: where it runs and on what.
+
+    Each target module subclasses this with its own section (``edgeproof.targets``); the
+    ``targets`` mapping of params.yaml is validated against the sections of the known
+    targets (``edgeproof.params``), so an unknown target name is an error naming it.
+    """
 
     enabled: bool = True
     work_pool: str = "edge-intel-cpu"
     device: str = "cpu"
     threads: Annotated[int, Field(ge=1)] = 2
 
-
-class OnnxRuntimeTargetConfig(TargetCommon):
-    """The ``onnxruntime-cpu`` target: FP32 baseline + int8 recipes."""
-
-    recipes: list[OrtRecipe] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _unique_recipe_names(self) -> OnnxRuntimeTargetConfig:
-        _require_unique([r.name for r in self.recipes] + ["fp32"], "recipes")
+    def with_project_paths(self, resolve: Callable[[Path, str], Path]) -> Self:
+        """This section with the files it names resolved as project paths by ``resolve``
+        (``resolve(value, what)`` checks and returns the path). Default: it names none."""
         return self
 
+    def check_with(self, name: str, params: Params) -> None:
+        """Raise ValueError when this section contradicts the rest of the (valid) params."""
 
-class OpenVinoRecipe(StrictModel):
-    """One OpenVINO recipe: a lower inference precision, or NNCF post-training int8.
-
-    ``precision``: the same IR run with ``INFERENCE_PRECISION_HINT`` bf16 or f16.
-    ``nncf-ptq``: ``nncf.quantize`` on ``calibration_samples`` items (its ``subset_size``)
-    with ``preset`` and ``fast_bias_correction``.
-    ``nncf-accuracy-control``: ``nncf.quantize_with_accuracy_control``, which reverts layers
-    to floating point until the top-1 drop on the (labelled) calibration split is at most
-    ``max_drop`` (absolute; default: ``gates.accuracy.max_drop_abs``), in at most
-    ``max_iterations`` rounds (default: NNCF's, unbounded).
-    """
-
-    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
-    method: Literal["precision", "nncf-ptq", "nncf-accuracy-control"]
-    precision: Literal["bf16", "f16"] = "bf16"
-    preset: Literal["performance", "mixed"] = "performance"
-    fast_bias_correction: bool = True
-    calibration_samples: Annotated[int, Field(ge=1)] = 300
-    max_drop: Fraction | None = None
-    max_iterations: Annotated[int, Field(ge=1)] | None = None
-
-
-class OpenVinoTargetConfig(TargetCommon):
-    """The ``openvino-cpu`` target: OpenVINO IR, FP32 baseline (precision hint f32)."""
-
-    device: str = "CPU"  # CPU, GPU, NPU, AUTO
-    recipes: list[OpenVinoRecipe] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _unique_recipe_names(self) -> OpenVinoTargetConfig:
-        _require_unique([r.name for r in self.recipes] + ["fp32"], "recipes")
-        return self
-
-
-class OlivePass(StrictModel):
-    """One Olive pass: its class name and its parameters, as Olive documents them."""
-
-    type: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9]*$")]  # e.g. OnnxStaticQuantization
-    config: dict[str, Any] = Field(default_factory=dict)
-
-
-class OliveRecipe(StrictModel):
-    """One Olive workflow (its passes run in order), giving one candidate.
-
-    Passes that calibrate (static quantization) read ``calibration_samples`` items of the
-    calibration split through edgeproof's Olive data script; ``precision`` labels the result.
-    """
-
-    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
-    passes: Annotated[list[OlivePass], Field(min_length=1)]
-    precision: str = "int8"
-    calibration_samples: Annotated[int, Field(ge=1)] = 200
-
-
-class OliveTargetConfig(TargetCommon):
-    """The ``olive`` target: Microsoft Olive workflows (``olive run``), run with ONNX Runtime.
-
-    The baseline is the same FP32 graph as ``onnxruntime-cpu``'s. Olive's search needs its
-    own evaluator (which fails on local data in olive-ai 0.13): each recipe runs with
-    search off, and edgeproof measures every recipe's output itself.
-    """
-
-    recipes: list[OliveRecipe] = Field(default_factory=list)
-    timeout_seconds: PositiveFloat = 900.0  # per ``olive run``
-
-    @model_validator(mode="after")
-    def _unique_recipe_names(self) -> OliveTargetConfig:
-        _require_unique([r.name for r in self.recipes] + ["fp32"], "recipes")
-        return self
-
-
-class TfliteRecipe(StrictModel):
-    """One LiteRT conversion: ``dynamic-range`` (int8 weights, float activations and I/O) or
-    ``full-int8`` (int8 weights, activations and I/O; calibrated on ``calibration_samples``
-    items of the calibration split as the representative dataset)."""
-
-    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
-    method: Literal["dynamic-range", "full-int8"]
-    calibration_samples: Annotated[int, Field(ge=1)] = 200
-
-
-class TfliteTargetConfig(TargetCommon):
-    """The ``tflite-cpu`` target: the ONNX model converted to TFLite (onnx2tf + TensorFlow),
-    FP32 baseline, run with LiteRT (``ai-edge-litert``) on ``threads`` threads.
-
-    ``toolchain_python``: the interpreter of the environment holding the converter
-    (TensorFlow), as a dedicated runner would have it; ``None`` = this environment.
-    """
-
-    work_pool: str = "edge-arm-cpu"
-    recipes: list[TfliteRecipe] = Field(default_factory=list)
-    toolchain_python: Path | None = None
-    convert_timeout_seconds: PositiveFloat = 900.0
-
-    @model_validator(mode="after")
-    def _unique_recipe_names(self) -> TfliteTargetConfig:
-        _require_unique([r.name for r in self.recipes] + ["fp32"], "recipes")
-        return self
-
-
-class EdgeTpuTargetConfig(TargetCommon):
-    """The ``edgetpu`` target (Coral): the full-int8 TFLite model compiled by
-    ``edgetpu_compiler`` and run with the Edge TPU delegate; the baseline is the same
-    full-int8 model on the CPU (LiteRT), so fidelity = agreement of TPU with CPU int8.
-    """
-
-    work_pool: str = "edge-coral"
-    device: str = "edgetpu"
-    compiler: str = "edgetpu_compiler"  # looked up on PATH
-    delegate_library: str = "libedgetpu.so.1"
-    calibration_samples: Annotated[int, Field(ge=1)] = 200
-    toolchain_python: Path | None = None
-    convert_timeout_seconds: PositiveFloat = 900.0
-    compile_timeout_seconds: PositiveFloat = 600.0
-
-
-class LlamaRecipe(StrictModel):
-    """One llama.cpp quantization (``llama_model_quantize``): ``type`` is a llama.cpp type
-    name (Q8_0, Q6_K, Q4_K_M, Q4_0, Q2_K, IQ4_XS...); ``imatrix``: an importance matrix
-    (.npz of GGUF tensor name -> mean squared input of that matrix), relative to params.yaml."""
-
-    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
-    type: str
-    imatrix: Path | None = None
-
-    @field_validator("type")
     @classmethod
-    def _known_type(cls, value: str) -> str:
-        from edgeproof.llama.quantize import quant_type
+    def complete_raw(cls, section: Any, raw_params: Mapping[str, Any]) -> Any:
+        """The raw section with defaults taken from other params sections (default: as is).
 
-        return quant_type(value)  # UnknownQuantType is a ValueError listing the known ones
+        Anything malformed is returned as is, for the field validators to report."""
+        return section
 
 
-class LlamaCppTargetConfig(TargetCommon):
-    """The ``llama-cpp`` target: a GGUF baseline (F16/F32) and llama.cpp quantizations, run
-    with llama-cpp-python on the CPU.
+class RecipeTargetConfig(TargetCommon):
+    """A target whose section lists named ``recipes`` beside a baseline of its own name."""
 
-    ``extra_buffer_types``: llama.cpp's repacked / AMX weight copies (its own default is on);
-    off by default because its AMX kernels crash on some AMX CPUs (llama.cpp#20824, seen on
-    this project's CI Xeon). Speed is timed as ``llama-bench`` does: ``pp_tokens`` prompt
-    tokens in one batch and ``tg_tokens`` single-token decodes, ``repetitions`` each after
-    ``warmup``, in ``rounds`` fresh processes per candidate interleaved with the baseline's.
-    """
-
-    work_pool: str = "edge-laptop-cpu"
-    recipes: list[LlamaRecipe] = Field(default_factory=list)
-    extra_buffer_types: bool = False
-    pp_tokens: Annotated[int, Field(ge=1)] = 128
-    tg_tokens: Annotated[int, Field(ge=1)] = 32
-    warmup: Annotated[int, Field(ge=0)] = 1
-    repetitions: Annotated[int, Field(ge=2)] = 5
-    rounds: Annotated[int, Field(ge=2)] = 4
-    timeout_seconds: PositiveFloat = 300.0  # per llama.cpp subprocess
+    BASELINE_NAME: ClassVar[str] = "fp32"
 
     @model_validator(mode="after")
-    def _unique_recipe_names(self) -> LlamaCppTargetConfig:
-        _require_unique([r.name for r in self.recipes] + ["baseline"], "recipes")
-        return self
-
-    @model_validator(mode="after")
-    def _enough_token_timings(self) -> LlamaCppTargetConfig:
-        timed = self.rounds * self.repetitions * self.tg_tokens
-        if timed < MIN_TOKEN_TIMINGS:
-            raise ValueError(
-                f"rounds x repetitions x tg_tokens = {timed} per-token timings; at least "
-                f"{MIN_TOKEN_TIMINGS} are needed for latency percentiles with CIs"
-            )
+    def _unique_recipe_names(self) -> Self:
+        recipes = getattr(self, "recipes", [])
+        _require_unique([r.name for r in recipes] + [self.BASELINE_NAME], "recipes")
         return self
 
 
-class TargetsConfig(StrictModel):
-    """One optional section per known target; an unknown target name is an error."""
+class TargetsBase(StrictModel):
+    """One optional section per known target (fields made by ``params_model``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    onnxruntime_cpu: OnnxRuntimeTargetConfig | None = Field(default=None, alias="onnxruntime-cpu")
-    openvino_cpu: OpenVinoTargetConfig | None = Field(default=None, alias="openvino-cpu")
-    olive: OliveTargetConfig | None = None
-    tflite_cpu: TfliteTargetConfig | None = Field(default=None, alias="tflite-cpu")
-    edgetpu: EdgeTpuTargetConfig | None = None
-    llama_cpp: LlamaCppTargetConfig | None = Field(default=None, alias="llama-cpp")
+    def sections(self) -> dict[str, TargetCommon]:
+        """Every target section given, enabled or not, by its public name."""
+        given = ((info.alias or f, getattr(self, f)) for f, info in type(self).model_fields.items())
+        return {name: section for name, section in given if section is not None}
 
     def enabled(self) -> dict[str, TargetCommon]:
         """Enabled targets by their public name (e.g. ``onnxruntime-cpu``)."""
-        out: dict[str, TargetCommon] = {}
-        for field_name, info in type(self).model_fields.items():
-            section = getattr(self, field_name)
-            if section is not None and section.enabled:
-                out[info.alias or field_name] = section
-        return out
+        return {name: s for name, s in self.sections().items() if s.enabled}
 
     @classmethod
     def names(cls) -> list[str]:
         return [info.alias or name for name, info in cls.model_fields.items()]
+
+    @classmethod
+    def section_model(cls, name: str) -> type[TargetCommon] | None:
+        """The config model of target ``name``; None for an unknown name."""
+        for field_name, info in cls.model_fields.items():
+            if (info.alias or field_name) == name:
+                return _optional_model(info.annotation)
+        return None
+
+
+def _optional_model(annotation: Any) -> type[TargetCommon] | None:
+    """``X`` of an ``X | None`` annotation."""
+    return next((a for a in get_args(annotation) if a is not type(None)), None)
 
 
 class MeasureConfig(StrictModel):
@@ -536,13 +385,13 @@ class ReportConfig(StrictModel):
 
 
 class Params(StrictModel):
-    """The whole of params.yaml."""
+    """The whole of params.yaml (``targets`` is typed by ``params_model``)."""
 
     model: ModelConfig
     data: DataConfig
     example: ExampleConfig = ExampleConfig()
     llama_example: LlamaExampleConfig = LlamaExampleConfig()
-    targets: TargetsConfig
+    targets: TargetsBase
     measure: MeasureConfig = MeasureConfig()
     gates: GatesConfig = GatesConfig()
     registry: RegistryConfig = RegistryConfig()
@@ -551,9 +400,17 @@ class Params(StrictModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _accuracy_control_from_gate(cls, raw: Any) -> Any:
-        """NNCF accuracy-control recipes without ``max_drop`` take the accuracy gate's."""
-        return _fill_accuracy_control_max_drop(raw)
+    def _complete_target_sections(cls, raw: Any) -> Any:
+        """Each known target's raw section completed from the other sections (its hook)."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("targets"), dict):
+            return raw
+        targets_model = cls.model_fields["targets"].annotation
+        sections = dict(raw["targets"])
+        for name, section in sections.items():
+            model = targets_model.section_model(name)
+            if model is not None:
+                sections[name] = model.complete_raw(section, raw)
+        return {**raw, "targets": sections}
 
     @model_validator(mode="after")
     def _some_target(self) -> Params:
@@ -562,54 +419,24 @@ class Params(StrictModel):
         return self
 
     @model_validator(mode="after")
-    def _targets_fit_the_task(self) -> Params:
-        language = self.model.task == "language_model"
-        for name in self.targets.enabled():
-            if (name in LANGUAGE_MODEL_TARGETS) != language:
-                need = "a GGUF language model" if not language else "an ONNX model"
-                raise ValueError(
-                    f"target {name!r} needs {need}; model.task is {self.model.task!r} "
-                    "(disable it, or set model.task)"
-                )
-        return self
-
-    @model_validator(mode="after")
-    def _accuracy_control_has_max_drop(self) -> Params:
-        section = self.targets.openvino_cpu
-        for recipe in section.recipes if section else []:
-            if recipe.method == "nncf-accuracy-control" and recipe.max_drop is None:
-                raise ValueError(
-                    f"targets.openvino-cpu.recipes.{recipe.name}: nncf-accuracy-control needs "
-                    "max_drop (gates.accuracy.max_drop_abs is off)"
-                )
+    def _sections_agree(self) -> Params:
+        for name, section in self.targets.sections().items():
+            section.check_with(name, self)
         return self
 
 
-def _fill_accuracy_control_max_drop(raw: Any) -> Any:
-    """A copy of raw params with ``max_drop`` set on accuracy-control recipes that lack it.
-
-    Anything malformed is returned as is, for the field validators to report.
-    """
-    try:
-        recipes = raw["targets"]["openvino-cpu"]["recipes"]
-        gate = (raw.get("gates") or {}).get("accuracy") or {}
-        max_drop = gate.get("max_drop_abs", AccuracyGate().max_drop_abs)
-    except (TypeError, KeyError, AttributeError):
-        return raw
-    valid = isinstance(max_drop, int | float) and not isinstance(max_drop, bool)
-    if not isinstance(recipes, list) or not valid or not 0.0 <= max_drop <= 1.0:
-        return raw  # a bad gate value is reported at the gate, not at the recipe
-    filled = [{**r, "max_drop": max_drop} if _lacks_max_drop(r) else r for r in recipes]
-    section = {**raw["targets"]["openvino-cpu"], "recipes": filled}
-    return {**raw, "targets": {**raw["targets"], "openvino-cpu": section}}
+TargetModels = tuple[tuple[str, type[TargetCommon]], ...]
 
 
-def _lacks_max_drop(recipe: Any) -> bool:
-    return (
-        isinstance(recipe, dict)
-        and recipe.get("method") == "nncf-accuracy-control"
-        and "max_drop" not in recipe
-    )
+@functools.cache
+def params_model(target_models: TargetModels) -> type[Params]:
+    """``Params`` whose ``targets`` section has one optional field per (name, config model)."""
+    fields: dict[str, Any] = {
+        name.replace("-", "_"): (model | None, Field(default=None, alias=name))
+        for name, model in target_models
+    }
+    targets = create_model("TargetsConfig", __base__=TargetsBase, **fields)
+    return create_model("Params", __base__=Params, targets=(targets, ...))
 
 
 def _require_unique(names: list[str], what: str) -> None:
@@ -629,18 +456,20 @@ def _first_error(exc: ValidationError) -> str:
     return f"{loc}: {msg}"
 
 
-def parse_params(raw: Any, source: str = "params.yaml") -> Params:
-    """Validate an already-loaded mapping; raises ConfigError with one line."""
+def parse_params(raw: Any, target_models: TargetModels, source: str = "params.yaml") -> Params:
+    """Validate an already-loaded mapping; raises ConfigError with one line.
+
+    ``target_models``: (name, config model) of each known target (``edgeproof.params``)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level")
     try:
-        return Params.model_validate(raw)
+        return params_model(target_models).model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_first_error(exc)}") from None
 
 
-def load_params(path: Path) -> Params:
-    """Read and validate params.yaml; relative paths in it stay relative to its folder."""
+def read_params(path: Path) -> Any:
+    """params.yaml's raw mapping; relative paths in it stay relative to its folder."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -648,9 +477,8 @@ def load_params(path: Path) -> Params:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read params file ({exc})") from None
     try:
-        raw = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}: invalid YAML{where}") from None
-    return parse_params(raw, source=str(path.name))

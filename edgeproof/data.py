@@ -23,11 +23,6 @@ MAX_DATA_BYTES = 2 * 1024**3
 LabelKind = Literal["classes", "values"]
 
 
-def label_kind(task: str) -> LabelKind:
-    """Class ids for a classifier; target values otherwise (regression; unused elsewhere)."""
-    return "classes" if task == "classification" else "values"
-
-
 @dataclass(frozen=True)
 class Dataset:
     """Named input arrays (same first dimension) and optional labels."""

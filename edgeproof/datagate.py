@@ -17,7 +17,7 @@ import numpy as np
 
 from edgeproof.config import DataChecks
 from edgeproof.data import Dataset
-from edgeproof.targets.base import InputSpec
+from edgeproof.records.measurement import InputSpec
 from gates.data_suite import build_suite
 
 
@@ -28,6 +28,14 @@ class DataGateResult:
     success: bool
     failures: list[str] = field(default_factory=list)
     results: dict[str, Any] = field(default_factory=dict)  # split -> GX result (JSON)
+
+    def error_line(self) -> str:
+        """One line for a failed gate: how many expectations failed, and the first."""
+        first = self.failures[0] if self.failures else "no details"
+        return (
+            f"data gate: {len(self.failures)} expectation(s) failed (first: {first}); "
+            "nothing was optimized or registered"
+        )
 
 
 def item_hashes(data: Dataset) -> list[str]:

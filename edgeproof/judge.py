@@ -1,33 +1,22 @@
 """Turn one target's measurements into scores, summaries, verdicts and a winner.
 
 The statistics and the decisions themselves live in ``gates`` (pure functions); this module
-only loads the outputs each worker wrote, scores them against the baseline's and the labels,
-and assembles the records. A candidate that could not be built or measured gets an
+only has each candidate summarized by the task kind (``edgeproof.tasks``), decided by the
+gates, and assembles the records. A candidate that could not be built or measured gets an
 ``error`` verdict with the reason; the others are judged as usual.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import numpy as np
+from typing import Any
 
 from edgeproof.config import Params
 from edgeproof.errors import EdgeproofError
-from edgeproof.evaluate import load_outputs, score_candidate
-from edgeproof.measure.harness import TargetMeasurements
-from edgeproof.records import (
-    Candidate,
-    CandidateOutcome,
-    CandidateSummary,
-    OpCoverage,
-    TargetOutcome,
-    Verdict,
-)
+from edgeproof.records import Candidate, CandidateOutcome, CandidateSummary, TargetOutcome, Verdict
+from edgeproof.records.measurement import TargetMeasurements
+from edgeproof.tasks.base import Summarizer, TaskKind
 from gates.checks import decide
 from gates.pareto import SelectionPolicy, pareto_front, select_on_front
-from gates.summarize import summarize
-from gates.summarize_lm import summarize_language_model
 
 
 def error_outcome(candidate: Candidate, reason: str) -> CandidateOutcome:
@@ -36,44 +25,25 @@ def error_outcome(candidate: Candidate, reason: str) -> CandidateOutcome:
     return CandidateOutcome(candidate=candidate, summary=None, verdict=verdict, error=reason)
 
 
-def latency_inconclusive(outcome: TargetOutcome) -> list[str]:
-    """Candidates whose verdict hangs on an inconclusive latency check (more samples help)."""
-    return [
-        o.candidate.name
-        for o in outcome.outcomes
-        if not o.candidate.is_baseline
-        and not any(c.status == "fail" for c in o.verdict.checks)
-        and any(
-            c.status == "inconclusive" and c.name.startswith("latency.") for c in o.verdict.checks
-        )
-    ]
-
-
 def judge_target(
     target: str,
     baseline: Candidate,
     candidates: list[Candidate],
     failed: list[CandidateOutcome],
     measured: TargetMeasurements,
-    labels: np.ndarray | None,
     params: Params,
-    windows: np.ndarray | None = None,
+    summarize_one: Summarizer,
 ) -> TargetOutcome:
     """Summaries and verdicts for every candidate, and the target's winner.
 
-    ``windows``: the held-out token windows of a language model (task language_model).
-    """
+    ``summarize_one``: the task kind's summary of one measured candidate
+    (``TaskKind.summarizer``)."""
     if baseline.name not in measured.raw:
         reason = measured.errors.get(baseline.name, "baseline was not measured")
         return TargetOutcome(
             target=target, available=True, reason=reason, baseline=baseline.name, status="error"
         )
-    if params.model.task == "language_model":
-        if windows is None:
-            raise ValueError("a language model is judged on its held-out token windows")
-        summaries, outcomes = _language_summaries(baseline, candidates, measured, windows, params)
-    else:
-        summaries, outcomes = _summaries(baseline, candidates, measured, labels, params)
+    summaries, outcomes = _judge_each(baseline, candidates, measured, summarize_one)
     if baseline.name not in summaries:
         reason = next(o.error for o in outcomes if o.candidate.name == baseline.name)
         return TargetOutcome(
@@ -121,7 +91,7 @@ def _judge_each(
     baseline: Candidate,
     candidates: list[Candidate],
     measured: TargetMeasurements,
-    summarize_one: Callable[[Candidate], CandidateSummary],
+    summarize_one: Summarizer,
 ) -> Judged:
     """Summaries of the measured candidates, and error outcomes for those that could not
     be measured or scored."""
@@ -138,65 +108,16 @@ def _judge_each(
     return summaries, outcomes
 
 
-def _summaries(
+def judge_task(
+    task: TaskKind,
+    target: str,
     baseline: Candidate,
     candidates: list[Candidate],
+    failed: list[CandidateOutcome],
     measured: TargetMeasurements,
-    labels: np.ndarray | None,
+    truth: Any,
     params: Params,
-) -> Judged:
-    """Outputs scored against the baseline's and the labels (every task but language_model)."""
-    task, fidelity = params.model.task, params.gates.fidelity
-    base_outputs = load_outputs(measured.outputs[baseline.name])
-
-    def summarize_one(cand: Candidate) -> CandidateSummary:
-        outputs = load_outputs(measured.outputs[cand.name])
-        scores = score_candidate(task, cand.name, outputs, base_outputs, labels, fidelity)
-        summary = summarize(
-            cand.name,
-            cand.precision,
-            cand.is_baseline,
-            measured.raw[cand.name],
-            scores,
-            params.measure,
-            fidelity.low_quantile,
-        )
-        return with_op_coverage(summary, cand)
-
-    return _judge_each(baseline, candidates, measured, summarize_one)
-
-
-def with_op_coverage(summary: CandidateSummary, candidate: Candidate) -> CandidateSummary:
-    """The summary with the op coverage its compiler reported (``recipe["op_coverage"]``)."""
-    found = candidate.recipe.get("op_coverage")
-    if not found:
-        return summary
-    fields = {k: found.get(k) for k in OpCoverage.model_fields}
-    return summary.model_copy(update={"op_coverage": OpCoverage(**fields)})
-
-
-def _language_summaries(
-    baseline: Candidate,
-    candidates: list[Candidate],
-    measured: TargetMeasurements,
-    windows: np.ndarray,
-    params: Params,
-) -> Judged:
-    """Language models: each one's logits against the baseline's on ``windows``."""
-    base_logits = np.load(measured.outputs[baseline.name], allow_pickle=False)
-
-    def summarize_one(cand: Candidate) -> CandidateSummary:
-        return summarize_language_model(
-            cand.name,
-            cand.precision,
-            cand.is_baseline,
-            measured.raw[cand.name],
-            base_logits,
-            np.load(measured.outputs[cand.name], allow_pickle=False),
-            windows,
-            float(cand.recipe.get("bits_per_weight", float("nan"))),
-            int(cand.recipe.get("n_params", 0)),
-            params.measure,
-        )
-
-    return _judge_each(baseline, candidates, measured, summarize_one)
+) -> TargetOutcome:
+    """``judge_target`` with the task kind's summaries against ``truth`` (labels, windows)."""
+    summarize_one = task.summarizer(baseline, measured, truth, params)
+    return judge_target(target, baseline, candidates, failed, measured, params, summarize_one)

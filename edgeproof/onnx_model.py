@@ -14,7 +14,7 @@ import numpy as np
 
 from edgeproof.data import Dataset
 from edgeproof.errors import InputError
-from edgeproof.targets.base import InputSpec
+from edgeproof.records.measurement import InputSpec
 
 MAX_MODEL_BYTES = 4 * 1024**3
 

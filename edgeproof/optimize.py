@@ -10,8 +10,8 @@ from pathlib import Path
 
 from edgeproof.data import Dataset
 from edgeproof.judge import error_outcome
-from edgeproof.measure.harness import Progress
-from edgeproof.records import Candidate, CandidateOutcome
+from edgeproof.records import Candidate, CandidateOutcome, TargetOutcome
+from edgeproof.records.measurement import Progress
 from edgeproof.targets.base import Target
 
 
@@ -43,3 +43,13 @@ def build_candidates(
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+def unavailable_outcome(target: Target) -> TargetOutcome | None:
+    """The ``unavailable`` outcome of a target that cannot run here (why), else None."""
+    availability = target.available()
+    if availability.ok:
+        return None
+    return TargetOutcome(
+        target=target.name, available=False, reason=availability.reason, status="unavailable"
+    )

@@ -1,31 +1,27 @@
-"""Resolve a run's inputs before any work: params, targets, model, data, lineage.
+"""Resolve a run's inputs before any work: params, targets, task kind, model, data, lineage.
 
 Everything that can be checked cheaply is checked here, so bad input fails in a second
-with one line and nothing written: the params file, the requested targets, the model path
-(inside the project, no symlink loops, a valid ONNX graph) and the data files (readable,
-finite, matching the model's declared inputs, labels for a classifier).
+with one line and nothing written: the params file, the requested targets (known, enabled,
+taking the task's model format), the model path (inside the project, no symlink loops, the
+task kind's opening check) and the data files (readable, finite, what the task needs).
+The task kind is chosen here, once, and travels with the inputs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-
-from edgeproof.config import (
-    LlamaCppTargetConfig,
-    Params,
-    TargetCommon,
-    TargetsConfig,
-    load_params,
-)
-from edgeproof.data import Dataset, LabelKind, label_kind, load_dataset
+from edgeproof.config import Params, TargetCommon
+from edgeproof.data import Dataset, load_dataset
 from edgeproof.errors import ConfigError, InputError, TargetUnavailable
-from edgeproof.measure.harness import MeasureJob
-from edgeproof.onnx_model import check_data_matches, check_onnx
+from edgeproof.params import load_params
 from edgeproof.records import Lineage
-from edgeproof.targets.base import InputSpec
+from edgeproof.records.measurement import InputSpec, MeasureJob
+from edgeproof.targets.registry import known_targets, make_target, measure_job, target_spec
+from edgeproof.tasks.base import TaskKind
+from edgeproof.tasks.registry import task_kind
 from edgeproof.tracking.lineage import collect_lineage, dvc_changes
 
 
@@ -36,6 +32,7 @@ class ResolvedInputs:
     params: Params
     params_file: Path
     root: Path  # the project folder (params.yaml's folder)
+    task: TaskKind
     targets: dict[str, TargetCommon]  # selected, enabled targets by public name
     model: Path
     model_inputs: list[InputSpec]
@@ -44,31 +41,27 @@ class ResolvedInputs:
     lineage: Lineage
     warnings: tuple[str, ...] = ()
 
-    @property
-    def label_kind(self) -> LabelKind:
-        """Class ids for classification, target values for regression (else unused)."""
-        return label_kind(self.params.model.task)
-
     def load_eval(self, allow_nonfinite: bool = False) -> Dataset:
         return load_dataset(
-            self.eval_data, self.params.data.labels_key, allow_nonfinite, self.label_kind
+            self.eval_data, self.params.data.labels_key, allow_nonfinite, self.task.label_kind
         )
 
     def load_calibration(self, allow_nonfinite: bool = False) -> Dataset:
         return load_dataset(
-            self.calibration_data, self.params.data.labels_key, allow_nonfinite, self.label_kind
+            self.calibration_data,
+            self.params.data.labels_key,
+            allow_nonfinite,
+            self.task.label_kind,
         )
+
+    def load_truth(self) -> Any:
+        """What the task scores candidates against on the eval split."""
+        return self.task.load_truth(self.eval_data, self.params)
 
     def measure_job(self, target: str, outputs_dir: Path) -> MeasureJob:
         """What the measurement workers of ``target`` need: its config, data, threads."""
-        section = self.targets[target]
-        return MeasureJob(
-            target=target,
-            target_config=section.model_dump(mode="json", by_alias=True),
-            eval_data=self.eval_data,
-            labels_key=self.params.data.labels_key,
-            threads=section.threads,
-            outputs_dir=outputs_dir,
+        return measure_job(
+            target, self.targets[target], self.eval_data, self.params.data.labels_key, outputs_dir
         )
 
 
@@ -88,7 +81,7 @@ def select_targets(params: Params, requested: list[str] | None) -> dict[str, Tar
     enabled = params.targets.enabled()
     if not requested:
         return enabled
-    known = TargetsConfig.names()
+    known = known_targets()
     chosen: dict[str, TargetCommon] = {}
     for name in requested:
         if name not in known:
@@ -99,14 +92,26 @@ def select_targets(params: Params, requested: list[str] | None) -> dict[str, Tar
     return chosen
 
 
+def check_targets_fit(task: TaskKind, targets: dict[str, TargetCommon]) -> None:
+    """Every enabled target takes the model file the task kind gives."""
+    for name in targets:
+        wanted = target_spec(name).model_format
+        if wanted != task.model_format:
+            raise ConfigError(
+                f"params.yaml: target {name!r} needs {_FORMATS[wanted]}; model.task is "
+                f"{task.name!r} (disable it, or set model.task)"
+            )
+
+
+_FORMATS = {"onnx": "an ONNX model", "gguf": "a GGUF language model"}
+
+
 def require_available(targets: dict[str, TargetCommon]) -> None:
     """Raise TargetUnavailable when none of ``targets`` can run in this process.
 
     For an embedded run (targets gated in this process): a run where every target is
     unavailable can only end in error, so it is refused before anything is written.
     """
-    from edgeproof.targets.registry import make_target
-
     reasons = []
     for name, section in targets.items():
         availability = make_target(name, section).available()
@@ -121,72 +126,27 @@ def resolve_inputs(params_file: Path, requested: list[str] | None = None) -> Res
     params_file = params_file.resolve()
     params = load_params(params_file)
     root = params_file.parent
+    task = task_kind(params.model.task)
+    check_targets_fit(task, params.targets.enabled())
     targets = select_targets(params, requested)
     warnings = _dvc_sync(root, params.data.dvc_sync)  # first: the cause of any odd file
     model = project_path(root, params.model.path, "model")
-    if params.model.task == "language_model":
-        return _resolve_language_model(params, params_file, root, targets, model, warnings)
-    specs = check_onnx(model)
-    if params.model.input_name is not None and params.model.input_name not in {
-        s.name for s in specs
-    }:
-        raise ConfigError(
-            f"params.yaml: model.input_name: {params.model.input_name!r} is not an input of "
-            f"the model (inputs: {', '.join(s.name for s in specs)})"
-        )
-    eval_path = project_path(root, params.data.eval, "eval data")
-    calib_path = project_path(root, params.data.calibration, "calibration data")
-    labels_key = params.data.labels_key
-    gated = params.data.checks.enabled  # the data gate reports values and labels in full
-    task = params.model.task
-    kind = label_kind(task)
-    for path, what in ((eval_path, "eval"), (calib_path, "calibration")):
-        data = load_dataset(path, labels_key, allow_nonfinite=gated, label_kind=kind)
-        check_data_matches(specs, data, what)
-        if what == "eval" and task == "classification":
-            _check_labels(data, params.model.num_classes, path, check_range=not gated)
-        if what == "eval" and task == "regression" and data.labels is None:
-            raise InputError(
-                f"eval data has no {labels_key!r} array (a regression needs targets): {path}"
-            )
-    return ResolvedInputs(
-        params=params,
-        params_file=params_file,
-        root=root,
-        targets=targets,
-        model=model,
-        model_inputs=specs,
-        eval_data=eval_path,
-        calibration_data=calib_path,
-        lineage=collect_lineage(root, params_file),
-        warnings=warnings,
-    )
-
-
-def _resolve_language_model(
-    params: Params,
-    params_file: Path,
-    root: Path,
-    targets: dict[str, TargetCommon],
-    model: Path,
-    warnings: tuple[str, ...],
-) -> ResolvedInputs:
-    """A GGUF model, token-window data files and the recipes' importance matrices."""
-    from edgeproof.llama.harness import TOKENS_KEY, load_token_windows
-    from edgeproof.targets.llama_cpp import check_gguf
-
-    check_gguf(model)
+    specs = task.inspect_model(model, params)
     paths = {}
     for what, value in (("eval", params.data.eval), ("calibration", params.data.calibration)):
         paths[what] = project_path(root, value, f"{what} data")
-        load_token_windows(paths[what])
+        task.check_data(paths[what], what, specs, params)
     return ResolvedInputs(
         params=params,
         params_file=params_file,
         root=root,
-        targets={name: _absolute_imatrices(root, s) for name, s in targets.items()},
+        task=task,
+        targets={
+            name: section.with_project_paths(lambda v, what: _project_file(root, v, what))
+            for name, section in targets.items()
+        },
         model=model,
-        model_inputs=[InputSpec(TOKENS_KEY, np.dtype(np.int32), (None, None))],
+        model_inputs=specs,
         eval_data=paths["eval"],
         calibration_data=paths["calibration"],
         lineage=collect_lineage(root, params_file),
@@ -194,19 +154,12 @@ def _resolve_language_model(
     )
 
 
-def _absolute_imatrices(root: Path, section: TargetCommon) -> TargetCommon:
-    """A llama-cpp section with every recipe's importance matrix as a checked project path."""
-    if not isinstance(section, LlamaCppTargetConfig):
-        return section
-    recipes = []
-    for recipe in section.recipes:
-        if recipe.imatrix is not None:
-            path = project_path(root, recipe.imatrix, f"recipe {recipe.name} imatrix")
-            if not path.is_file():
-                raise InputError(f"recipe {recipe.name}: no importance matrix at {path}")
-            recipe = recipe.model_copy(update={"imatrix": path})
-        recipes.append(recipe)
-    return section.model_copy(update={"recipes": recipes})
+def _project_file(root: Path, value: Path, what: str) -> Path:
+    """A file a target section names, as a checked project path that exists."""
+    path = project_path(root, value, what)
+    if not path.is_file():
+        raise InputError(f"{what}: no such file {path}")
+    return path
 
 
 def _dvc_sync(root: Path, policy: str) -> tuple[str, ...]:
@@ -223,15 +176,3 @@ def _dvc_sync(root: Path, policy: str) -> tuple[str, ...]:
             "or set data.dvc_sync: warn)"
         )
     return (f"files out of sync with dvc.lock: {what}",)
-
-
-def _check_labels(data: Dataset, num_classes: int, path: Path, check_range: bool) -> None:
-    if data.labels is None:
-        raise InputError(f"eval data has no labels array (a classifier needs them): {path}")
-    if not check_range:
-        return
-    bad = (data.labels < 0) | (data.labels >= num_classes)
-    if bad.any():
-        raise InputError(
-            f"eval labels outside 0..{num_classes - 1} (e.g. {int(data.labels[bad][0])}): {path}"
-        )

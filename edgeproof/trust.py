@@ -19,10 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from edgeproof.config import MeasureConfig
+from edgeproof.config import MeasureConfig, TargetCommon
 from edgeproof.data import load_dataset
-from edgeproof.measure.harness import MeasureJob, measure_target
+from edgeproof.measure.harness import measure_target
 from edgeproof.records import Candidate
+from edgeproof.records.measurement import MeasureJob
+from edgeproof.targets.registry import measure_job
 from gates.stats import proportion_ci, speedup_ci
 
 
@@ -126,8 +128,7 @@ def verdict(est: Any, min_speedup: float) -> str:
 def run_trust(
     baseline: Candidate,
     eval_data: Path,
-    target_config: dict[str, Any],
-    threads: int,
+    section: TargetCommon,
     measure: MeasureConfig,
     workdir: Path,
     reps: dict[str, int],
@@ -138,7 +139,7 @@ def run_trust(
     small = load_dataset(eval_data)
     data = workdir / "eval-small.npz"
     np.savez(data, **{k: v[:64] for k, v in small.inputs.items()})
-    job = MeasureJob("onnxruntime-cpu", target_config, data, "labels", threads, workdir / "out")
+    job = measure_job("onnxruntime-cpu", section, data, "labels", workdir / "out")
     variants: dict[str, Candidate] = {}
     twin = workdir / "aa.onnx"
     shutil.copy(baseline.model_file, twin)

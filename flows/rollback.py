@@ -12,7 +12,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from edgeproof.config import load_params
+from edgeproof.params import load_params
 from edgeproof.runtime_env import apply_quiet_defaults
 from edgeproof.tracking.champion import rollback as rollback_champion
 from edgeproof.tracking.mlflow_store import MlflowStore

@@ -5,15 +5,14 @@ On the target's own runner, the current champion and the baseline it was judged 
 the champion's recorded evidence: its files must hash as recorded, its speedup must not
 have clearly fallen, and no gate may now clearly fail. A clear regression moves
 ``champion`` back to the previous champion (audited, with the reasons) unless
-``rollback_on_regression`` is off. Meant to run on a schedule as a deployment.
+``rollback_on_regression`` is off. Meant to run on a schedule as a deployment. Wiring only:
+``gates`` decides, ``edgeproof.tracking.recheck`` reads and writes MLflow.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,117 +20,54 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from edgeproof.errors import RegistryConflict, RegistryRefused, TrackingError
+from edgeproof.errors import TrackingError
 from edgeproof.measure.fingerprint import fingerprint_mismatch
-from edgeproof.records import Candidate, CandidateSummary, ChampionRecheck, TargetOutcome
+from edgeproof.records import CandidateSummary, ChampionRecheck, TargetOutcome
+from edgeproof.report.recheck import recheck_markdown
 from edgeproof.resolve import ResolvedInputs, resolve_inputs
 from edgeproof.runtime_env import apply_quiet_defaults
-from edgeproof.tracking.champion import rollback
-from edgeproof.tracking.champion_model import fetch_champion, run_candidate
-from edgeproof.tracking.evidence import EVIDENCE_FILE, verify_evidence
+from edgeproof.tracking.evidence import verify_evidence
 from edgeproof.tracking.mlflow_store import MlflowStore
-from edgeproof.tracking.run_log import summary_metrics
+from edgeproof.tracking.recheck import (
+    RecheckInputs,
+    fetch_recheck_inputs,
+    log_recheck,
+    roll_back_regressed,
+)
 from flows.gate_target import decide, measure_on_device
 from gates.champion import recheck_regressions
-
-Fetched = tuple[str, str, dict[str, Any], Candidate, Candidate]
+from gates.outcome import recheck_status
 
 
 @task(name="fetch-champion", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=3)
-def fetch(inputs: ResolvedInputs, target: str, workdir: Path) -> Fetched | None:
-    """(name, version, evidence, champion, its baseline), or None without a champion."""
+def fetch(inputs: ResolvedInputs, target: str, workdir: Path) -> RecheckInputs | None:
+    """The champion, its evidence and its baseline; None without a champion."""
     store = MlflowStore(inputs.params.tracking)
-    suffix = inputs.model.suffix
-    found = fetch_champion(
-        store,
-        inputs.params.registry,
-        inputs.params.model.name,
-        target,
-        suffix,
-        workdir,
-        is_baseline=False,
-    )
-    if found is None:
-        return None
-    name, version, run_id = found.registered_model, found.version, found.run_id
-    evidence = json.loads(store.download(run_id, EVIDENCE_FILE, workdir).read_text("utf-8"))
-    baseline_run = store.baseline_beside(run_id)
-    if baseline_run is None:
-        raise TrackingError(f"{name} v{version}: no baseline run beside its run {run_id}")
-    baseline = run_candidate(
-        store,
-        baseline_run,
-        target,
-        suffix,
-        name="baseline",
-        recipe={"mlflow_run": baseline_run},
-        precision="fp32",
-        workdir=workdir,
-    )
-    return name, version, evidence, found.candidate, baseline
+    model, suffix = inputs.params.model.name, inputs.model.suffix
+    return fetch_recheck_inputs(store, inputs.params.registry, model, target, suffix, workdir)
 
 
 @task(name="log-recheck", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=3)
-def log_recheck(
-    inputs: ResolvedInputs, result: ChampionRecheck, now: CandidateSummary | None
-) -> str:
-    store = MlflowStore(inputs.params.tracking)
-    experiment = store.experiment(inputs.params.model.name)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    run_id = store.start_run(
-        experiment,
-        f"verify-champion-{result.target}-v{result.version}-{stamp}",
-        tags={
-            "edgeproof.level": "verify-champion",
-            "edgeproof.target": result.target,
-            "edgeproof.registered_model": result.registered_model,
-            "edgeproof.champion.version": result.version or "none",
-            "edgeproof.status": result.status,
-        },
-    )
-    store.log(run_id, metrics=summary_metrics(now) if now else None)
-    store.log_text(run_id, result.model_dump_json(indent=2), "recheck.json")
-    store.end(run_id)
-    return run_id
-
-
-def recheck_markdown(result: ChampionRecheck) -> str:
-    """The result as markdown (Prefect artifact, CLI output)."""
-    icon = {"healthy": "✅", "regressed": "❌", "no-champion": "➖", "incomparable": "⛔"}[
-        result.status
-    ]
-    lines = [f"## verify-champion {result.registered_model}: {icon} {result.status}", ""]
-    if result.recorded_speedup and result.speedup_now:
-        was, now = result.recorded_speedup, result.speedup_now
-        lines.append(
-            f"Speedup recorded {was.value:.2f}x [{was.low:.2f}, {was.high:.2f}], "
-            f"now {now.value:.2f}x [{now.low:.2f}, {now.high:.2f}]"
-        )
-    lines += [f"- {reason}" for reason in result.reasons]
-    if result.rolled_back_to:
-        lines.append(f"\n`champion` rolled back to v{result.rolled_back_to}")
-    if result.rollback_refused:
-        lines.append(f"\nNo rollback: {result.rollback_refused}")
-    return "\n".join(lines) + "\n"
+def log(inputs: ResolvedInputs, result: ChampionRecheck, now: CandidateSummary | None) -> str:
+    return log_recheck(MlflowStore(inputs.params.tracking), inputs.params.model.name, result, now)
 
 
 def _judge_now(
-    inputs: ResolvedInputs, target: str, fetched: Fetched, workdir: Path
+    inputs: ResolvedInputs, target: str, fetched: RecheckInputs, workdir: Path
 ) -> tuple[list[str], list[str], TargetOutcome]:
     """File integrity problems, device differences from the evidence, and the champion
     judged now against its baseline."""
-    _, version, evidence, champion, baseline = fetched
+    champion, baseline = fetched.champion, fetched.baseline
     folder = champion.model_file.parent
-    bad_files = [
-        c.line() for c in verify_evidence(evidence, inputs.root, folder) if c.what == "model"
-    ]
+    checks = verify_evidence(fetched.evidence, inputs.root, folder)
+    bad_files = [c.line() for c in checks if c.what == "model" and not c.ok]
     measured = measure_on_device(inputs, target)(inputs, target, baseline, [champion], workdir)
     outcome = decide(inputs, target, baseline, [champion], [], measured)
-    recorded = (evidence.get("environment") or {}).get("fingerprint") or {}
+    recorded = (fetched.evidence.get("environment") or {}).get("fingerprint") or {}
     raw = measured.raw.get(champion.name)
     now = raw.environment.get("fingerprint", {}) if raw else {}
-    differs = fingerprint_mismatch(recorded, now, f"evidence of v{version}", "this run")
-    return [b for b in bad_files if not b.startswith("ok")], differs, outcome
+    differs = fingerprint_mismatch(recorded, now, f"evidence of v{fetched.version}", "this run")
+    return bad_files, differs, outcome
 
 
 @flow(name="verify-champion", log_prints=True)
@@ -143,7 +79,6 @@ def verify_champion(
 ) -> dict[str, Any]:
     """Re-measure the champion of ``target``; roll back on a clear regression."""
     apply_quiet_defaults()
-    logger = get_run_logger()
     inputs = resolve_inputs(Path(params_file), [target])
     registry = inputs.params.registry
     name = registry.registered_name(inputs.params.model.name, target)
@@ -155,22 +90,19 @@ def verify_champion(
                 target=target, registered_model=name, version=None, status="no-champion"
             )
             return result.model_dump(mode="json")
-        version, evidence, champion = fetched[1], fetched[2], fetched[3]
         bad_files, differs, outcome = _judge_now(inputs, target, fetched, workdir)
-        mine = next(o for o in outcome.outcomes if o.candidate.name == champion.name)
+        mine = next(o for o in outcome.outcomes if o.candidate.name == fetched.champion.name)
         if mine.summary is None:
-            raise TrackingError(f"{name} v{version}: could not be measured: {mine.error}")
-        recorded = CandidateSummary.model_validate(evidence["summary"])
-        reasons = bad_files + recheck_regressions(
+            raise TrackingError(f"{name} v{fetched.version}: could not be measured: {mine.error}")
+        recorded = CandidateSummary.model_validate(fetched.evidence["summary"])
+        regressions = recheck_regressions(
             recorded, mine.summary, mine.verdict.checks, max_speedup_loss
         )
-        status = "regressed" if reasons else "healthy"
-        if differs and not bad_files:  # another device: a "regression" would be false
-            status, reasons = "incomparable", differs
+        status, reasons = recheck_status(bad_files, regressions, differs)
         result = ChampionRecheck(
             target=target,
             registered_model=name,
-            version=version,
+            version=fetched.version,
             status=status,
             reasons=tuple(reasons),
             recorded_speedup=recorded.speedup,
@@ -178,28 +110,13 @@ def verify_champion(
             verdict_now=mine.verdict,
         )
         if status == "regressed" and rollback_on_regression:
-            result = _roll_back(inputs, result)
-        run_id = log_recheck(inputs, result, mine.summary)
+            result = roll_back_regressed(MlflowStore(inputs.params.tracking), registry, result)
+        run_id = log(inputs, result, mine.summary)
         result = result.model_copy(update={"mlflow_run_id": run_id})
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    logger.info("verify-champion %s v%s: %s", name, result.version, result.status)
+    get_run_logger().info("verify-champion %s v%s: %s", name, result.version, result.status)
     create_markdown_artifact(
         markdown=recheck_markdown(result), key=f"verify-champion-{target}", description=name
     )
     return result.model_dump(mode="json")
-
-
-def _roll_back(inputs: ResolvedInputs, result: ChampionRecheck) -> ChampionRecheck:
-    store = MlflowStore(inputs.params.tracking)
-    try:
-        event = rollback(
-            store,
-            inputs.params.registry,
-            result.registered_model,
-            reason="verify-champion: " + "; ".join(result.reasons),
-            run=f"verify-champion:{result.target}",
-        )
-    except (RegistryRefused, RegistryConflict) as exc:
-        return result.model_copy(update={"rollback_refused": str(exc)})
-    return result.model_copy(update={"rolled_back_to": event.to_version})

@@ -10,7 +10,7 @@ comparison is within noise, so it is "not-worse".
 from __future__ import annotations
 
 from edgeproof.config import ChampionCompare
-from edgeproof.records import CandidateSummary, ChampionComparison, Check
+from edgeproof.records import CandidateSummary, ChampionComparison, Check, TargetOutcome
 from gates.checks import ci_check
 
 
@@ -93,3 +93,58 @@ def recheck_regressions(
             )
     reasons += [f"{c.name} now fails: {c.message}" for c in checks_now if c.status == "fail"]
     return reasons
+
+
+def judge_against_champion(
+    outcome: TargetOutcome,
+    rematch: TargetOutcome,
+    winner: str,
+    registered_model: str,
+    champion_version: str,
+    config: ChampionCompare,
+) -> TargetOutcome:
+    """``outcome`` with the winner's comparison to the champion; a clear regression blocks.
+
+    ``rematch``: the winner judged with the champion as its baseline (same run, machine).
+    A winner that could not be compared makes the target ``error`` with the reason."""
+    mine = next((o for o in rematch.outcomes if o.candidate.name == winner), None)
+    if mine is None or mine.summary is None:
+        why = (mine.error if mine else None) or rematch.reason or "not measured"
+        versus = ChampionComparison(
+            registered_model=registered_model,
+            champion_version=champion_version,
+            status="error",
+            reason=f"could not compare {winner} with champion v{champion_version}: {why}",
+        )
+        return outcome.model_copy(
+            update={"champion": versus, "status": "error", "reason": versus.reason}
+        )
+    versus = compare_with_champion(winner, mine.summary, registered_model, champion_version, config)
+    update: dict[str, object] = {"champion": versus}
+    if versus.status == "worse":
+        update["status"] = "blocked"
+    return outcome.model_copy(update=update)
+
+
+def identical_to_champion(
+    outcome: TargetOutcome, registered_model: str, champion_version: str
+) -> TargetOutcome:
+    """``outcome`` whose winner has the champion's bytes: nothing to compare or promote."""
+    versus = ChampionComparison(
+        registered_model=registered_model,
+        champion_version=champion_version,
+        status="identical",
+        reason=f"{outcome.winner} is byte-identical to champion v{champion_version}",
+    )
+    return outcome.model_copy(update={"champion": versus})
+
+
+def prefer_champion_twin(outcome: TargetOutcome, twin: str, objective: str) -> TargetOutcome:
+    """``outcome`` with the champion's twin (``gates.outcome.champion_twin``) as winner."""
+    return outcome.model_copy(
+        update={
+            "winner": twin,
+            "reason": f"{twin} is the champion's bytes and within noise of {outcome.winner} "
+            f"on {objective}: a tie goes to the champion ({outcome.reason})",
+        }
+    )

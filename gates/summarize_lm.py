@@ -1,6 +1,6 @@
 """A language model's logits and speed runs -> ``CandidateSummary`` with confidence intervals.
 
-Fidelity is ``llama-perplexity --kl-divergence``'s (``edgeproof.llama.fidelity``): mean
+Fidelity is ``llama-perplexity --kl-divergence``'s (``gates.lm_fidelity``): mean
 per-token KL(baseline || candidate) with a bootstrap CI over windows, its p99 and max,
 top-1 agreement (Wilson), perplexity and the paired perplexity ratio. The classification
 fields ``top1_agreement`` and ``mean_kl`` carry the token-level values (so selection and
@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from edgeproof.config import MeasureConfig
-from edgeproof.llama.fidelity import fidelity, scored_targets, speed_estimates
 from edgeproof.records import CandidateSummary, LanguageModelScores, RawMeasurement
+from gates.lm_fidelity import fidelity, scored_targets, speed_estimates
 from gates.summarize import speed_fields
 
 

@@ -185,9 +185,8 @@ def availability_without(package: str, target: str, folder: Path) -> str:
     shim.mkdir(parents=True)
     (shim / "__init__.py").write_text(f"raise ImportError('No module named {package} (shim)')\n")
     code = (
-        "from edgeproof.config import TargetsConfig;"
-        "from edgeproof.targets.registry import make_target;"
-        f"section = TargetsConfig.model_validate({{{target!r}: {{}}}}).enabled()[{target!r}];"
+        "from edgeproof.targets.registry import make_target, target_spec;"
+        f"section = target_spec({target!r}).config();"
         f"print(make_target({target!r}, section).available())"
     )
     done = subprocess.run(

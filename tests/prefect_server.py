@@ -3,9 +3,9 @@
 The server keeps its sqlite database under ``PREFECT_HOME`` in a temp folder, is started on
 a free port and is ready when ``/api/health`` answers. Workers are started in a new session
 with SIGINT reset to its default (a worker started from a non-interactive shell inherits an
-ignored SIGINT, and then a SIGTERM does not stop it: DESIGN.md section 5). Every process is
-stopped by its PID, together with everything it started (flow-run processes run in their
-own sessions), and ``stop`` returns only once all of them are gone.
+ignored SIGINT, and then a SIGTERM does not stop it: docs/architecture.md, "Prefect facts").
+Every process is stopped by its PID, together with everything it started (flow-run
+processes run in their own sessions), and ``stop`` returns only once all of them are gone.
 """
 
 from __future__ import annotations

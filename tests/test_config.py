@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edgeproof.config import load_params, parse_params
 from edgeproof.errors import ConfigError
+from edgeproof.params import load_params, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
 

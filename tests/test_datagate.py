@@ -10,7 +10,7 @@ import pytest
 from edgeproof.config import DataChecks
 from edgeproof.data import Dataset
 from edgeproof.datagate import validate_data
-from edgeproof.targets.base import InputSpec
+from edgeproof.records.measurement import InputSpec
 
 SPECS = [InputSpec("input", np.dtype(np.float32), (None, 1, 8, 8))]
 CHECKS = DataChecks(

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeproof.config import MeasureConfig, OnnxRuntimeTargetConfig, OrtRecipe, TargetCommon
+from edgeproof.config import MeasureConfig, TargetCommon
 from edgeproof.data import load_dataset
 from edgeproof.measure.environment import busy_reason
-from edgeproof.measure.harness import MeasureJob, measure_target, precise_enough
+from edgeproof.measure.harness import measure_target, precise_enough
 from edgeproof.records import Candidate
-from edgeproof.targets.onnxruntime_cpu import OnnxRuntimeCpu
+from edgeproof.records.measurement import MeasureJob
+from edgeproof.targets.onnxruntime_cpu import OnnxRuntimeCpu, OnnxRuntimeTargetConfig, OrtRecipe
+from edgeproof.targets.registry import measure_job
 from tests.builders import first_output
 
 CONFIG = OnnxRuntimeTargetConfig(
@@ -35,14 +37,7 @@ def _job(
     config: TargetCommon = CONFIG,
 ) -> MeasureJob:
     """A measurement job of ``target`` on the tiny eval data, one thread."""
-    return MeasureJob(
-        target=target,
-        target_config=config.model_dump(mode="json"),
-        eval_data=tiny_data["eval"],
-        labels_key="labels",
-        threads=1,
-        outputs_dir=tmp_path / "outputs",
-    )
+    return measure_job(target, config, tiny_data["eval"], "labels", tmp_path / "outputs")
 
 
 def test_interleaved_measurement_of_baseline_and_candidate(

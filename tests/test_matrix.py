@@ -6,13 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from edgeproof.report.matrix import (
-    Matrix,
-    collect_matrix,
-    margin_text,
-    matrix_heatmap,
-    matrix_markdown,
-)
+from edgeproof.report.matrix import margin_text, matrix_heatmap, matrix_markdown
+from edgeproof.tracking.matrix_runs import collect_matrix
+from gates.framework_matrix import Matrix
 
 ORT, OV, OLIVE = "onnxruntime-cpu", "openvino-cpu", "olive"
 DEV_A, DEV_B, DEV_C = "aaaaaaaaaaa1", "bbbbbbbbbbb2", "ccccccccccc3"

@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edgeproof.config import OliveTargetConfig
 from edgeproof.data import load_dataset
 from edgeproof.evaluate import score_classifier
 from edgeproof.measure.harness import measure_target
 from edgeproof.optimize import build_candidates
-from edgeproof.targets.olive import Olive
+from edgeproof.targets.olive import Olive, OliveTargetConfig
 from tests.builders import availability_without, first_output
 from tests.test_harness import MEASURE, _job
 

@@ -8,10 +8,9 @@ import numpy as np
 import onnx
 import pytest
 
-from edgeproof.config import OnnxRuntimeTargetConfig, OrtRecipe
 from edgeproof.data import load_dataset
 from edgeproof.errors import InputError
-from edgeproof.targets.onnxruntime_cpu import OnnxRuntimeCpu
+from edgeproof.targets.onnxruntime_cpu import OnnxRuntimeCpu, OnnxRuntimeTargetConfig, OrtRecipe
 
 
 def _target() -> OnnxRuntimeCpu:

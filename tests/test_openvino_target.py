@@ -14,15 +14,18 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from edgeproof.config import OpenVinoRecipe, OpenVinoTargetConfig, parse_params
 from edgeproof.data import load_dataset
 from edgeproof.errors import InputError
 from edgeproof.evaluate import score_classifier
-from edgeproof.judge import judge_target
+from edgeproof.judge import judge_task
 from edgeproof.measure.harness import measure_target
-from edgeproof.targets.openvino_cpu import OpenVinoCpu
+from edgeproof.params import parse_params
+from edgeproof.targets.openvino_cpu import OpenVinoCpu, OpenVinoRecipe, OpenVinoTargetConfig
+from edgeproof.tasks.registry import task_kind
 from tests.builders import availability_without, first_output, make_tiny_cnn, write_npz
 from tests.test_harness import MEASURE, _job
+
+CLASSIFICATION = task_kind("classification")
 
 CONFIG = OpenVinoTargetConfig(
     threads=1,
@@ -114,7 +117,7 @@ def test_accuracy_control_that_misses_max_drop_fails_the_candidate(
     measured = measure_target(base, [got], job, measure)
     params = parse_params(_params_for(config) | {"measure": measure.model_dump(mode="json")})
     labels = load_dataset(tiny_data["eval"]).labels
-    outcome = judge_target("openvino-cpu", base, [got], [], measured, labels, params)
+    outcome = judge_task(CLASSIFICATION, "openvino-cpu", base, [got], [], measured, labels, params)
     verdict = next(o.verdict for o in outcome.outcomes if o.candidate.name == "ac")
     assert verdict.status == "fail"
     assert verdict.checks[0].name == "optimizer" and verdict.checks[0].status == "fail"

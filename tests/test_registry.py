@@ -26,9 +26,10 @@ from edgeproof.records import (
     TargetOutcome,
     Verdict,
 )
+from edgeproof.tracking import tags as tagnames
 from edgeproof.tracking.alias_lock import lock_name
 from edgeproof.tracking.audit import read_history
-from edgeproof.tracking.champion import GATES_TAG, move_champion, rollback
+from edgeproof.tracking.champion import move_champion, rollback
 from edgeproof.tracking.mlflow_store import MlflowStore
 from edgeproof.tracking.promote import promote as register_and_promote
 from tests.example_project import BIN, ROOT, tool_env
@@ -63,7 +64,7 @@ def make_versions(store: MlflowStore, name: str, *gates: str) -> list[str]:
         run = store.start_run(experiment, f"{name}-{verdict}")
         store.log_text(run, f"weights of a {verdict} candidate", "model/model.txt")
         store.end(run)
-        versions.append(store.register(name, run, "model", {GATES_TAG: verdict}))
+        versions.append(store.register(name, run, "model", {tagnames.GATES: verdict}))
     return versions
 
 

@@ -108,8 +108,8 @@ def test_report_folder_is_written_whole(tmp_path: Path) -> None:
 def test_latency_plot_is_a_png(tmp_path: Path) -> None:
     import numpy as np
 
-    from edgeproof.measure.harness import TargetMeasurements
     from edgeproof.records import RawMeasurement
+    from edgeproof.records.measurement import TargetMeasurements
     from edgeproof.report.plots import latency_plot
 
     outcome = _result().targets[0]

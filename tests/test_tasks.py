@@ -16,13 +16,15 @@ import numpy as np
 import pytest
 import yaml
 
-from edgeproof.config import MeasureConfig, OnnxRuntimeTargetConfig, OrtRecipe, parse_params
+from edgeproof.config import MeasureConfig
 from edgeproof.data import load_dataset
 from edgeproof.errors import InputError
-from edgeproof.judge import judge_target
+from edgeproof.judge import judge_task
 from edgeproof.measure.harness import measure_target
+from edgeproof.params import parse_params
 from edgeproof.resolve import resolve_inputs
-from edgeproof.targets.onnxruntime_cpu import OnnxRuntimeCpu
+from edgeproof.targets.onnxruntime_cpu import OnnxRuntimeCpu, OnnxRuntimeTargetConfig, OrtRecipe
+from edgeproof.tasks.registry import task_kind
 from tests.builders import make_tiny_encoder, token_data, write_npz
 from tests.example_project import run
 from tests.test_harness import _job
@@ -149,7 +151,9 @@ def test_regression_is_gated_on_mae_against_targets(tmp_path: Path) -> None:
         }
     )
     labels = load_dataset(eval_file, label_kind="values").labels
-    outcome = judge_target("onnxruntime-cpu", base, [qdq], [], measured, labels, params)
+    outcome = judge_task(
+        task_kind(params.model.task), "onnxruntime-cpu", base, [qdq], [], measured, labels, params
+    )
     summaries = {o.candidate.name: o for o in outcome.outcomes}
     fp32, cand = summaries["fp32"].summary, summaries["qdq"].summary
     assert fp32.mae is not None and fp32.mae.value > 0.5  # random targets: a real error

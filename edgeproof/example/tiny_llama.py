@@ -6,12 +6,12 @@ few minutes on 2 cores on text that ships with Python (``pydoc_data.topics``, ~4
 the Python reference manual). Topics are split ~90/10 by bytes along whole topics, so
 held-out text is whole documents the model never saw.
 
-Shape (DESIGN.md section 7): vocab 259 (3 specials + 256 bytes, byte b = id 3 + b), n_embd
-256, n_ff 768, 4 layers, 4 heads, context 256. Widths are multiples of 256 so llama.cpp's
-K-quants apply to every matrix. Conventions that llama.cpp's ``llama`` arch needs and this
-model is trained with: RMSNorm (eps 1e-5), SwiGLU feed-forward, rope type 0 (rotate
-adjacent pairs 2i, 2i+1, base 10000), attention scale 1/sqrt(head_dim), untied output.
-Trained that way, q/k weights are written unpermuted and ``nn.Linear`` weights as-is.
+Shape (docs/architecture.md, "Runtime facts"): vocab 259 (3 specials + 256 bytes, byte b =
+id 3 + b), n_embd 256, n_ff 768, 4 layers, 4 heads, context 256. Widths are multiples of
+256 so llama.cpp's K-quants apply to every matrix. Conventions that llama.cpp's ``llama``
+arch needs and this model is trained with: RMSNorm (eps 1e-5), SwiGLU feed-forward, rope
+type 0 (rotate adjacent pairs 2i, 2i+1, base 10000), attention scale 1/sqrt(head_dim),
+untied output. Trained that way, q/k weights are written unpermuted and ``nn.Linear`` weights as-is.
 
 Training stops at a wall-clock budget (AdamW, cosine decay over the budget). A random
 model's perplexity is ~256 per byte; DESIGN measured 3.58 after 285 s. ``build`` checks the

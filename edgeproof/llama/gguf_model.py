@@ -1,6 +1,7 @@
 """Write a llama-architecture GGUF from named weights, and read back what a GGUF holds.
 
-Facts the writer relies on (found on llama.cpp 0.3.36 / gguf 0.19.0, DESIGN.md section 7):
+Facts the writer relies on (found on llama.cpp 0.3.36 / gguf 0.19.0; docs/architecture.md,
+"Runtime facts"):
 
 - llama.cpp loads a ``llama`` GGUF only with the ``llama.*`` hyperparameters, the standard
   tensor names (``token_embd``, ``blk.N.attn_q`` ...), ``tokenizer.ggml.model = "llama"``

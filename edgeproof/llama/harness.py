@@ -23,14 +23,16 @@ from typing import Any
 
 import numpy as np
 
-from edgeproof.config import LlamaCppTargetConfig, MeasureConfig
+from edgeproof.config import MeasureConfig
 from edgeproof.data import load_dataset
 from edgeproof.errors import InputError, MeasurementError
 from edgeproof.llama.runner import SpeedRun, compute_logits, measure_speed
 from edgeproof.measure.environment import machine_state
 from edgeproof.measure.fingerprint import device_fingerprint
-from edgeproof.measure.harness import MeasureJob, Progress, TargetMeasurements, check_busy
+from edgeproof.measure.harness import check_busy
 from edgeproof.records import Candidate, RawMeasurement
+from edgeproof.records.measurement import MeasureJob, Progress, TargetMeasurements
+from edgeproof.targets.llama_cpp import LlamaCppTargetConfig
 
 TOKENS_KEY = "tokens"  # the token-window array of a language model's data files
 

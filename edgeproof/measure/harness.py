@@ -20,8 +20,6 @@ others go on; only a baseline failure stops the target.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,43 +31,8 @@ from edgeproof.measure.client import WorkerClient
 from edgeproof.measure.environment import busy_reason, machine_state
 from edgeproof.measure.fingerprint import device_fingerprint
 from edgeproof.records import Candidate, RawMeasurement
+from edgeproof.records.measurement import MeasureJob, Progress, TargetMeasurements
 from gates.stats import median_ci, speedup_ci
-
-Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class MeasureJob:
-    """Everything a worker needs to rebuild the target and load a candidate."""
-
-    target: str
-    target_config: dict[str, Any]  # the target's config section, JSON form
-    eval_data: Path
-    labels_key: str
-    threads: int
-    outputs_dir: Path  # <candidate>.npz eval outputs (one array per output) are written here
-
-
-@dataclass(frozen=True)
-class TargetMeasurements:
-    """Raw measurements per candidate name, and the error of each that failed."""
-
-    raw: dict[str, RawMeasurement]
-    outputs: dict[str, Path]
-    errors: dict[str, str]
-
-    def replacing(self, newer: TargetMeasurements, names: list[str]) -> TargetMeasurements:
-        """These measurements with the candidates ``names`` taken from ``newer``."""
-        raw, outputs, errors = dict(self.raw), dict(self.outputs), dict(self.errors)
-        for name in names:
-            for mine, theirs in ((raw, newer.raw), (outputs, newer.outputs)):
-                mine.pop(name, None)
-                if name in theirs:
-                    mine[name] = theirs[name]
-            errors.pop(name, None)
-            if name in newer.errors:
-                errors[name] = newer.errors[name]
-        return TargetMeasurements(raw, outputs, errors)
 
 
 class _Measured:
@@ -81,7 +44,8 @@ class _Measured:
         try:
             self.loaded = self.client.call(
                 "load",
-                target=job.target,
+                backend=job.backend,
+                config_model=job.config_model,
                 target_config=job.target_config,
                 candidate=candidate.model_dump(mode="json"),
                 data=str(job.eval_data),

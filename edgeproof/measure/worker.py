@@ -57,9 +57,9 @@ class Worker:
         self._cursor = 0
 
     def load(self, req: dict[str, Any]) -> dict[str, Any]:
-        from edgeproof.targets.registry import target_from_json
+        from edgeproof.targets.registry import target_from_refs
 
-        target = target_from_json(req["target"], req["target_config"])
+        target = target_from_refs(req["backend"], req["config_model"], req["target_config"])
         candidate = Candidate.model_validate(req["candidate"])
         # labels are not needed here: any numeric labels (classes or targets) are accepted
         self.data = load_dataset(

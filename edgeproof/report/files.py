@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -32,3 +33,13 @@ def write_report(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return final
+
+
+def prefect_markdown(summary: str) -> str:
+    """The summary for a Prefect artifact, which cannot show the report's local images."""
+    return re.sub(r"\n!\[[^\]]*\]\([^)]*\)\n", "\n", summary)
+
+
+def artifact_key(model: str) -> str:
+    """The Prefect artifact key of a model's summary (lower-case letters, digits, dashes)."""
+    return re.sub(r"[^a-z0-9-]+", "-", f"edgeproof-{model}".lower())

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgeproof.measure.harness import TargetMeasurements
 from edgeproof.records import TargetOutcome
+from edgeproof.records.measurement import TargetMeasurements
 
 
 def latency_plot(

@@ -11,15 +11,17 @@ never the pipeline.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import numpy as np
 
+from edgeproof.config import TargetCommon
 from edgeproof.data import Dataset
 from edgeproof.records import Candidate
+from edgeproof.records.measurement import InputSpec
 
 
 @dataclass(frozen=True)
@@ -29,15 +31,6 @@ class Availability:
     ok: bool
     reason: str | None = None
     runtime_version: str | None = None
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """One model input as the model itself declares it (None = dynamic dimension)."""
-
-    name: str
-    dtype: np.dtype
-    shape: tuple[int | None, ...]
 
 
 class Session(Protocol):
@@ -99,3 +92,34 @@ class RecipeTarget(Generic[RecipeConfig]):
     def recipes(self) -> list[str]:
         """Names of the optimization recipes configured for this target."""
         return list(self._recipes)
+
+
+ModelFormat = Literal["onnx", "gguf"]  # the model file a target takes (and a task kind gives)
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """A target plug-in: its public name, its params section and its backend, declared once.
+
+    The registry (``edgeproof.targets.registry``) collects the built-in targets' ``SPEC``;
+    a test registers its own with ``register(TargetSpec(...))``. A measurement worker
+    rebuilds the backend from ``backend_ref`` / ``config_ref`` alone.
+    """
+
+    name: str
+    config: type[TargetCommon]
+    backend: Callable[[Any], Target]
+    model_format: ModelFormat
+
+    @property
+    def backend_ref(self) -> str:
+        return _ref(self.backend)
+
+    @property
+    def config_ref(self) -> str:
+        return _ref(self.config)
+
+
+def _ref(obj: Any) -> str:
+    """``module:QualName`` of a class, importable in another process."""
+    return f"{obj.__module__}:{obj.__qualname__}"

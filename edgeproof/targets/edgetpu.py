@@ -1,6 +1,6 @@
 """``edgetpu``: a Coral Edge TPU, the full-int8 TFLite model compiled by ``edgetpu_compiler``.
 
-Facts this relies on (DESIGN.md §7, Coral docs, this machine):
+Facts this relies on (docs/architecture.md, "Runtime facts", Coral docs, this machine):
 - The Edge TPU runs only fully int8 models with static shapes: the model is converted like
   ``tflite-cpu``'s ``full-int8`` (onnx2tf + TFLiteConverter in the toolchain subprocess,
   representative dataset = the first ``calibration_samples`` calibration items) but at a
@@ -25,22 +25,24 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from edgeproof.config import EdgeTpuTargetConfig
+from pydantic import Field
+
+from edgeproof.config import PositiveFloat, TargetCommon
 from edgeproof.data import Dataset
 from edgeproof.errors import ConfigError, InputError
 from edgeproof.oneshot import PACKAGE_ROOT
 from edgeproof.onnx_model import check_onnx
 from edgeproof.records import Candidate
-from edgeproof.targets.base import Availability, fresh_dir
-from edgeproof.targets.tflite_cpu import (
+from edgeproof.targets.base import Availability, TargetSpec, fresh_dir
+from edgeproof.tflite.edgetpu_compiler import compile_for_edgetpu, compiler_path
+from edgeproof.tflite.litert import (
     SAVED_MODEL,
     converter_record,
     litert_availability,
     quantize,
 )
-from edgeproof.tflite.edgetpu_compiler import compile_for_edgetpu, compiler_path
 from edgeproof.tflite.model_io import SIDECAR, ModelIo
 from edgeproof.tflite.session import Delegate, LiteRtSession
 from edgeproof.tflite.toolchain import (
@@ -52,6 +54,22 @@ from edgeproof.tflite.toolchain import (
 NAME = "edgetpu"
 BASELINE = "cpu-int8"
 RECIPE = "edgetpu"
+
+
+class EdgeTpuTargetConfig(TargetCommon):
+    """The ``edgetpu`` target (Coral): the full-int8 TFLite model compiled by
+    ``edgetpu_compiler`` and run with the Edge TPU delegate; the baseline is the same
+    full-int8 model on the CPU (LiteRT), so fidelity = agreement of TPU with CPU int8.
+    """
+
+    work_pool: str = "edge-coral"
+    device: str = "edgetpu"
+    compiler: str = "edgetpu_compiler"  # looked up on PATH
+    delegate_library: str = "libedgetpu.so.1"
+    calibration_samples: Annotated[int, Field(ge=1)] = 200
+    toolchain_python: Path | None = None
+    convert_timeout_seconds: PositiveFloat = 900.0
+    compile_timeout_seconds: PositiveFloat = 600.0
 
 
 class EdgeTpu:
@@ -187,3 +205,6 @@ class EdgeTpu:
 def _pythonpath() -> list[str]:
     found = os.environ.get("PYTHONPATH", "")
     return [p for p in found.split(os.pathsep) if p]
+
+
+SPEC = TargetSpec(name=NAME, config=EdgeTpuTargetConfig, backend=EdgeTpu, model_format="onnx")

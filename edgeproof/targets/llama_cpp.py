@@ -1,6 +1,6 @@
 """``llama-cpp``: a GGUF language model and its llama.cpp quantizations, on the CPU.
 
-Facts this relies on (DESIGN.md section 7, edgeproof/llama/*):
+Facts this relies on (docs/architecture.md, "Runtime facts", edgeproof/llama/*):
 - The baseline is the user's GGUF as given (F16 or F32); each recipe is one llama.cpp
   quantization type made with the bundled ``llama_model_quantize`` (no separate binaries),
   optionally with an importance matrix.
@@ -15,44 +15,82 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Annotated, ClassVar
 
-from edgeproof.config import LlamaCppTargetConfig
+from pydantic import Field, field_validator, model_validator
+
+from edgeproof.config import PositiveFloat, RecipeTargetConfig, StrictModel
 from edgeproof.data import Dataset
-from edgeproof.errors import InputError
+from edgeproof.llama.gguf_check import check_gguf
 from edgeproof.records import Candidate
-from edgeproof.targets.base import Availability, RecipeTarget, Session, fresh_dir
+from edgeproof.targets.base import Availability, RecipeTarget, Session, TargetSpec, fresh_dir
 
 NAME = "llama-cpp"
+MIN_TOKEN_TIMINGS = 100  # per candidate: a 99% CI of the p90 needs 51
 BASELINE = "baseline"
 
 
-def check_gguf(path: Path) -> dict[str, object]:
-    """A readable llama GGUF's facts (``gguf_info``); ``InputError`` naming what is wrong."""
-    from edgeproof.llama.gguf_model import gguf_info
+class LlamaRecipe(StrictModel):
+    """One llama.cpp quantization (``llama_model_quantize``): ``type`` is a llama.cpp type
+    name (Q8_0, Q6_K, Q4_K_M, Q4_0, Q2_K, IQ4_XS...); ``imatrix``: an importance matrix
+    (.npz of GGUF tensor name -> mean squared input of that matrix), relative to params.yaml."""
 
-    if path.is_dir():
-        raise InputError(f"model path is a directory, not a file: {path}")
-    if not path.is_file():
-        raise InputError(f"model file not found: {path}")
-    try:
-        info = gguf_info(path)
-    except Exception as exc:  # the gguf reader raises several types on a bad file
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise InputError(f"model is not a readable GGUF file ({first}): {path}") from None
-    if info.n_params == 0 or info.tensor_bytes > info.file_bytes:
-        raise InputError(f"GGUF has no tensors or is truncated: {path}")
-    return {
-        "architecture": info.metadata.get("general.architecture"),
-        "file_type": _file_type(info.tensor_types),
-        "n_params": info.n_params,
-        "bits_per_weight": round(info.bits_per_weight, 3),
-    }
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    type: str
+    imatrix: Path | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        from edgeproof.llama.quantize import quant_type
+
+        return quant_type(value)  # UnknownQuantType is a ValueError listing the known ones
 
 
-def _file_type(tensor_types: dict[str, int]) -> str:
-    """The dominant tensor type (e.g. F16), as llama.cpp names a file's type."""
-    return max(tensor_types.items(), key=lambda kv: kv[1])[0] if tensor_types else "unknown"
+class LlamaCppTargetConfig(RecipeTargetConfig):
+    """The ``llama-cpp`` target: a GGUF baseline (F16/F32) and llama.cpp quantizations, run
+    with llama-cpp-python on the CPU.
+
+    ``extra_buffer_types``: llama.cpp's repacked / AMX weight copies (its own default is on);
+    off by default because its AMX kernels crash on some AMX CPUs (llama.cpp#20824, seen on
+    this project's CI Xeon). Speed is timed as ``llama-bench`` does: ``pp_tokens`` prompt
+    tokens in one batch and ``tg_tokens`` single-token decodes, ``repetitions`` each after
+    ``warmup``, in ``rounds`` fresh processes per candidate interleaved with the baseline's.
+    """
+
+    BASELINE_NAME: ClassVar[str] = BASELINE
+
+    work_pool: str = "edge-laptop-cpu"
+    recipes: list[LlamaRecipe] = Field(default_factory=list)
+    extra_buffer_types: bool = False
+    pp_tokens: Annotated[int, Field(ge=1)] = 128
+    tg_tokens: Annotated[int, Field(ge=1)] = 32
+    warmup: Annotated[int, Field(ge=0)] = 1
+    repetitions: Annotated[int, Field(ge=2)] = 5
+    rounds: Annotated[int, Field(ge=2)] = 4
+    timeout_seconds: PositiveFloat = 300.0  # per llama.cpp subprocess
+
+    def with_project_paths(self, resolve: Callable[[Path, str], Path]) -> LlamaCppTargetConfig:
+        """Each recipe's importance matrix as a checked project file."""
+        recipes = [
+            r.model_copy(update={"imatrix": resolve(r.imatrix, f"recipe {r.name} imatrix")})
+            if r.imatrix is not None
+            else r
+            for r in self.recipes
+        ]
+        return self.model_copy(update={"recipes": recipes})
+
+    @model_validator(mode="after")
+    def _enough_token_timings(self) -> LlamaCppTargetConfig:
+        timed = self.rounds * self.repetitions * self.tg_tokens
+        if timed < MIN_TOKEN_TIMINGS:
+            raise ValueError(
+                f"rounds x repetitions x tg_tokens = {timed} per-token timings; at least "
+                f"{MIN_TOKEN_TIMINGS} are needed for latency percentiles with CIs"
+            )
+        return self
 
 
 class LlamaCpp(RecipeTarget[LlamaCppTargetConfig]):
@@ -130,3 +168,6 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         os.link(src, dst)
     except OSError:
         shutil.copyfile(src, dst)
+
+
+SPEC = TargetSpec(name=NAME, config=LlamaCppTargetConfig, backend=LlamaCpp, model_format="gguf")

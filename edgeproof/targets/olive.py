@@ -1,6 +1,6 @@
 """``olive``: Microsoft Olive workflows, each recipe's output measured with ONNX Runtime.
 
-Facts this relies on (DESIGN.md §7, this machine, olive-ai 0.13):
+Facts this relies on (docs/architecture.md, "Runtime facts", this machine, olive-ai 0.13):
 - ``olive run --config workflow.json`` works offline; a pass that calibrates reads its data
   through a local ``user_script`` (``edgeproof/targets/olive_data.py``). Olive's CLI
   shortcuts for static quantization want a hub dataset, so edgeproof writes the workflow.
@@ -20,19 +20,52 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import Field
 
-from edgeproof.config import OliveRecipe, OliveTargetConfig, OnnxRuntimeTargetConfig
+from edgeproof.config import PositiveFloat, RecipeTargetConfig, StrictModel
 from edgeproof.data import Dataset
 from edgeproof.records import Candidate
-from edgeproof.targets.base import Availability, RecipeTarget, fresh_dir
-from edgeproof.targets.onnxruntime_cpu import OnnxRuntimeCpu, OrtSession
+from edgeproof.targets.base import Availability, RecipeTarget, TargetSpec, fresh_dir
+from edgeproof.targets.onnxruntime_cpu import OnnxRuntimeCpu, OnnxRuntimeTargetConfig, OrtSession
 
 NAME = "olive"
 DATA_CONFIG = "edgeproof_calibration"
 DATA_SCRIPT = Path(__file__).with_name("olive_data.py")  # imported by Olive, not here
+
+
+class OlivePass(StrictModel):
+    """One Olive pass: its class name and its parameters, as Olive documents them."""
+
+    type: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9]*$")]  # e.g. OnnxStaticQuantization
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class OliveRecipe(StrictModel):
+    """One Olive workflow (its passes run in order), giving one candidate.
+
+    Passes that calibrate (static quantization) read ``calibration_samples`` items of the
+    calibration split through edgeproof's Olive data script; ``precision`` labels the result.
+    """
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    passes: Annotated[list[OlivePass], Field(min_length=1)]
+    precision: str = "int8"
+    calibration_samples: Annotated[int, Field(ge=1)] = 200
+
+
+class OliveTargetConfig(RecipeTargetConfig):
+    """The ``olive`` target: Microsoft Olive workflows (``olive run``), run with ONNX Runtime.
+
+    The baseline is the same FP32 graph as ``onnxruntime-cpu``'s. Olive's search needs its
+    own evaluator (which fails on local data in olive-ai 0.13): each recipe runs with
+    search off, and edgeproof measures every recipe's output itself.
+    """
+
+    recipes: list[OliveRecipe] = Field(default_factory=list)
+    timeout_seconds: PositiveFloat = 900.0  # per ``olive run``
 
 
 class Olive(RecipeTarget[OliveTargetConfig]):
@@ -172,3 +205,6 @@ def _recipe_record(spec: OliveRecipe, footprint: Path) -> dict[str, Any]:
         for n in ran
     }
     return record
+
+
+SPEC = TargetSpec(name=NAME, config=OliveTargetConfig, backend=Olive, model_format="onnx")

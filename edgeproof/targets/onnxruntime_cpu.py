@@ -1,6 +1,7 @@
 """``onnxruntime-cpu``: ONNX Runtime on the CPU, FP32 baseline and int8 recipes.
 
-Facts this relies on (measured on the 2M-param example CNN, 2 threads, DESIGN.md §7):
+Facts this relies on (measured on the 2M-param example CNN, 2 threads; docs/architecture.md,
+"Runtime facts"):
 - The baseline is the model after ``quant_pre_process`` (shape inference + graph
   optimisation), so FP32 and int8 start from the same graph.
 - Dynamic int8 quantizes weights only and turns Conv into ConvInteger, which ORT runs
@@ -14,19 +15,43 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field
 
-from edgeproof.config import OnnxRuntimeTargetConfig, OrtRecipe
+from edgeproof.config import RecipeTargetConfig, StrictModel
 from edgeproof.data import Dataset
 from edgeproof.errors import InputError
 from edgeproof.onnx_model import check_onnx
 from edgeproof.records import Candidate
-from edgeproof.targets.base import Availability, InputSpec, RecipeTarget, fresh_dir
+from edgeproof.records.measurement import InputSpec
+from edgeproof.targets.base import Availability, RecipeTarget, TargetSpec, fresh_dir
 
 NAME = "onnxruntime-cpu"
 BASELINE = "fp32"
+
+
+class OrtRecipe(StrictModel):
+    """One ONNX Runtime quantization recipe (onnxruntime.quantization)."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    method: Literal["dynamic", "static"]
+    weight_type: Literal["int8", "uint8"] = "int8"
+    activation_type: Literal["int8", "uint8"] = "uint8"
+    calibrate_method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    per_channel: bool = False
+    quant_format: Literal["qdq", "qoperator"] = "qdq"
+    calibration_samples: Annotated[int, Field(ge=1)] = 200
+    # left in float: nodes by name, and every node of these op types (e.g. [Softmax])
+    exclude_nodes: list[str] = Field(default_factory=list)
+    exclude_op_types: list[str] = Field(default_factory=list)
+
+
+class OnnxRuntimeTargetConfig(RecipeTargetConfig):
+    """The ``onnxruntime-cpu`` target: FP32 baseline + int8 recipes."""
+
+    recipes: list[OrtRecipe] = Field(default_factory=list)
 
 
 class OnnxRuntimeCpu(RecipeTarget[OnnxRuntimeTargetConfig]):
@@ -219,3 +244,8 @@ _ORT_DTYPES = {
 
 def _ort_dtype(type_name: str) -> np.dtype:
     return np.dtype(_ORT_DTYPES.get(type_name, np.float32))
+
+
+SPEC = TargetSpec(
+    name=NAME, config=OnnxRuntimeTargetConfig, backend=OnnxRuntimeCpu, model_format="onnx"
+)

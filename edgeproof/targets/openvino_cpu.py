@@ -1,6 +1,6 @@
 """``openvino-cpu``: OpenVINO on a CPU (or GPU / NPU / AUTO), IR files, NNCF int8.
 
-Facts this relies on (DESIGN.md §7, this machine):
+Facts this relies on (docs/architecture.md, "Runtime facts", this machine):
 - The baseline is the ONNX model converted to IR (``ov.convert_model``) and saved with FP32
   weights: ``ov.save_model`` compresses weights to FP16 unless told not to.
 - OpenVINO's CPU plugin runs bf16 by default where the CPU has it: the FP32 baseline sets
@@ -20,20 +20,89 @@ import shutil
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field
 
-from edgeproof.config import OpenVinoRecipe, OpenVinoTargetConfig
+from edgeproof.config import (
+    AccuracyGate,
+    Fraction,
+    Params,
+    RecipeTargetConfig,
+    StrictModel,
+)
 from edgeproof.data import Dataset
 from edgeproof.errors import InputError
 from edgeproof.onnx_model import check_onnx
 from edgeproof.records import Candidate
-from edgeproof.targets.base import Availability, InputSpec, RecipeTarget, fresh_dir
+from edgeproof.records.measurement import InputSpec
+from edgeproof.targets.base import Availability, RecipeTarget, TargetSpec, fresh_dir
 
 NAME = "openvino-cpu"
 BASELINE = "fp32"
 _HINTS = {"fp32": "f32", "bf16": "bf16", "f16": "f16"}  # candidate precision -> OV hint
+
+
+class OpenVinoRecipe(StrictModel):
+    """One OpenVINO recipe: a lower inference precision, or NNCF post-training int8.
+
+    ``precision``: the same IR run with ``INFERENCE_PRECISION_HINT`` bf16 or f16.
+    ``nncf-ptq``: ``nncf.quantize`` on ``calibration_samples`` items (its ``subset_size``)
+    with ``preset`` and ``fast_bias_correction``.
+    ``nncf-accuracy-control``: ``nncf.quantize_with_accuracy_control``, which reverts layers
+    to floating point until the top-1 drop on the (labelled) calibration split is at most
+    ``max_drop`` (absolute; default: ``gates.accuracy.max_drop_abs``), in at most
+    ``max_iterations`` rounds (default: NNCF's, unbounded).
+    """
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    method: Literal["precision", "nncf-ptq", "nncf-accuracy-control"]
+    precision: Literal["bf16", "f16"] = "bf16"
+    preset: Literal["performance", "mixed"] = "performance"
+    fast_bias_correction: bool = True
+    calibration_samples: Annotated[int, Field(ge=1)] = 300
+    max_drop: Fraction | None = None
+    max_iterations: Annotated[int, Field(ge=1)] | None = None
+
+
+class OpenVinoTargetConfig(RecipeTargetConfig):
+    """The ``openvino-cpu`` target: OpenVINO IR, FP32 baseline (precision hint f32)."""
+
+    device: str = "CPU"  # CPU, GPU, NPU, AUTO
+    recipes: list[OpenVinoRecipe] = Field(default_factory=list)
+
+    @classmethod
+    def complete_raw(cls, section: Any, raw_params: Mapping[str, Any]) -> Any:
+        """Accuracy-control recipes without ``max_drop`` take the accuracy gate's."""
+        try:
+            recipes = section["recipes"]
+            gate = (raw_params.get("gates") or {}).get("accuracy") or {}
+            max_drop = gate.get("max_drop_abs", AccuracyGate().max_drop_abs)
+        except (TypeError, KeyError, AttributeError):
+            return section
+        valid = isinstance(max_drop, int | float) and not isinstance(max_drop, bool)
+        if not isinstance(recipes, list) or not valid or not 0.0 <= max_drop <= 1.0:
+            return section  # a bad gate value is reported at the gate, not at the recipe
+        filled = [{**r, "max_drop": max_drop} if _lacks_max_drop(r) else r for r in recipes]
+        return {**section, "recipes": filled}
+
+    def check_with(self, name: str, params: Params) -> None:
+        """Accuracy control needs a max_drop: its own or the accuracy gate's."""
+        for recipe in self.recipes:
+            if recipe.method == "nncf-accuracy-control" and recipe.max_drop is None:
+                raise ValueError(
+                    f"targets.{name}.recipes.{recipe.name}: nncf-accuracy-control needs "
+                    "max_drop (gates.accuracy.max_drop_abs is off)"
+                )
+
+
+def _lacks_max_drop(recipe: Any) -> bool:
+    return (
+        isinstance(recipe, dict)
+        and recipe.get("method") == "nncf-accuracy-control"
+        and "max_drop" not in recipe
+    )
 
 
 class OpenVinoCpu(RecipeTarget[OpenVinoTargetConfig]):
@@ -287,3 +356,6 @@ def _type_name(value: Any) -> str | None:
 
 def _first(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+SPEC = TargetSpec(name=NAME, config=OpenVinoTargetConfig, backend=OpenVinoCpu, model_format="onnx")

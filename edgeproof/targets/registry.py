@@ -1,45 +1,104 @@
-"""Target name -> backend, imported lazily so a runner needs only its own runtime.
+"""The known targets: each built-in target module's ``SPEC``, plus any registered at run time.
 
-The measurement subprocess rebuilds a target from its name and its config section as
-JSON, so each backend is constructed from ``(config section)`` alone.
+A target module declares its name, its params section and its backend once, in ``SPEC``;
+this module lists the modules, not the names. They are imported on first use (a runner
+needs only its own runtime: the modules import their runtimes lazily). A test adds a
+target with one line, ``register(TargetSpec(...))``; a measurement worker rebuilds any
+target, registered or built in, from the references in its ``MeasureJob``.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+from pathlib import Path
 from typing import Any
 
-from edgeproof.config import TargetCommon, TargetsConfig
+from edgeproof.config import TargetCommon, TargetModels
 from edgeproof.errors import ConfigError
-from edgeproof.targets.base import Target
+from edgeproof.records.measurement import MeasureJob
+from edgeproof.targets.base import Target, TargetSpec
 
-# name -> ("module:Class", config field name on TargetsConfig)
-_BACKENDS: dict[str, str] = {
-    "onnxruntime-cpu": "edgeproof.targets.onnxruntime_cpu:OnnxRuntimeCpu",
-    "openvino-cpu": "edgeproof.targets.openvino_cpu:OpenVinoCpu",
-    "olive": "edgeproof.targets.olive:Olive",
-    "tflite-cpu": "edgeproof.targets.tflite_cpu:TfliteCpu",
-    "edgetpu": "edgeproof.targets.edgetpu:EdgeTpu",
-    "llama-cpp": "edgeproof.targets.llama_cpp:LlamaCpp",
-}
+BUILTIN_MODULES = (
+    "edgeproof.targets.onnxruntime_cpu",
+    "edgeproof.targets.openvino_cpu",
+    "edgeproof.targets.olive",
+    "edgeproof.targets.tflite_cpu",
+    "edgeproof.targets.edgetpu",
+    "edgeproof.targets.llama_cpp",
+)
+_registered: dict[str, TargetSpec] = {}
+
+
+@functools.cache
+def _builtin() -> dict[str, TargetSpec]:
+    specs = (importlib.import_module(module).SPEC for module in BUILTIN_MODULES)
+    return {spec.name: spec for spec in specs}
+
+
+def catalogue() -> dict[str, TargetSpec]:
+    """Every known target by name: the built-in ones first, then the registered ones."""
+    return {**_builtin(), **_registered}
+
+
+def register(spec: TargetSpec) -> TargetSpec:
+    """Add (or replace) a target; returns it. ``unregister`` takes it away again."""
+    _registered[spec.name] = spec
+    return spec
+
+
+def unregister(name: str) -> None:
+    _registered.pop(name, None)
 
 
 def known_targets() -> list[str]:
-    return list(_BACKENDS)
+    return list(catalogue())
+
+
+def target_models() -> TargetModels:
+    """(name, params section model) of every known target: what ``targets:`` may hold."""
+    return tuple((name, spec.config) for name, spec in catalogue().items())
+
+
+def target_spec(name: str) -> TargetSpec:
+    try:
+        return catalogue()[name]
+    except KeyError:
+        known = ", ".join(catalogue())
+        raise ConfigError(f"unknown target {name!r} (known: {known})") from None
 
 
 def make_target(name: str, config: TargetCommon) -> Target:
     """Construct the backend for ``name`` with its typed config section."""
-    try:
-        module_name, class_name = _BACKENDS[name].split(":")
-    except KeyError:
-        raise ConfigError(f"unknown target {name!r} (known: {', '.join(_BACKENDS)})") from None
-    backend = getattr(importlib.import_module(module_name), class_name)
-    return backend(config)
+    return target_spec(name).backend(config)
 
 
-def target_from_json(name: str, config: dict[str, Any]) -> Target:
-    """Rebuild a target from the JSON form of its config section (subprocess side)."""
-    section = TargetsConfig.model_validate({name: config})
-    field = next(f for f, info in TargetsConfig.model_fields.items() if (info.alias or f) == name)
-    return make_target(name, getattr(section, field))
+def measure_job(
+    name: str, section: TargetCommon, eval_data: Path, labels_key: str, outputs_dir: Path
+) -> MeasureJob:
+    """What the measurement workers of target ``name`` need to rebuild it and run it."""
+    spec = target_spec(name)
+    return MeasureJob(
+        target=name,
+        backend=spec.backend_ref,
+        config_model=spec.config_ref,
+        target_config=section.model_dump(mode="json", by_alias=True),
+        eval_data=eval_data,
+        labels_key=labels_key,
+        threads=section.threads,
+        outputs_dir=outputs_dir,
+    )
+
+
+def target_from_refs(backend: str, config_model: str, target_config: dict[str, Any]) -> Target:
+    """Rebuild a target in a measurement worker from a job's references."""
+    config = _import(config_model).model_validate(target_config)
+    return _import(backend)(config)
+
+
+def _import(ref: str) -> Any:
+    module, _, qualname = ref.partition(":")
+    found: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    return found

@@ -1,6 +1,6 @@
 """``tflite-cpu``: the ONNX model converted to TFLite, run with LiteRT on the CPU.
 
-Facts this relies on (DESIGN.md §7, this machine):
+Facts this relies on (docs/architecture.md, "Runtime facts", this machine):
 - ONNX -> TFLite: ``onnx2tf`` writes a SavedModel with channel-last inputs, then
   ``tf.lite.TFLiteConverter.from_saved_model`` builds every candidate from that one
   SavedModel (kept in the baseline's folder as ``saved_model/``): ``fp32`` (the baseline,
@@ -19,47 +19,52 @@ outputs, so sessions take and return tensors in the ONNX layout and names).
 from __future__ import annotations
 
 import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from edgeproof.config import TfliteRecipe, TfliteTargetConfig
+from pydantic import Field
+
+from edgeproof.config import PositiveFloat, RecipeTargetConfig, StrictModel
 from edgeproof.data import Dataset
 from edgeproof.onnx_model import check_onnx
 from edgeproof.records import Candidate
-from edgeproof.targets.base import Availability, RecipeTarget, fresh_dir
+from edgeproof.targets.base import Availability, RecipeTarget, TargetSpec, fresh_dir
+from edgeproof.tflite.litert import SAVED_MODEL, converter_record, litert_availability, quantize
 from edgeproof.tflite.model_io import SIDECAR, ModelIo
 from edgeproof.tflite.session import LiteRtSession
 from edgeproof.tflite.toolchain import (
-    ConversionError,
     build,
     convert,
-    converter_missing,
     onnx_request,
     toolchain_python,
-    write_calibration,
 )
 
 NAME = "tflite-cpu"
 BASELINE = "fp32"
-SAVED_MODEL = "saved_model"  # in the baseline's folder; every recipe converts from it
 
 
-def litert_availability(python: str, *more: Callable[[], str | None]) -> Availability:
-    """LiteRT importable here, the converter in ``python``'s environment, then each of
-    ``more`` (a check returning why not, or None): the first reason found, or available."""
-    try:
-        import ai_edge_litert
-    except ImportError as exc:
-        return Availability(
-            False, f"ai-edge-litert is not installed ({exc}); pip install edgeproof[tflite]"
-        )
-    for check in (lambda: converter_missing(python), *more):
-        reason = check()
-        if reason:
-            return Availability(False, reason)
-    return Availability(True, runtime_version=ai_edge_litert.__version__)
+class TfliteRecipe(StrictModel):
+    """One LiteRT conversion: ``dynamic-range`` (int8 weights, float activations and I/O) or
+    ``full-int8`` (int8 weights, activations and I/O; calibrated on ``calibration_samples``
+    items of the calibration split as the representative dataset)."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    method: Literal["dynamic-range", "full-int8"]
+    calibration_samples: Annotated[int, Field(ge=1)] = 200
+
+
+class TfliteTargetConfig(RecipeTargetConfig):
+    """The ``tflite-cpu`` target: the ONNX model converted to TFLite (onnx2tf + TensorFlow),
+    FP32 baseline, run with LiteRT (``ai-edge-litert``) on ``threads`` threads.
+
+    ``toolchain_python``: the interpreter of the environment holding the converter
+    (TensorFlow), as a dedicated runner would have it; ``None`` = this environment.
+    """
+
+    work_pool: str = "edge-arm-cpu"
+    recipes: list[TfliteRecipe] = Field(default_factory=list)
+    toolchain_python: Path | None = None
+    convert_timeout_seconds: PositiveFloat = 900.0
 
 
 class TfliteCpu(RecipeTarget[TfliteTargetConfig]):
@@ -126,44 +131,6 @@ class TfliteCpu(RecipeTarget[TfliteTargetConfig]):
         )
 
 
-def quantize(
-    baseline: Candidate,
-    method: str,
-    out: Path,
-    calibration: Dataset | None,
-    samples: int,
-    *,
-    python: str,
-    timeout: float,
-    label: str,
-) -> dict[str, Any]:
-    """Build ``out`` with ``method`` from the SavedModel next to ``baseline``'s model file."""
-    saved_model = baseline.model_file.parent / SAVED_MODEL
-    if not (saved_model / "saved_model.pb").is_file():
-        raise ConversionError(f"{label}: the baseline's SavedModel is missing: {saved_model}")
-    io = ModelIo.load(baseline.files[1])
-    with tempfile.TemporaryDirectory(prefix="edgeproof-calibration-") as tmp:
-        data = None
-        if calibration is not None:
-            data = write_calibration(calibration, samples, io, Path(tmp) / "calibration.npz")
-        request = {
-            "saved_model": str(saved_model.absolute()),
-            "inputs": io.to_json()["inputs"],
-            "builds": [build(method, out, data)],
-        }
-        return convert(request, python=python, timeout=timeout, label=label)
-
-
-def converter_record(reply: dict[str, Any]) -> dict[str, Any]:
-    """How a candidate was converted, as logged: tools and their versions."""
-    versions = reply.get("versions", {})
-    record: dict[str, Any] = {"converter": "onnx2tf + TFLiteConverter"}
-    record |= {f"{tool}_version": version for tool, version in sorted(versions.items())}
-    if "simplified" in reply:
-        record["onnxsim"] = reply["simplified"]
-    return record
-
-
 def _recipe_record(spec: TfliteRecipe) -> dict[str, Any]:
     record: dict[str, Any] = {"method": spec.method}
     if spec.method == "full-int8":
@@ -171,3 +138,6 @@ def _recipe_record(spec: TfliteRecipe) -> dict[str, Any]:
     else:
         record |= {"weights": "int8", "activations": "float32"}
     return record
+
+
+SPEC = TargetSpec(name=NAME, config=TfliteTargetConfig, backend=TfliteCpu, model_format="onnx")

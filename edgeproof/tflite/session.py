@@ -29,7 +29,7 @@ import numpy as np
 
 from edgeproof.errors import TargetUnavailable
 from edgeproof.oneshot import one_line
-from edgeproof.targets.base import InputSpec
+from edgeproof.records.measurement import InputSpec
 from edgeproof.tflite.layout import inverse, layout_perm, match_inputs, match_outputs
 from edgeproof.tflite.model_io import ModelIo
 

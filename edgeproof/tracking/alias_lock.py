@@ -18,6 +18,7 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 
 from edgeproof.errors import RegistryConflict
+from edgeproof.tracking import tags as tagnames
 from edgeproof.tracking.mlflow_store import MlflowStore
 
 LOCK_SUFFIX = ".edgeproof-lock"
@@ -30,7 +31,7 @@ def lock_name(name: str) -> str:
 
 def _holder_age(tags: dict[str, str]) -> float:
     try:
-        return time.time() - float(tags["edgeproof.lock.since"])
+        return time.time() - float(tags[tagnames.LOCK_SINCE])
     except (KeyError, ValueError):
         return float("inf")  # a lock without a readable time is treated as stale
 
@@ -48,9 +49,9 @@ def alias_lock(
     lock = lock_name(name)
     token = uuid.uuid4().hex
     tags = {
-        "edgeproof.lock.owner": f"{owner} (pid {os.getpid()} on {socket.gethostname()})",
-        "edgeproof.lock.token": token,
-        "edgeproof.lock.since": f"{time.time():.3f}",
+        tagnames.LOCK_OWNER: f"{owner} (pid {os.getpid()} on {socket.gethostname()})",
+        tagnames.LOCK_TOKEN: token,
+        tagnames.LOCK_SINCE: f"{time.time():.3f}",
     }
     notes: list[str] = []
     deadline = time.monotonic() + timeout_seconds
@@ -60,8 +61,8 @@ def alias_lock(
             continue
         if _holder_age(held) > stale_seconds:
             # re-read just before deleting: only the stale holder's lock is broken
-            if store.registered_model_tags(lock).get("edgeproof.lock.token") == held.get(
-                "edgeproof.lock.token"
+            if store.registered_model_tags(lock).get(tagnames.LOCK_TOKEN) == held.get(
+                tagnames.LOCK_TOKEN
             ):
                 store.delete_model(lock)
                 notes.append(f"broke a stale registry lock held by {_who(held)}")
@@ -75,16 +76,16 @@ def alias_lock(
     try:
         yield notes
     finally:
-        if store.registered_model_tags(lock).get("edgeproof.lock.token") == token:
+        if store.registered_model_tags(lock).get(tagnames.LOCK_TOKEN) == token:
             store.delete_model(lock)
 
 
 def _who(tags: dict[str, str]) -> str:
-    since = tags.get("edgeproof.lock.since")
+    since = tags.get(tagnames.LOCK_SINCE)
     when = ""
     if since:
         with suppress(ValueError):
             when = " since " + datetime.fromtimestamp(float(since), UTC).isoformat(
                 timespec="seconds"
             )
-    return tags.get("edgeproof.lock.owner", "an unknown process") + when
+    return tags.get(tagnames.LOCK_OWNER, "an unknown process") + when

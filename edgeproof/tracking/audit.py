@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from edgeproof.records import Record
+from edgeproof.tracking import tags as tagnames
 from edgeproof.tracking.mlflow_store import MlflowStore
 
-AUDIT_PREFIX = "edgeproof.audit."
 Action = Literal["promote", "rollback", "refused", "unrecorded"]
 
 
@@ -56,7 +56,7 @@ def read_history(store: MlflowStore, name: str) -> list[AliasEvent]:
     events = [
         AliasEvent.model_validate_json(value)
         for key, value in tags.items()
-        if key.startswith(AUDIT_PREFIX)
+        if key.startswith(tagnames.AUDIT_PREFIX)
     ]
     return sorted(events, key=lambda e: e.seq)
 
@@ -85,7 +85,9 @@ def append_event(
         actor=current_actor(),
         reason=reason[:2000],
     )
-    store.set_registered_model_tag(name, f"{AUDIT_PREFIX}{event.seq:06d}", event.model_dump_json())
+    store.set_registered_model_tag(
+        name, f"{tagnames.AUDIT_PREFIX}{event.seq:06d}", event.model_dump_json()
+    )
     return event
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from edgeproof.config import RegistryConfig
 from edgeproof.errors import RegistryConflict, RegistryRefused
+from edgeproof.tracking import tags as tagnames
 from edgeproof.tracking.alias_lock import alias_lock
 from edgeproof.tracking.audit import (
     Action,
@@ -21,8 +22,6 @@ from edgeproof.tracking.audit import (
     read_history,
 )
 from edgeproof.tracking.mlflow_store import MlflowStore
-
-GATES_TAG = "edgeproof.gates"
 
 
 def move_champion(
@@ -127,13 +126,13 @@ def rollback(
         raise RegistryRefused(f"{name} has no version {to_version}")
     if to_version == current:
         raise RegistryRefused(f"{name}: version {to_version} is the {alias} already")
-    gates = tags.get(GATES_TAG)
+    gates = tags.get(tagnames.GATES)
     if gates != "pass" and not force:
         raise RegistryRefused(
-            f"{name}: version {to_version} never passed its gates ({GATES_TAG}={gates or 'unset'});"
-            f" use --force to roll back to it anyway"
+            f"{name}: version {to_version} never passed its gates "
+            f"({tagnames.GATES}={gates or 'unset'}); use --force to roll back to it anyway"
         )
-    note = "" if gates == "pass" else f" (forced: {GATES_TAG}={gates or 'unset'})"
+    note = "" if gates == "pass" else f" (forced: {tagnames.GATES}={gates or 'unset'})"
     return move_champion(
         store,
         registry,

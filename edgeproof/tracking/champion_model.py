@@ -12,11 +12,10 @@ from pathlib import Path
 from edgeproof.config import RegistryConfig
 from edgeproof.errors import TrackingError
 from edgeproof.records import Candidate
+from edgeproof.tracking import tags as tagnames
 from edgeproof.tracking.evidence import sha256_file
 from edgeproof.tracking.mlflow_store import MlflowStore
 from edgeproof.tracking.run_log import MODEL_ARTIFACT_DIR
-
-PRECISION_TAG = "edgeproof.precision"
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ def fetch_champion(
         suffix,
         name=f"champion-v{version}",
         recipe={"registered_model": name, "version": version},
-        precision=tags.get(PRECISION_TAG, "unknown"),
+        precision=tags.get(tagnames.PRECISION, "unknown"),
         workdir=workdir,
         is_baseline=is_baseline,
     )

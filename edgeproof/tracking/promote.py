@@ -12,11 +12,12 @@ import json
 
 from edgeproof.config import RegistryConfig
 from edgeproof.errors import RegistryConflict
-from edgeproof.records import Promotion, RunInfo, TargetOutcome
-from edgeproof.tracking.champion import GATES_TAG, move_champion
-from edgeproof.tracking.champion_model import PRECISION_TAG
+from edgeproof.records import Promotion, RunInfo, TargetOutcome, TargetResult
+from edgeproof.tracking import tags as tagnames
+from edgeproof.tracking.champion import move_champion
 from edgeproof.tracking.mlflow_store import MlflowStore
 from edgeproof.tracking.run_log import MODEL_ARTIFACT_DIR
+from gates.outcome import wants_promotion
 
 
 def promote(
@@ -47,12 +48,12 @@ def promote(
         )
     winner = next(c for c in outcome.outcomes if c.candidate.name == outcome.winner)
     tags = {
-        "edgeproof.run": run.run_name,
-        "edgeproof.candidate": outcome.winner,
-        "edgeproof.target": outcome.target,
-        GATES_TAG: winner.verdict.status,
-        PRECISION_TAG: winner.candidate.precision,
-        "edgeproof.recipe": json.dumps(winner.candidate.recipe, sort_keys=True),
+        tagnames.RUN: run.run_name,
+        tagnames.CANDIDATE: outcome.winner,
+        tagnames.TARGET: outcome.target,
+        tagnames.GATES: winner.verdict.status,
+        tagnames.PRECISION: winner.candidate.precision,
+        tagnames.RECIPE: json.dumps(winner.candidate.recipe, sort_keys=True),
     }
     if run.lineage.git_sha:
         tags["git.sha"] = run.lineage.git_sha
@@ -93,3 +94,25 @@ def promote(
         moved=True,
         reason=reason,
     )
+
+
+def promote_winners(
+    store: MlflowStore,
+    registry: RegistryConfig,
+    run: RunInfo,
+    results: list[TargetResult],
+    champions: dict[str, str | None],
+) -> list[Promotion]:
+    """Register (and, where it passed, promote) each target's winner; one record each."""
+    return [
+        promote(
+            store,
+            registry,
+            run,
+            result.outcome,
+            result.candidate_runs,
+            champions.get(result.outcome.target),
+        )
+        for result in results
+        if wants_promotion(result.outcome)
+    ]

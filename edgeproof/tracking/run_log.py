@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from edgeproof.measure.fingerprint import HARDWARE_FIELDS, fingerprint_digest
-from edgeproof.measure.harness import TargetMeasurements
 from edgeproof.records import CandidateOutcome, CandidateSummary, Estimate, TargetOutcome
+from edgeproof.records.measurement import TargetMeasurements
+from edgeproof.tracking import tags as tagnames
 from edgeproof.tracking.evidence import (
     EVIDENCE_FILE,
     EvidenceContext,
@@ -28,6 +29,7 @@ from edgeproof.tracking.mlflow_store import MlflowStore
 
 MODEL_ARTIFACT_DIR = "model"
 PLOTS_DIR = "plots"
+TARGET_OUTCOME_FILE = "target_outcome.json"  # the outcome, read back by the parent run
 
 
 def summary_metrics(summary: CandidateSummary) -> dict[str, float | None]:
@@ -109,7 +111,7 @@ def log_target(
         experiment_id,
         outcome.target,
         parent_id=parent_run_id,
-        tags={"edgeproof.level": "target", "edgeproof.target": outcome.target},
+        tags={tagnames.LEVEL: tagnames.TARGET_LEVEL, tagnames.TARGET: outcome.target},
     )
     run_ids: dict[str, str] = {}
     for cand in outcome.outcomes:
@@ -117,14 +119,14 @@ def log_target(
             store, experiment_id, target_run, outcome, cand, measured, evidence
         )
     metrics: dict[str, float | None] = {"candidates": len(outcome.outcomes)}
-    tags = {"edgeproof.status": outcome.status, "edgeproof.reason": outcome.reason or ""}
+    tags = {tagnames.STATUS: outcome.status, tagnames.REASON: outcome.reason or ""}
     versus = outcome.champion
     if versus is not None:
         tags.update(
             {
-                "edgeproof.champion.version": versus.champion_version,
-                "edgeproof.champion.comparison": versus.status,
-                "edgeproof.champion.reason": versus.reason[:5000],
+                tagnames.CHAMPION_VERSION: versus.champion_version,
+                tagnames.CHAMPION_COMPARISON: versus.status,
+                tagnames.CHAMPION_REASON: versus.reason[:5000],
             }
         )
         if versus.summary is not None:
@@ -137,7 +139,7 @@ def log_target(
         metrics=metrics,
         tags=tags,
     )
-    store.log_text(target_run, outcome.model_dump_json(indent=2), "target_outcome.json")
+    store.log_text(target_run, outcome.model_dump_json(indent=2), TARGET_OUTCOME_FILE)
     for name in outcome.plots:
         if plot_dir is not None and (plot_dir / name).is_file():
             store.log_artifact(target_run, plot_dir / name, PLOTS_DIR)
@@ -152,8 +154,8 @@ def device_tags(environment: dict[str, Any]) -> dict[str, str]:
     if not fingerprint:
         return {}
     return {
-        "edgeproof.device": fingerprint_digest(fingerprint, HARDWARE_FIELDS),
-        "edgeproof.device_name": str(fingerprint.get("cpu_model", "unknown"))[:250],
+        tagnames.DEVICE: fingerprint_digest(fingerprint, HARDWARE_FIELDS),
+        tagnames.DEVICE_NAME: str(fingerprint.get("cpu_model", "unknown"))[:250],
     }
 
 
@@ -172,12 +174,12 @@ def _log_candidate(
         f"{outcome.target}/{name}",
         parent_id=target_run,
         tags={
-            "edgeproof.level": "candidate",
-            "edgeproof.target": outcome.target,
-            "edgeproof.candidate": name,
-            "edgeproof.verdict": cand.verdict.status,
-            "edgeproof.baseline": str(cand.candidate.is_baseline).lower(),
-            "edgeproof.winner": str(name == outcome.winner).lower(),
+            tagnames.LEVEL: tagnames.CANDIDATE_LEVEL,
+            tagnames.TARGET: outcome.target,
+            tagnames.CANDIDATE: name,
+            tagnames.VERDICT: cand.verdict.status,
+            tagnames.BASELINE: str(cand.candidate.is_baseline).lower(),
+            tagnames.WINNER: str(name == outcome.winner).lower(),
         },
     )
     raw = measured.raw.get(name) if measured else None

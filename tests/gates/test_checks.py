@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from edgeproof.config import GatesConfig
-from edgeproof.judge import with_op_coverage
 from edgeproof.records import (
     Candidate,
     CandidateSummary,
@@ -17,6 +16,7 @@ from edgeproof.records import (
     OpCoverage,
     Verdict,
 )
+from edgeproof.tasks.tensor import with_op_coverage
 from edgeproof.tflite.compiler_log import parse_compiler_log
 from gates.checks import CHECK_NAMES, decide
 

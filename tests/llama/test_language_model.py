@@ -21,13 +21,19 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from edgeproof.config import LlamaCppTargetConfig, MeasureConfig, parse_params
-from edgeproof.judge import judge_target
+from edgeproof.config import MeasureConfig
+from edgeproof.judge import judge_task
 from edgeproof.llama.gguf_model import byte_windows, tiny_random_gguf
 from edgeproof.llama.harness import measure_language_models
-from edgeproof.measure.harness import MeasureJob, TargetMeasurements
+from edgeproof.params import parse_params
 from edgeproof.records import Candidate
+from edgeproof.records.measurement import TargetMeasurements
+from edgeproof.targets.llama_cpp import LlamaCppTargetConfig
+from edgeproof.targets.registry import measure_job
+from edgeproof.tasks.registry import task_kind
 from tests.example_project import run, write_params
+
+LM = task_kind("language_model")
 
 pytestmark = pytest.mark.slow
 WINDOW = 128
@@ -155,13 +161,8 @@ def test_corrupt_and_truncated_candidates_fail_alone(tmp_path: Path) -> None:
         )
 
     config = LlamaCppTargetConfig(threads=1, pp_tokens=16, tg_tokens=25, repetitions=2, rounds=2)
-    job = MeasureJob(
-        target="llama-cpp",
-        target_config=config.model_dump(mode="json"),
-        eval_data=project / "data" / "eval.npz",
-        labels_key="labels",
-        threads=1,
-        outputs_dir=tmp_path / "outputs",
+    job = measure_job(
+        "llama-cpp", config, project / "data" / "eval.npz", "labels", tmp_path / "outputs"
     )
     baseline = candidate("baseline", base_file, baseline=True)
     others = [candidate(n, tmp_path / f"{n}.gguf") for n in bad] + [candidate("same", base_file)]
@@ -172,7 +173,7 @@ def test_corrupt_and_truncated_candidates_fail_alone(tmp_path: Path) -> None:
     assert set(measured.raw) == {"baseline", "same"}
     params = parse_params(_params_dict(project))
     windows = np.load(project / "data" / "eval.npz")["tokens"]
-    outcome = judge_target("llama-cpp", baseline, others, [], measured, None, params, windows)
+    outcome = judge_task(LM, "llama-cpp", baseline, others, [], measured, windows, params)
     status = {o.candidate.name: o.verdict.status for o in outcome.outcomes}
     assert status == {"baseline": "pass", "same": "pass", "corrupt": "error", "truncated": "error"}
     same = next(o.summary for o in outcome.outcomes if o.candidate.name == "same")
@@ -181,7 +182,7 @@ def test_corrupt_and_truncated_candidates_fail_alone(tmp_path: Path) -> None:
     # a baseline that cannot be summarized (here: too few timings for its CIs) errs the target
     short = dataclasses.replace(measured.raw["baseline"], latency_ms=np.ones(5))
     broken = TargetMeasurements({**measured.raw, "baseline": short}, measured.outputs, {})
-    outcome = judge_target("llama-cpp", baseline, others, [], broken, None, params, windows)
+    outcome = judge_task(LM, "llama-cpp", baseline, others, [], broken, windows, params)
     assert outcome.status == "error" and outcome.winner is None
     assert outcome.reason.startswith("baseline baseline: ") and "too few" in outcome.reason
 

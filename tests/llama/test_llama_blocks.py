@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from edgeproof.errors import ConfigError
-from edgeproof.llama.fidelity import fidelity, scored_targets, speed_estimates
 from edgeproof.llama.gguf_model import N_VOCAB, byte_windows, gguf_info, tiny_random_gguf
 from edgeproof.llama.quantize import UnknownQuantType, quantize
 from edgeproof.llama.runner import LlamaRunError, compute_logits, measure_speed, run_module
+from gates.lm_fidelity import fidelity, scored_targets, speed_estimates
 
 WINDOW, N_WINDOWS = 128, 8
 QTYPES = ("Q8_0", "Q4_0", "Q2_K")

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from edgeproof.data import load_dataset
-from edgeproof.measure.harness import TargetMeasurements, measure_target
+from edgeproof.measure.harness import measure_target
+from edgeproof.records.measurement import TargetMeasurements
 from edgeproof.targets.onnxruntime_cpu import OnnxRuntimeCpu
 from tests.test_harness import CONFIG, MEASURE, _job
 

@@ -17,12 +17,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from edgeproof.config import EdgeTpuTargetConfig
 from edgeproof.data import load_dataset
 from edgeproof.evaluate import score_classifier
 from edgeproof.measure.harness import measure_target
 from edgeproof.records import Candidate
-from edgeproof.targets.edgetpu import EdgeTpu
+from edgeproof.targets.edgetpu import EdgeTpu, EdgeTpuTargetConfig
 from edgeproof.tflite.compiler_log import parse_compiler_log
 from edgeproof.tflite.edgetpu_compiler import CompileError
 from tests.builders import first_output

@@ -15,13 +15,12 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from edgeproof.config import TfliteRecipe, TfliteTargetConfig
 from edgeproof.data import load_dataset
 from edgeproof.errors import InputError
 from edgeproof.evaluate import score_classifier
 from edgeproof.measure.harness import measure_target
 from edgeproof.records import Candidate
-from edgeproof.targets.tflite_cpu import TfliteCpu
+from edgeproof.targets.tflite_cpu import TfliteCpu, TfliteRecipe, TfliteTargetConfig
 from edgeproof.tflite.toolchain import ConversionError
 from tests.builders import availability_without, first_output
 from tests.test_harness import MEASURE, _job

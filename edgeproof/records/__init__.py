@@ -269,6 +269,20 @@ class TargetOutcome(Record):
     champion: ChampionComparison | None = None  # None: no champion yet, or comparison off
 
 
+class TargetResult(Record):
+    """What gating one target gives the pipeline: its outcome and its MLflow runs."""
+
+    outcome: TargetOutcome
+    target_run: str | None  # the target's MLflow run (None: nothing was logged)
+    candidate_runs: dict[str, str] = Field(default_factory=dict)  # candidate -> MLflow run id
+
+    @classmethod
+    def failed(cls, target: str, reason: str) -> TargetResult:
+        """A target that gave no verdict (its runner failed): ``error``, nothing to promote."""
+        outcome = TargetOutcome(target=target, available=True, reason=reason, status="error")
+        return cls(outcome=outcome, target_run=None)
+
+
 class Lineage(Record):
     """Where the inputs came from: git revision and DVC content hashes."""
 

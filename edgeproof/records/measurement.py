@@ -1,0 +1,67 @@
+"""Records of the measurement step: what a worker is given and what the harness returns.
+
+Pure data like the rest of ``edgeproof.records``: the harness (``edgeproof.measure``), the
+language-model harness, the judge, reports and tracking all pass these between them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeproof.records import RawMeasurement
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One model input as the model itself declares it (None = dynamic dimension)."""
+
+    name: str
+    dtype: np.dtype
+    shape: tuple[int | None, ...]
+
+
+@dataclass(frozen=True)
+class MeasureJob:
+    """Everything a worker needs to rebuild the target and load a candidate.
+
+    ``backend``: ``module:Class`` of the target backend and ``config_model`` of its config
+    section, so a worker rebuilds any registered target (a test's too) from the job alone.
+    """
+
+    target: str
+    backend: str
+    config_model: str
+    target_config: dict[str, Any]  # the target's config section, JSON form
+    eval_data: Path
+    labels_key: str
+    threads: int
+    outputs_dir: Path  # <candidate>.npz eval outputs (one array per output) are written here
+
+
+@dataclass(frozen=True)
+class TargetMeasurements:
+    """Raw measurements per candidate name, and the error of each that failed."""
+
+    raw: dict[str, RawMeasurement]
+    outputs: dict[str, Path]
+    errors: dict[str, str]
+
+    def replacing(self, newer: TargetMeasurements, names: list[str]) -> TargetMeasurements:
+        """These measurements with the candidates ``names`` taken from ``newer``."""
+        raw, outputs, errors = dict(self.raw), dict(self.outputs), dict(self.errors)
+        for name in names:
+            for mine, theirs in ((raw, newer.raw), (outputs, newer.outputs)):
+                mine.pop(name, None)
+                if name in theirs:
+                    mine[name] = theirs[name]
+            errors.pop(name, None)
+            if name in newer.errors:
+                errors[name] = newer.errors[name]
+        return TargetMeasurements(raw, outputs, errors)

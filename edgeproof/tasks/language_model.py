@@ -1,0 +1,76 @@
+"""The ``language_model`` task kind: a GGUF model scored on held-out token windows.
+
+Data files hold ``tokens`` (windows, context + 1); candidates are measured llama.cpp style
+(``edgeproof.llama.harness``: logits per window, llama-bench speed in fresh processes) and
+summarized as ``llama-perplexity --kl-divergence`` scores them (``gates.summarize_lm``):
+per-token KL, top-1 agreement, perplexity ratio, tokens/s.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeproof.config import MeasureConfig, Params
+from edgeproof.llama.gguf_check import check_gguf
+from edgeproof.llama.harness import TOKENS_KEY, load_token_windows, measure_language_models
+from edgeproof.records import Candidate, CandidateSummary
+from edgeproof.records.measurement import InputSpec, MeasureJob, Progress, TargetMeasurements
+from edgeproof.tasks.base import Summarizer
+from gates.summarize_lm import summarize_language_model
+
+NAME = "language_model"
+
+
+class LanguageModelTask:
+    """Task kind ``language_model``."""
+
+    name = NAME
+    model_format = "gguf"
+    label_kind = "values"
+
+    def inspect_model(self, model: Path, params: Params) -> list[InputSpec]:
+        check_gguf(model)
+        return [InputSpec(TOKENS_KEY, np.dtype(np.int32), (None, None))]
+
+    def check_data(self, path: Path, what: str, specs: list[InputSpec], params: Params) -> None:
+        load_token_windows(path)
+
+    def load_truth(self, eval_data: Path, params: Params) -> np.ndarray:
+        return load_token_windows(eval_data)
+
+    def num_classes(self, params: Params) -> int | None:
+        return None
+
+    def measure(
+        self,
+        baseline: Candidate,
+        candidates: list[Candidate],
+        job: MeasureJob,
+        settings: MeasureConfig,
+        progress: Progress,
+    ) -> TargetMeasurements:
+        return measure_language_models(baseline, candidates, job, settings, progress)
+
+    def summarizer(
+        self, baseline: Candidate, measured: TargetMeasurements, truth: Any, params: Params
+    ) -> Summarizer:
+        base_logits = np.load(measured.outputs[baseline.name], allow_pickle=False)
+
+        def summarize_one(cand: Candidate) -> CandidateSummary:
+            return summarize_language_model(
+                cand.name,
+                cand.precision,
+                cand.is_baseline,
+                measured.raw[cand.name],
+                base_logits,
+                np.load(measured.outputs[cand.name], allow_pickle=False),
+                truth,
+                float(cand.recipe.get("bits_per_weight", float("nan"))),
+                int(cand.recipe.get("n_params", 0)),
+                params.measure,
+            )
+
+        return summarize_one

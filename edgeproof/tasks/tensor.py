@@ -1,0 +1,129 @@
+"""Task kinds of ONNX models with tensor outputs: classification, embedding, regression, raw.
+
+The model is an ONNX graph whose inputs the data files feed one array each. Candidates are
+timed by the interleaved harness (``edgeproof.measure.harness``), their eval outputs scored
+per item against the baseline's and the labels (``edgeproof.evaluate``), and summarized with
+confidence intervals (``gates.summarize``). The kinds differ only in their labels:
+class ids (classification, accuracy and top-1 agreement), target values (regression, MAE),
+or none (embedding and raw: fidelity to the baseline per output tensor).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeproof.config import MeasureConfig, Params
+from edgeproof.data import Dataset, LabelKind, load_dataset
+from edgeproof.errors import ConfigError, InputError
+from edgeproof.evaluate import load_outputs, score_candidate
+from edgeproof.measure.harness import measure_target
+from edgeproof.onnx_model import check_data_matches, check_onnx
+from edgeproof.records import Candidate, CandidateSummary, OpCoverage
+from edgeproof.records.measurement import InputSpec, MeasureJob, Progress, TargetMeasurements
+from edgeproof.tasks.base import Summarizer
+from gates.summarize import summarize
+
+
+@dataclass(frozen=True)
+class TensorTask:
+    """An ONNX task kind; ``labels``: what its eval data must label (None: nothing)."""
+
+    name: str
+    labels: LabelKind | None
+    model_format: str = "onnx"
+
+    @property
+    def label_kind(self) -> LabelKind:
+        return self.labels or "values"
+
+    def inspect_model(self, model: Path, params: Params) -> list[InputSpec]:
+        specs = check_onnx(model)
+        wanted = params.model.input_name
+        if wanted is not None and wanted not in {s.name for s in specs}:
+            raise ConfigError(
+                f"params.yaml: model.input_name: {wanted!r} is not an input of "
+                f"the model (inputs: {', '.join(s.name for s in specs)})"
+            )
+        return specs
+
+    def check_data(self, path: Path, what: str, specs: list[InputSpec], params: Params) -> None:
+        gated = params.data.checks.enabled  # the data gate reports values and labels in full
+        data = load_dataset(path, params.data.labels_key, gated, self.label_kind)
+        check_data_matches(specs, data, what)
+        if what != "eval" or self.labels is None:
+            return
+        if data.labels is None:
+            need = "labels array (a classifier needs them)"
+            if self.labels == "values":
+                need = f"{params.data.labels_key!r} array (a {self.name} needs targets)"
+            raise InputError(f"eval data has no {need}: {path}")
+        if self.labels == "classes" and not gated:
+            _check_class_range(data, params.model.num_classes, path)
+
+    def load_truth(self, eval_data: Path, params: Params) -> np.ndarray | None:
+        return load_dataset(eval_data, params.data.labels_key, label_kind=self.label_kind).labels
+
+    def num_classes(self, params: Params) -> int | None:
+        return params.model.num_classes if self.labels == "classes" else None
+
+    def measure(
+        self,
+        baseline: Candidate,
+        candidates: list[Candidate],
+        job: MeasureJob,
+        settings: MeasureConfig,
+        progress: Progress,
+    ) -> TargetMeasurements:
+        return measure_target(baseline, candidates, job, settings, progress)
+
+    def summarizer(
+        self, baseline: Candidate, measured: TargetMeasurements, truth: Any, params: Params
+    ) -> Summarizer:
+        fidelity = params.gates.fidelity
+        base_outputs = load_outputs(measured.outputs[baseline.name])
+
+        def summarize_one(cand: Candidate) -> CandidateSummary:
+            outputs = load_outputs(measured.outputs[cand.name])
+            scores = score_candidate(self.name, cand.name, outputs, base_outputs, truth, fidelity)
+            summary = summarize(
+                cand.name,
+                cand.precision,
+                cand.is_baseline,
+                measured.raw[cand.name],
+                scores,
+                params.measure,
+                fidelity.low_quantile,
+            )
+            return with_op_coverage(summary, cand)
+
+        return summarize_one
+
+
+def with_op_coverage(summary: CandidateSummary, candidate: Candidate) -> CandidateSummary:
+    """The summary with the op coverage its compiler reported (``recipe["op_coverage"]``)."""
+    found = candidate.recipe.get("op_coverage")
+    if not found:
+        return summary
+    fields = {k: found.get(k) for k in OpCoverage.model_fields}
+    return summary.model_copy(update={"op_coverage": OpCoverage(**fields)})
+
+
+def _check_class_range(data: Dataset, num_classes: int, path: Path) -> None:
+    assert data.labels is not None
+    bad = (data.labels < 0) | (data.labels >= num_classes)
+    if bad.any():
+        raise InputError(
+            f"eval labels outside 0..{num_classes - 1} (e.g. {int(data.labels[bad][0])}): {path}"
+        )
+
+
+TENSOR_TASKS = (
+    TensorTask("classification", "classes"),
+    TensorTask("embedding", None),
+    TensorTask("regression", "values"),
+    TensorTask("raw", None),
+)

@@ -1,0 +1,112 @@
+"""The parent MLflow run of one pipeline run: opened with its lineage, closed with its report.
+
+The run is not retried on a failed log (a retry would create a second run): a run whose
+first logging fails is ended FAILED, never left RUNNING. Each target logs its own nested
+runs (``run_log``); this module writes what belongs to the whole run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from edgeproof.config import RegistryConfig
+from edgeproof.datagate import DataGateResult
+from edgeproof.errors import EdgeproofError
+from edgeproof.records import Lineage, TargetResult
+from edgeproof.tracking import tags as tagnames
+from edgeproof.tracking.lineage import lineage_tags
+from edgeproof.tracking.mlflow_store import MlflowStore
+from edgeproof.tracking.run_log import PLOTS_DIR
+
+
+def new_run_name(model: str, git_sha: str | None) -> str:
+    """``<model>-<UTC stamp>[-<short sha>]``: the MLflow run and report folder name."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{model}-{stamp}" + (f"-{git_sha[:7]}" if git_sha else "")
+
+
+def champions_now(
+    store: MlflowStore, registry: RegistryConfig, model: str, targets: list[str]
+) -> dict[str, str | None]:
+    """Each target's champion version now: what its promotion will compare-and-set against."""
+    return {
+        target: store.alias_version(
+            registry.registered_name(model, target), registry.champion_alias
+        )
+        for target in targets
+    }
+
+
+def start_pipeline_run(
+    store: MlflowStore,
+    experiment_id: str,
+    run_name: str,
+    *,
+    lineage: Lineage,
+    trigger: str,
+    targets: list[str],
+    champions: dict[str, str | None],
+    warnings: tuple[str, ...],
+    model_path: Path,
+    params_file: Path,
+) -> str:
+    """The parent run (lineage and champion tags, the params file); its id."""
+    tags = {
+        **lineage_tags(lineage),
+        tagnames.LEVEL: tagnames.PIPELINE_LEVEL,
+        tagnames.TRIGGER: trigger,
+        tagnames.TARGETS: ",".join(targets),
+        **{f"{tagnames.CHAMPION_AT_START}{t}": v or "none" for t, v in champions.items()},
+    }
+    if warnings:
+        tags[tagnames.WARNINGS] = "; ".join(warnings)[:5000]
+    run_id = store.start_run(experiment_id, run_name, tags=tags)
+    try:
+        store.log(run_id, params={"model.path": str(model_path), "targets": ",".join(targets)})
+        store.log_artifact(run_id, params_file)
+    except EdgeproofError as exc:
+        with contextlib.suppress(EdgeproofError):
+            store.log(run_id, tags={tagnames.STATUS: "error", tagnames.ERROR: str(exc)})
+        with contextlib.suppress(EdgeproofError):
+            store.end(run_id, "FAILED")
+        raise
+    return run_id
+
+
+def log_data_gate(store: MlflowStore, run_id: str, result: DataGateResult) -> None:
+    """The Great Expectations results and the gate's outcome, on the parent run."""
+    store.log_text(run_id, json.dumps(result.results, indent=1), "data_gate/gx_results.json")
+    store.log(
+        run_id,
+        metrics={"data_gate.failed_expectations": len(result.failures)},
+        tags={tagnames.DATA_GATE: "pass" if result.success else "fail"},
+    )
+    if not result.success:
+        store.log_text(run_id, "\n".join(result.failures) + "\n", "data_gate/failures.txt")
+
+
+def download_plots(store: MlflowStore, results: list[TargetResult], dest: Path) -> list[Path]:
+    """Each target run's plots (they were drawn where the target ran), into ``dest``."""
+    files = []
+    for result in results:
+        if result.target_run is None:
+            continue
+        for name in result.outcome.plots:
+            local = store.client.download_artifacts(
+                result.target_run, f"{PLOTS_DIR}/{name}", str(dest)
+            )
+            files.append(Path(local))
+    return files
+
+
+def finish_pipeline_run(store: MlflowStore, run_id: str, folder: Path, status: str) -> None:
+    """The report (summary, verdict, figures) on the parent run, which ends with ``status``."""
+    store.log_artifact(run_id, folder / "summary.md")
+    store.log_artifact(run_id, folder / "verdict.json")
+    for png in sorted(folder.glob("*.png")):
+        store.log_artifact(run_id, png)
+    store.log(run_id, tags={tagnames.STATUS: status})
+    store.end(run_id, "FAILED" if status == "error" else "FINISHED")

@@ -1,0 +1,48 @@
+"""Every MLflow tag name edgeproof writes or queries, declared once.
+
+Runs: ``LEVEL`` says what a run is (``pipeline`` > ``target`` > ``candidate``, and
+``verify-champion``); the others say which target / candidate it is and how it was judged.
+Model versions and registered models carry the promotion, lock and audit tags.
+"""
+
+from __future__ import annotations
+
+# run levels (values of LEVEL)
+PIPELINE_LEVEL = "pipeline"
+TARGET_LEVEL = "target"
+CANDIDATE_LEVEL = "candidate"
+VERIFY_LEVEL = "verify-champion"
+
+# runs
+LEVEL = "edgeproof.level"
+TRIGGER = "edgeproof.trigger"
+TARGETS = "edgeproof.targets"
+TARGET = "edgeproof.target"
+CANDIDATE = "edgeproof.candidate"
+VERDICT = "edgeproof.verdict"
+BASELINE = "edgeproof.baseline"
+WINNER = "edgeproof.winner"
+STATUS = "edgeproof.status"
+REASON = "edgeproof.reason"
+ERROR = "edgeproof.error"
+WARNINGS = "edgeproof.warnings"
+DATA_GATE = "edgeproof.data_gate"
+DEVICE = "edgeproof.device"
+DEVICE_NAME = "edgeproof.device_name"
+CHAMPION_AT_START = "edgeproof.champion_at_start."  # + target
+CHAMPION_VERSION = "edgeproof.champion.version"
+CHAMPION_COMPARISON = "edgeproof.champion.comparison"
+CHAMPION_REASON = "edgeproof.champion.reason"
+REGISTERED_MODEL = "edgeproof.registered_model"
+
+# model versions
+RUN = "edgeproof.run"
+RECIPE = "edgeproof.recipe"
+PRECISION = "edgeproof.precision"
+GATES = "edgeproof.gates"
+
+# registered models: the alias lock and the audit log
+LOCK_OWNER = "edgeproof.lock.owner"
+LOCK_TOKEN = "edgeproof.lock.token"
+LOCK_SINCE = "edgeproof.lock.since"
+AUDIT_PREFIX = "edgeproof.audit."
