@@ -267,13 +267,14 @@ def margin(
     )
 
 
-def _tied(m: Margin, objective: Objective, size_tol: float, rss_tol: float) -> bool:
-    """``m.other`` is not clearly worse than ``m.winner``."""
+def _beats(m: Margin, objective: Objective, size_tol: float, rss_tol: float) -> bool:
+    """``m.winner`` is clearly better than ``m.other``: the whole CI above 1 (sampled
+    objectives) or beyond the tolerance (deterministic ones)."""
     if objective == "size":
-        return m.ratio.value <= 1.0 + size_tol
+        return m.ratio.value > 1.0 + size_tol
     if objective == "peak_rss":
-        return m.ratio.value <= 1.0 + rss_tol
-    return m.ratio.low <= 1.0
+        return m.ratio.value > 1.0 + rss_tol
+    return m.ratio.low > 1.0
 
 
 def _secondary(
@@ -344,14 +345,18 @@ def select_paired(
 ) -> PairedSelection:
     """Rank the passing ``entrants`` (in recipe order) by paired evidence and pick one.
 
-    1. The leader is the best point estimate (speedup, p90 ratio, or smallest size / RSS).
-    2. The tied set: the leader and every entrant whose margin against it is within noise
-       (its CI contains 1; for size / RSS: within the tolerance).
+    1. Every pair gets a margin (``margin``: head-to-head blocks when given, else via the
+       baseline); ``a`` clearly beats ``b`` when the whole CI is above 1 (for size / RSS:
+       the ratio beyond the tolerance).
+    2. The tied set: the entrants no other entrant clearly beats (no member clearly beats
+       another, so they are tied within noise); all of them if every one is beaten.
     3. The winner is the first of the tied set in the secondary order (smaller size, less
-       peak RSS, listed first); with one member, the leader.
-    4. The runner-up is the leader if the winner is not, else the next best point estimate.
+       peak RSS, listed first).
+    4. The runner-up is the best-ranked (point estimate) other member of the tied set,
+       else the best-ranked other entrant.
     The reason names the runner-up with the winner's margin and its CI, and says "within
-    noise" exactly when that CI contains 1.
+    noise" exactly when that CI contains 1. ``wanted_head_to_head`` lists the tied pairs
+    compared only via the baseline.
     """
     if objective not in _WORDS:
         raise ValueError(f"unknown objective {objective!r}; one of {sorted(_WORDS)}")
@@ -389,27 +394,36 @@ def select_paired(
             leader.name, None, None, False, None, reason, objective, (leader.name,), (leader.name,)
         )
     margins = {
-        e.name: margin(leader, e, objective, head_to_head, confidence, unpaired) for e in ranked[1:]
+        (a.name, b.name): margin(a, b, objective, head_to_head, confidence, unpaired)
+        for a in entrants
+        for b in entrants
+        if a is not b
     }
-    tied = [leader] + [
-        e for e in ranked[1:] if _tied(margins[e.name], objective, size_tol, rss_tol)
-    ]
-    tied.sort(key=lambda e: order[e.name])
+
+    def beaten(e: Entrant) -> bool:
+        return any(
+            _beats(margins[(o.name, e.name)], objective, size_tol, rss_tol)
+            for o in entrants
+            if o is not e
+        )
+
+    # nobody in ``tied`` is clearly better than another member: they are tied
+    tied = [e for e in entrants if not beaten(e)] or list(entrants)
     tie_break: str | None = None
     if len(tied) > 1:
         winner, tie_break = _secondary(tied, objective, size_tol, rss_tol)
     else:
-        winner = leader
+        winner = tied[0]
     # the strongest competitor: the best-ranked other member of the tied set, else the next
-    rivals = [e for e in ranked if e is not winner and e in tied] or [
-        e for e in ranked if e is not winner
-    ]
-    runner = rivals[0]
-    m = margin(winner, runner, objective, head_to_head, confidence, unpaired)
+    tied_names = {e.name for e in tied}
+    others = [e for e in ranked if e.name != winner.name]
+    runner = next((e for e in others if e.name in tied_names), others[0])
+    m = margins[(winner.name, runner.name)]
     wanted = tuple(
-        (leader.name, e.name)
-        for e in tied
-        if e is not leader and margins[e.name].source == "via baseline"
+        (a.name, b.name)
+        for i, a in enumerate(tied)
+        for b in tied[i + 1 :]
+        if margins[(a.name, b.name)].source == "via baseline"
     )
     noise = (not deterministic) and m.contains_one
     via = {
@@ -423,11 +437,7 @@ def select_paired(
     if winner is leader:
         reason = f"{best} ({_evidence(winner, objective, unpaired)}) {head}"
     else:
-        reason = (
-            f"tied {'within tolerance' if deterministic else 'within noise'} with "
-            f"{runner.name}, which has the {best} "
-            f"({_evidence(leader, objective, unpaired)}) {head}; picked by {tie_break}"
-        )
+        reason = f"{winner.name} ({_evidence(winner, objective, unpaired)}) {head}"
     lead = (
         f"{_fmt_ratio(m.ratio)} {better} than runner-up {runner.name} "
         f"({_evidence(runner, objective, unpaired)}; {via})"
@@ -443,8 +453,9 @@ def select_paired(
     else:
         verdict = "clearly behind (CI below 1)"  # only when a tie rule overrode a clear lead
     reason += f"; {lead}, {verdict}"
-    if winner is leader and tie_break is not None:
-        reason += f"; tie broken by {tie_break}"
+    if tie_break is not None:
+        within = "within tolerance" if deterministic else "within noise"
+        reason += f"; the tie {within} goes to {tie_break}"
     return PairedSelection(
         winner=winner.name,
         runner_up=runner.name,

@@ -97,7 +97,7 @@ def test_head_to_head_decides_a_pair_the_baseline_route_cannot() -> None:
     a = entrant("a", 2.50, 2.30, 2.70, size=1.0)
     b = entrant("b", 2.60, 2.40, 2.80, size=1.3)
     assert select_paired([a, b]).winner == "a"  # within noise via the baseline: size
-    assert select_paired([a, b]).wanted_head_to_head == (("b", "a"),)
+    assert select_paired([a, b]).wanted_head_to_head == (("a", "b"),)
     rng = np.random.default_rng(0)
     a_ms = 0.60 * np.exp(rng.normal(0, 0.01, 20))
     b_ms = a_ms / 1.05 * np.exp(rng.normal(0, 0.01, 20))  # b 5% faster, same blocks' drift
@@ -106,6 +106,28 @@ def test_head_to_head_decides_a_pair_the_baseline_route_cannot() -> None:
     assert sel.margin.source == "head-to-head" and sel.margin.ratio.low > 1.0
     assert "head-to-head" in sel.reason and "within noise" not in sel.reason
     assert sel.wanted_head_to_head == ()
+
+
+def test_head_to_head_overrides_the_point_estimates_via_the_baseline() -> None:
+    # via the baseline b looks faster (within noise); head-to-head, a is clearly faster
+    a = entrant("a", 2.50, 2.30, 2.70, size=1.3)
+    b = entrant("b", 2.60, 2.40, 2.80, size=1.0)
+    blocks = np.array([1.0, 1.01, 0.99, 1.0])
+    pair = HeadToHead(blocks, blocks * 1.06)  # b's blocks 6% slower than a's
+    sel = select_paired([a, b], head_to_head={("b", "a"): HeadToHead(pair.b_ms, pair.a_ms)})
+    assert sel.winner == "a" and sel.runner_up == "b" and sel.tied == ("a",)
+    assert sel.margin is not None and sel.margin.ratio.low > 1.0
+    assert sel.ranking == ("b", "a")  # point estimates via the baseline, for the record
+
+
+def test_three_candidates_tied_set_and_runner_up() -> None:
+    a = entrant("a", 3.00, 2.90, 3.10, size=1.3)  # fastest
+    b = entrant("b", 2.95, 2.85, 3.05, size=1.0)  # tied with a, smaller: wins
+    c = entrant("c", 2.00, 1.90, 2.10, size=0.5)  # clearly slower, smallest: out
+    sel = select_paired([c, b, a])
+    assert sel.winner == "b" and sel.runner_up == "a" and sel.tied == ("b", "a")
+    assert sel.ranking == ("a", "b", "c") and sel.within_noise
+    assert "runner-up a" in sel.reason and "the tie within noise goes to smaller size" in sel.reason
 
 
 def test_paired_ratio_is_drift_free() -> None:
