@@ -282,6 +282,21 @@ def _early(n: int, k: int, design: SequentialDesign, est: Estimate) -> Look:
     return Look("continue", est, n, k, math.inf, f"{n} < min_n {design.min_n}: no decision yet")
 
 
+def log_ratios(baseline_ms: np.ndarray, candidate_ms: np.ndarray, block_size: int) -> np.ndarray:
+    """``log(median of baseline block i) - log(median of candidate block i)`` for each whole
+    pair of blocks (``RawMeasurement.paired_baseline_ms`` and ``latency_ms``, in order)."""
+    if block_size < 1:
+        raise ValueError("block_size must be >= 1")
+    n = min(len(baseline_ms), len(candidate_ms)) // block_size
+    used = n * block_size
+    base = np.asarray(baseline_ms, dtype=np.float64)[:used].reshape(n, block_size)
+    cand = np.asarray(candidate_ms, dtype=np.float64)[:used].reshape(n, block_size)
+    bm, cm = np.median(base, axis=1), np.median(cand, axis=1)
+    if np.any(bm <= 0.0) or np.any(cm <= 0.0):
+        raise ValueError("block medians must be positive")
+    return np.log(bm) - np.log(cm)
+
+
 def speed_look(
     log_ratios: np.ndarray,
     looks: Sequence[int],
