@@ -74,6 +74,16 @@ The three gates.
   is inverted in closed form at the constant ``c'_k`` (0.8% at n = 100, 0.5% at 1000).
   ``min_n`` (100 suggested) keeps the skewness estimate meaningful.
 
+Wiring into the harness (``_interleave``): after each block pair append
+``log_ratios`` of that pair; at the planned counts (``looks_schedule(4, max_blocks)``,
+fixed before measuring) call ``speed_look(d, looks_so_far, design, min_speedup,
+final=deadline_passed, precision=target_rel_halfwidth)``. Stop at once on "fail" (nothing
+else about a failing candidate matters); on "pass", stop too unless the candidate is still
+in the running for the winner, whose selection needs a narrow speedup CI (keep sampling to
+the precision target, or let ``gates.paired_selection`` ask for a head-to-head). After a
+data-dependent stop, report the gate with ``Look.interval`` (the RCI): the ordinary CI of
+the truncated data no longer has its nominal coverage.
+
 Combine the gates of a candidate with ``combine``: once a gate is decisive its verdict is
 kept (the RCI covered it at that look), the candidate fails as soon as one gate fails, and
 passes when all have passed. Each gate has its own alpha, as the fixed-sample checks do.
