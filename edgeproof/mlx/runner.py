@@ -93,11 +93,13 @@ def quantize_folder(
     bits: int,
     group_size: int,
     mixed: str | None = None,
+    dtype: str | None = None,
     device: str = "cpu",
     threads: int = 2,
     timeout: float = 600.0,
 ) -> QuantizeRun:
-    """Quantize the folder ``model`` into the new folder ``out`` (which must not exist)."""
+    """Quantize the folder ``model`` into the new folder ``out`` (which must not exist);
+    ``dtype``: cast the float weights to it first (None: keep the stored precision)."""
     request = {
         "op": "quantize",
         "model": str(Path(model).absolute()),
@@ -105,6 +107,7 @@ def quantize_folder(
         "bits": bits,
         "group_size": group_size,
         "mixed": mixed,
+        "dtype": dtype,
         "device": device,
     }
     label = f"quantize {Path(model).name} to {mixed or f'{bits}-bit'} g{group_size}"

@@ -35,12 +35,16 @@ BASELINE = "baseline"
 class MlxRecipe(StrictModel):
     """One MLX affine quantization: ``bits`` (2, 3, 4, 5, 6, 8) in groups of ``group_size``
     (32, 64, 128); or ``mixed``, one of mlx-lm's mixed recipes (mixed_2_6, mixed_3_4,
-    mixed_3_6, mixed_4_6), whose low width is then ``bits`` (given or not)."""
+    mixed_3_6, mixed_4_6), whose low width is then ``bits`` (given or not). ``dtype``: cast
+    the float weights to it before quantizing (None keeps the stored precision); on MLX's
+    Linux CPU backend quantized matmuls are fast only in float32 (see
+    ``edgeproof.mlx.quantize``)."""
 
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
     bits: Literal[2, 3, 4, 5, 6, 8] | None = None
     group_size: Literal[32, 64, 128] = 64
     mixed: Literal["mixed_2_6", "mixed_3_4", "mixed_3_6", "mixed_4_6"] | None = None
+    dtype: Literal["float32", "float16", "bfloat16"] | None = None
 
     @model_validator(mode="after")
     def _bits_or_mixed(self) -> MlxRecipe:
@@ -107,6 +111,13 @@ def mlx_availability() -> Availability:
     return Availability(True, runtime_version=version)
 
 
+def _precision(spec: MlxRecipe, stored: str) -> str:
+    """e.g. ``q4-g64``, ``mixed_4_6-g64``, ``q4-g64-f32`` (cast to float32 first)."""
+    name = f"{spec.mixed}-g{spec.group_size}" if spec.mixed else stored
+    short = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}
+    return f"{name}-{short[spec.dtype]}" if spec.dtype else name
+
+
 class MlxLm(RecipeTarget[MlxTargetConfig]):
     """The ``mlx`` target (language models only)."""
 
@@ -149,6 +160,7 @@ class MlxLm(RecipeTarget[MlxTargetConfig]):
             bits=spec.bits,
             group_size=spec.group_size,
             mixed=spec.mixed,
+            dtype=spec.dtype,
             device=self.config.device,
             threads=self.config.threads,
             timeout=self.config.timeout_seconds,
@@ -164,13 +176,14 @@ class MlxLm(RecipeTarget[MlxTargetConfig]):
                 "bits": spec.low_bits,
                 "group_size": spec.group_size,
                 "mixed": spec.mixed,
+                "dtype": spec.dtype,
                 "quantized_layers": result.run.quantized_layers,
                 "float_layers": result.run.float_layers,
                 "quantize_seconds": round(result.run.seconds, 3),
                 "n_params": info.n_params,
                 "bits_per_weight": round(info.bits_per_weight, 3),
             },
-            precision=f"{spec.mixed}-g{spec.group_size}" if spec.mixed else info.precision,
+            precision=_precision(spec, info.precision),
         )
 
     def open_session(self, candidate: Candidate, threads: int) -> Session:

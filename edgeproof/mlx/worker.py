@@ -17,8 +17,11 @@ MLX is lazy: nothing is computed until ``mx.eval``, so every timed region ends w
   logits); tg = M single-id steps from an empty cache, each step's logits evaluated
   (``perf_counter_ns`` around the model call and its ``mx.eval``; tg is timed per token).
   Warm-up repetitions first, then R timed repetitions of each.
-- Quantize mode: ``mlx_lm.utils.quantize_model`` (affine; all layers at ``bits``, or one of
-  mlx-lm's mixed recipes through its predicate), then ``save_model`` + ``save_config``.
+- Quantize mode: optionally cast the float weights to ``dtype`` first (what
+  ``mlx_lm.convert --dtype`` does; the scales and biases, and so the activations, then
+  have that dtype), then ``mlx_lm.utils.quantize_model`` (affine; all layers at ``bits``,
+  or one of mlx-lm's mixed recipes through its predicate), then ``save_model`` +
+  ``save_config``.
   Layers whose input width does not divide by the group size stay in float (mlx-lm's
   rule); their count is returned.
 
@@ -179,6 +182,23 @@ def load_windows(path: str) -> np.ndarray:
     return windows
 
 
+def cast_floats(model: Any, config: dict[str, Any], dtype: str) -> None:
+    """Cast every floating parameter of ``model`` to ``dtype`` ("float32", "float16",
+    "bfloat16") and record it in ``config`` (its ``dtype`` / ``torch_dtype``)."""
+    import mlx.core as mx
+    from mlx.utils import tree_map
+
+    target = getattr(mx, dtype)
+
+    def cast(value: Any) -> Any:
+        return value.astype(target) if mx.issubdtype(value.dtype, mx.floating) else value
+
+    model.update(tree_map(cast, model.parameters()))
+    for key in ("dtype", "torch_dtype"):
+        if key in config:
+            config[key] = dtype
+
+
 def quantize(req: dict[str, Any]) -> dict[str, Any]:
     """Quantize ``req["model"]`` into the (new) folder ``req["out"]``; its figures."""
     import mlx.core as mx
@@ -187,6 +207,8 @@ def quantize(req: dict[str, Any]) -> dict[str, Any]:
     phase("load")
     model, config = load(req["model"])
     bits, group_size, mixed = int(req["bits"]), int(req["group_size"]), req.get("mixed")
+    if req.get("dtype"):
+        cast_floats(model, config, str(req["dtype"]))
     predicate = None
     if mixed:
         from mlx_lm.convert import mixed_quant_predicate_builder

@@ -202,10 +202,12 @@ def test_baseline_links_the_folder(hf_llama: Path, tmp_path: Path) -> None:
 def test_recipe_config() -> None:
     from pydantic import ValidationError
 
-    from edgeproof.mlx.target_draft import MlxRecipe
+    from edgeproof.mlx.target_draft import MlxRecipe, _precision
 
     assert MlxRecipe(name="m", mixed="mixed_4_6").low_bits == 4
     assert MlxRecipe(name="q3", bits=3, group_size=32).low_bits == 3
+    assert _precision(MlxRecipe(name="a", bits=4, dtype="float32"), "q4-g64") == "q4-g64-f32"
+    assert _precision(MlxRecipe(name="b", mixed="mixed_3_6"), "mixed") == "mixed_3_6-g64"
     for bad in (
         {"name": "x"},
         {"name": "x", "bits": 7},

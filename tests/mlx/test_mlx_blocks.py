@@ -215,3 +215,30 @@ def test_rope_theta_only_in_rope_parameters_reaches_mlx(
     expected = transformers_logits(folder, windows)
     assert np.abs(got - expected).max() < 1e-3 * np.abs(expected).max()
     assert np.abs(expected - transformers_logits(hf_llama, windows)).max() > 0.1
+
+
+def test_dtype_casts_before_quantizing(tmp_path: Path, windows: np.ndarray) -> None:
+    """A float16 model quantized as stored keeps float16 scales (slow on MLX's Linux CPU
+    backend); with dtype float32 the scales, config and activations are float32."""
+    from tests.mlx.conftest import tiny_hf_llama
+
+    f16 = tiny_hf_llama(tmp_path / "f16", dtype="float16")
+    assert check_hf_model(f16).precision == "f16"
+    stored = quantize(f16, tmp_path / "q8", bits=8, group_size=64, threads=1)
+    cast = quantize(f16, tmp_path / "q8-f32", bits=8, group_size=64, dtype="float32", threads=1)
+    scales = "model.layers.0.mlp.down_proj.scales"
+    assert stored.info.tensors[scales].dtype == "F16"
+    assert cast.info.tensors[scales].dtype == "F32"
+    assert cast.info.tensors["model.norm.weight"].dtype == "F32"
+    assert cast.info.config["dtype"] == "float32" and stored.info.config["dtype"] == "float16"
+    compute_logits(f16, windows[:2], tmp_path / "f16.npy", threads=1)
+    compute_logits(cast.run.path, windows[:2], tmp_path / "cast.npy", threads=1)
+    fid = fidelity(
+        np.load(tmp_path / "f16.npy"),
+        np.load(tmp_path / "cast.npy"),
+        scored_targets(windows[:2]),
+        resamples=100,
+    )
+    assert fid.mean_kl.value < 1e-3
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        quantize(f16, tmp_path / "x", bits=4, dtype="float64")
