@@ -3,8 +3,12 @@
 Every MLX load happens in a fresh one-shot subprocess (``python -m edgeproof.mlx.worker
 REQUEST RESULT``, ``edgeproof.oneshot``): a file that makes MLX fail or crash fails that
 candidate with a one-line ``MlxRunError`` (phase, signal or exit code, the worker's own
-error, RSS trail), and a hang is killed at the deadline. Each process sees only
-``threads`` CPU threads (the usual OpenMP / BLAS variables are set for it).
+error, RSS trail), and a hang is killed at the deadline.
+
+Threads: the usual OpenMP / BLAS variables are set to ``threads`` for each process. The
+Linux CPU wheel (mlx-cpu 0.32.4) bundles a reference BLAS, whose matmuls run on one thread
+whatever they say (measured: CPU time at most wall time with 1 and with 2), so on Linux
+``threads`` is recorded but does not change MLX's speed.
 """
 
 from __future__ import annotations
