@@ -242,3 +242,18 @@ def test_dtype_casts_before_quantizing(tmp_path: Path, windows: np.ndarray) -> N
     assert fid.mean_kl.value < 1e-3
     with pytest.raises(ValueError, match="dtype must be one of"):
         quantize(f16, tmp_path / "x", bits=4, dtype="float64")
+
+
+def test_a_broken_baseline_stops_the_target(
+    built: dict, target: MlxLm, windows: np.ndarray, tmp_path: Path
+) -> None:
+    from edgeproof.errors import MeasurementError
+
+    np.savez(tmp_path / "eval.npz", tokens=windows)
+    folder = _broken_copy(built["baseline"].model_file.parent, tmp_path / "base")
+    broken = built["baseline"].model_copy(update={"files": (folder / "model.safetensors",)})
+    config = target.config.model_dump(mode="json")
+    job = MeasureJob("mlx", config, tmp_path / "eval.npz", "labels", 1, tmp_path / "outputs")
+    with pytest.raises(MeasurementError, match=r"^baseline logits: failed during load"):
+        measure_mlx_models(broken, [built["q4"]], job, MeasureConfig())
+    assert list((tmp_path / "outputs").iterdir()) == []
