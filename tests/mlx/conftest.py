@@ -22,7 +22,11 @@ HIDDEN, INTERMEDIATE, LAYERS, HEADS, KV_HEADS = 128, 256, 2, 4, 2
 
 
 def tiny_hf_llama(
-    folder: Path, seed: int = 0, dtype: str = "float32", rope_theta: float = 10000.0
+    folder: Path,
+    seed: int = 0,
+    dtype: str = "float32",
+    rope_theta: float = 10000.0,
+    intermediate: int = INTERMEDIATE,
 ) -> Path:
     """A random ``LlamaForCausalLM`` (grouped-query attention, untied output) saved in
     ``folder`` with ``save_pretrained(safe_serialization=True)``."""
@@ -32,7 +36,7 @@ def tiny_hf_llama(
     config = LlamaConfig(
         vocab_size=N_VOCAB,
         hidden_size=HIDDEN,
-        intermediate_size=INTERMEDIATE,
+        intermediate_size=intermediate,
         num_hidden_layers=LAYERS,
         num_attention_heads=HEADS,
         num_key_value_heads=KV_HEADS,

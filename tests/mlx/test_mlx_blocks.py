@@ -257,3 +257,14 @@ def test_a_broken_baseline_stops_the_target(
     with pytest.raises(MeasurementError, match=r"^baseline logits: failed during load"):
         measure_mlx_models(broken, [built["q4"]], job, MeasureConfig())
     assert list((tmp_path / "outputs").iterdir()) == []
+
+
+def test_layers_whose_width_does_not_fit_the_group_stay_float(tmp_path: Path) -> None:
+    from tests.mlx.conftest import LAYERS, tiny_hf_llama
+
+    folder = tiny_hf_llama(tmp_path / "ff96", intermediate=96)  # down_proj reads 96 values
+    done = quantize(folder, tmp_path / "q4", bits=4, group_size=64, threads=1)
+    assert done.run.float_layers == LAYERS  # one down_proj per layer
+    assert done.info.tensors["model.layers.0.mlp.down_proj.weight"].dtype == "F32"
+    assert "model.layers.0.mlp.down_proj.scales" not in done.info.tensors
+    assert done.info.tensors["model.layers.0.mlp.up_proj.weight"].dtype == "U32"
