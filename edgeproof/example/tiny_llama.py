@@ -17,6 +17,15 @@ Training stops at a wall-clock budget (AdamW, cosine decay over the budget). A r
 model's perplexity is ~256 per byte; DESIGN measured 3.58 after 285 s. ``build`` checks the
 written GGUF against PyTorch with llama.cpp in a subprocess (top-1 agreement on held-out
 windows) before reporting success, like the CNN example checks its ONNX export.
+
+With ``hf_dir``, ``build`` also writes the same trained weights as a Hugging Face-layout
+folder (``LlamaForCausalLM`` config.json + model.safetensors, the GGUF's precision) for the
+MLX target. HF Llama applies rope with rotate-half (pairs i, i + d/2), not to adjacent pairs
+as this model is trained: each head's q and k rows are permuted (2i -> i, 2i+1 -> i + d/2,
+the inverse of the permute in llama.cpp's HF converter). Attention scores are q.k over a
+head, which the same permutation of q and k leaves unchanged, so the folder computes the
+same logits. ``build`` checks it with MLX in a subprocess (top-1 agreement with PyTorch and
+with llama.cpp) when MLX is installed, and records why not otherwise.
 """
 
 from __future__ import annotations
@@ -152,6 +161,70 @@ def gguf_weights(model: Any) -> dict[str, np.ndarray]:
     return {k: v.detach().float().numpy().copy() for k, v in names.items()}
 
 
+def rotate_half_rows(weight: np.ndarray, n_heads: int) -> np.ndarray:
+    """q/k rows of a model with rope on adjacent pairs, reordered for rotate-half rope:
+    within each head, row 2i goes to i and row 2i+1 to i + head_dim/2."""
+    out_dim, in_dim = weight.shape
+    head_dim = out_dim // n_heads
+    return (
+        weight.reshape(n_heads, head_dim // 2, 2, in_dim)
+        .transpose(0, 2, 1, 3)
+        .reshape(out_dim, in_dim)
+    )
+
+
+def hf_weights(model: Any, hp: LlamaHParams = HPARAMS) -> dict[str, np.ndarray]:
+    """The model's weights under Hugging Face Llama's names (float32), q/k rows permuted for
+    rotate-half rope (see the module docstring)."""
+    gguf = gguf_weights(model)
+    out = {
+        "model.embed_tokens.weight": gguf["token_embd.weight"],
+        "model.norm.weight": gguf["output_norm.weight"],
+        "lm_head.weight": gguf["output.weight"],
+    }
+    names = {
+        "attn_norm": "input_layernorm",
+        "ffn_norm": "post_attention_layernorm",
+        "attn_q": "self_attn.q_proj",
+        "attn_k": "self_attn.k_proj",
+        "attn_v": "self_attn.v_proj",
+        "attn_output": "self_attn.o_proj",
+        "ffn_gate": "mlp.gate_proj",
+        "ffn_up": "mlp.up_proj",
+        "ffn_down": "mlp.down_proj",
+    }
+    for i in range(hp.n_layer):
+        for short, long in names.items():
+            weight = gguf[f"blk.{i}.{short}.weight"]
+            if short in ("attn_q", "attn_k"):
+                weight = rotate_half_rows(weight, hp.n_head if short == "attn_q" else hp.n_head_kv)
+            out[f"model.layers.{i}.{long}.weight"] = weight
+    return out
+
+
+def write_hf_model(folder: Path, model: Any, hp: LlamaHParams, dtype: str) -> Path:
+    """Write the model as a Hugging Face-layout llama folder (``dtype``: "float16" or
+    "float32"), checked before it is renamed into place."""
+    from edgeproof.llama.gguf_model import BOS_ID, EOS_ID
+    from edgeproof.mlx.hf_model import llama_config, write_hf_folder
+
+    config = llama_config(
+        vocab_size=hp.n_vocab,
+        hidden_size=hp.n_embd,
+        intermediate_size=hp.n_ff,
+        num_hidden_layers=hp.n_layer,
+        num_attention_heads=hp.n_head,
+        num_key_value_heads=hp.n_head_kv,
+        max_position_embeddings=hp.n_ctx,
+        rms_norm_eps=hp.rms_eps,
+        rope_theta=hp.rope_theta,
+        dtype=dtype,
+        bos_token_id=BOS_ID,
+        eos_token_id=EOS_ID,
+    )
+    return write_hf_folder(folder, config, hf_weights(model, hp), dtype)
+
+
 def importance_matrix(model: Any, ids: np.ndarray) -> dict[str, np.ndarray]:
     """Mean squared input of every matrix (llama-imatrix's statistic), keyed by GGUF name.
 
@@ -248,15 +321,10 @@ def _perplexity(logits: np.ndarray, targets: np.ndarray) -> float:
     return float(np.exp(nll.mean()))
 
 
-def verify_with_llama_cpp(
-    model: Any, gguf_path: Path, windows: np.ndarray, threads: int = 2
-) -> dict[str, float]:
-    """Top-1 agreement and max |logit diff| of llama.cpp (subprocess) vs PyTorch on held-out
-    token windows (n, ctx + 1)."""
+def llama_cpp_logits(gguf_path: Path, windows: np.ndarray, threads: int = 2) -> np.ndarray:
+    """llama.cpp's logits (subprocess) on the second half of each token window."""
     from edgeproof.llama.runner import compute_logits
 
-    ctx = windows.shape[1] - 1
-    expected = torch_logits(model, windows)[:, ctx // 2 :]
     out = gguf_path.with_name(f".{gguf_path.stem}.verify.npy")
     try:
         compute_logits(
@@ -266,13 +334,60 @@ def verify_with_llama_cpp(
             threads=threads,
             extra_buffer_types=False,  # checks the file, not the kernels (AMX: see worker)
         )
-        got = np.load(out, allow_pickle=False)
+        return np.load(out, allow_pickle=False)
     finally:
         out.unlink(missing_ok=True)
+
+
+def mlx_logits(folder: Path, windows: np.ndarray, threads: int = 2) -> np.ndarray:
+    """MLX's logits (subprocess, CPU) of a Hugging Face-layout folder on the second half of
+    each token window."""
+    from edgeproof.mlx.runner import compute_logits
+
+    out = folder.with_name(f".{folder.name}.verify.npy")
+    try:
+        compute_logits(folder, windows, out, threads=threads)
+        return np.load(out, allow_pickle=False)
+    finally:
+        out.unlink(missing_ok=True)
+
+
+def agreement(got: np.ndarray, expected: np.ndarray, prefix: str) -> dict[str, float]:
+    """``<prefix>_top1_agreement`` and ``<prefix>_max_abs_logit_diff`` of two logit arrays."""
     return {
-        "llama_cpp_top1_agreement": float((got.argmax(-1) == expected.argmax(-1)).mean()),
-        "llama_cpp_max_abs_logit_diff": float(np.abs(got - expected).max()),
+        f"{prefix}_top1_agreement": float((got.argmax(-1) == expected.argmax(-1)).mean()),
+        f"{prefix}_max_abs_logit_diff": float(np.abs(got - expected).max()),
     }
+
+
+def verify_with_llama_cpp(
+    model: Any, gguf_path: Path, windows: np.ndarray, threads: int = 2
+) -> dict[str, float]:
+    """Top-1 agreement and max |logit diff| of llama.cpp (subprocess) vs PyTorch on held-out
+    token windows (n, ctx + 1)."""
+    ctx = windows.shape[1] - 1
+    expected = torch_logits(model, windows)[:, ctx // 2 :]
+    return agreement(llama_cpp_logits(gguf_path, windows, threads), expected, "llama_cpp")
+
+
+def verify_hf_with_mlx(
+    model: Any, folder: Path, windows: np.ndarray, threads: int = 2, llama_cpp: Any = None
+) -> dict[str, Any]:
+    """MLX (subprocess) vs PyTorch, and vs ``llama_cpp`` logits when given, on held-out token
+    windows; ``{"mlx_check": "skipped: <reason>"}`` where MLX is not installed."""
+    from edgeproof.mlx.target_draft import mlx_availability
+
+    available = mlx_availability()
+    if not available.ok:
+        return {"mlx_check": f"skipped: {available.reason}"}
+    ctx = windows.shape[1] - 1
+    expected = torch_logits(model, windows)[:, ctx // 2 :]
+    got = mlx_logits(folder, windows, threads)
+    check: dict[str, Any] = {"mlx_check": available.runtime_version}
+    check.update(agreement(got, expected, "mlx"))
+    if llama_cpp is not None:
+        check.update(agreement(got, llama_cpp, "mlx_vs_llama_cpp"))
+    return check
 
 
 def token_splits(
@@ -292,10 +407,12 @@ def build(
     metrics_path: Path,
     config: LlamaExampleConfig,
     verify: bool = True,
+    hf_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Train for ``config.seconds`` and write the GGUF at ``model_path``; ``eval.npz`` and
     ``calibration.npz`` (array ``tokens``: (n, ctx + 1) token windows) and ``imatrix.npz``
-    into ``data_dir``; the training and check figures to ``metrics_path``. Returns them."""
+    into ``data_dir``; with ``hf_dir``, the same weights as a Hugging Face-layout folder
+    there; the training and check figures to ``metrics_path``. Returns them."""
     import torch
 
     torch.manual_seed(config.seed)
@@ -332,14 +449,31 @@ def build(
         "uniform_perplexity": float(N_VOCAB),
         "gguf_bytes": gguf_path.stat().st_size,
     }
+    if hf_dir is not None:
+        dtype = "float32" if config.file_type == "F32" else "float16"
+        hf_path = write_hf_model(Path(hf_dir), model, HPARAMS, dtype)
+        metrics["hf_bytes"] = sum(f.stat().st_size for f in hf_path.iterdir())
     if verify:
-        check = verify_with_llama_cpp(model, gguf_path, evaluation[:8], threads=config.threads)
+        windows8 = evaluation[:8]
+        expected = torch_logits(model, windows8)[:, first:]
+        by_llama = llama_cpp_logits(gguf_path, windows8, threads=config.threads)
+        check = agreement(by_llama, expected, "llama_cpp")
         metrics.update(check)
         if check["llama_cpp_top1_agreement"] < 0.99:
             raise EdgeproofError(
                 f"llama.cpp disagrees with PyTorch on {gguf_path.name}: top-1 agreement "
                 f"{check['llama_cpp_top1_agreement']:.2%} (expected >= 99%)"
             )
+        if hf_dir is not None:
+            mlx_check = verify_hf_with_mlx(
+                model, Path(hf_dir), windows8, threads=config.threads, llama_cpp=by_llama
+            )
+            metrics.update(mlx_check)
+            if mlx_check.get("mlx_top1_agreement", 1.0) < 0.99:
+                raise EdgeproofError(
+                    f"MLX disagrees with PyTorch on {Path(hf_dir).name}: top-1 agreement "
+                    f"{mlx_check['mlx_top1_agreement']:.2%} (expected >= 99%)"
+                )
     Path(metrics_path).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(metrics_path).with_name(f".{Path(metrics_path).name}.tmp")
     tmp.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
