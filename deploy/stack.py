@@ -489,6 +489,8 @@ class Stack:
             for model in client.search_registered_models():
                 for user, permission in ((CI_USER, "MANAGE"), (REVIEWER_USER, "READ")):
                     self._grant(auth, model.name, user, permission)
+            for experiment in client.search_experiments():  # made before auth, or by others
+                self._grant_experiment(auth, experiment.experiment_id, CI_USER, "MANAGE")
         except MlflowException as exc:
             raise StackError(f"MLflow users: {exc.message.splitlines()[0][:200]}") from None
         finally:
@@ -507,6 +509,16 @@ class Stack:
             auth.update_registered_model_permission(model, user, permission)  # type: ignore[attr-defined]
         except MlflowException:
             auth.create_registered_model_permission(model, user, permission)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _grant_experiment(auth: object, experiment_id: str, user: str, permission: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            auth.get_experiment_permission(experiment_id, user)  # type: ignore[attr-defined]
+            auth.update_experiment_permission(experiment_id, user, permission)  # type: ignore[attr-defined]
+        except MlflowException:
+            auth.create_experiment_permission(experiment_id, user, permission)  # type: ignore[attr-defined]
 
     # -- commands ------------------------------------------------------------------------
 
