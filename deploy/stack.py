@@ -488,9 +488,9 @@ class Stack:
             client = MlflowClient(tracking_uri=self.mlflow_uri, registry_uri=self.mlflow_uri)
             for model in client.search_registered_models():
                 for user, permission in ((CI_USER, "MANAGE"), (REVIEWER_USER, "READ")):
-                    self._grant(auth, model.name, user, permission)
+                    self._grant(auth, "registered_model", model.name, user, permission)
             for experiment in client.search_experiments():  # made before auth, or by others
-                self._grant_experiment(auth, experiment.experiment_id, CI_USER, "MANAGE")
+                self._grant(auth, "experiment", experiment.experiment_id, CI_USER, "MANAGE")
         except MlflowException as exc:
             raise StackError(f"MLflow users: {exc.message.splitlines()[0][:200]}") from None
         finally:
@@ -501,24 +501,17 @@ class Stack:
                     os.environ[key] = value
 
     @staticmethod
-    def _grant(auth: object, model: str, user: str, permission: str) -> None:
+    def _grant(auth: object, resource_type: str, resource: str, user: str, level: str) -> None:
+        """Give ``user`` exactly ``level`` on one experiment or registered model."""
         from mlflow.exceptions import MlflowException
 
         try:
-            auth.get_registered_model_permission(model, user)  # type: ignore[attr-defined]
-            auth.update_registered_model_permission(model, user, permission)  # type: ignore[attr-defined]
-        except MlflowException:
-            auth.create_registered_model_permission(model, user, permission)  # type: ignore[attr-defined]
-
-    @staticmethod
-    def _grant_experiment(auth: object, experiment_id: str, user: str, permission: str) -> None:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            auth.get_experiment_permission(experiment_id, user)  # type: ignore[attr-defined]
-            auth.update_experiment_permission(experiment_id, user, permission)  # type: ignore[attr-defined]
-        except MlflowException:
-            auth.create_experiment_permission(experiment_id, user, permission)  # type: ignore[attr-defined]
+            auth.grant_user_permission(user, resource_type, resource, level)  # type: ignore[attr-defined]
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            auth.revoke_user_permission(user, resource_type, resource)  # type: ignore[attr-defined]
+            auth.grant_user_permission(user, resource_type, resource, level)  # type: ignore[attr-defined]
 
     # -- commands ------------------------------------------------------------------------
 

@@ -96,3 +96,28 @@ def test_bad_key_material_is_one_line_that_does_not_show_the_key(
     monkeypatch.delenv("EDGEPROOF_PUBLIC_KEY", raising=False)
     with pytest.raises(SigningError, match="no public key"):
         load_public_key()
+
+
+def test_sign_and_verify_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from edgeproof.cli import app
+
+    key = Ed25519PrivateKey.generate()
+    (tmp_path / "signing.pem").write_bytes(_pem(key))
+    evidence = tmp_path / "evidence.json"
+    evidence.write_text(json.dumps(EVIDENCE))
+    runner = CliRunner()
+    monkeypatch.delenv("EDGEPROOF_SIGNING_KEY", raising=False)
+    missing = runner.invoke(app, ["sign-evidence", str(evidence)])
+    assert missing.exit_code == 2 and not (tmp_path / "evidence.json.sig").exists()
+    signed = runner.invoke(
+        app, ["sign-evidence", str(evidence), "--key", str(tmp_path / "signing.pem")]
+    )
+    assert signed.exit_code == 0, signed.output
+    public = public_key_b64(key.public_key())
+    ok = runner.invoke(app, ["verify-signature", str(evidence), "--public-key", public])
+    assert ok.exit_code == 0 and "signature ok" in ok.output
+    evidence.write_text(json.dumps({**EVIDENCE, "x": [2]}))
+    bad = runner.invoke(app, ["verify-signature", str(evidence), "--public-key", public])
+    assert bad.exit_code == 1 and "refused" in bad.output

@@ -171,3 +171,41 @@ def test_the_audit_history_is_complete_after_concurrent_promotions(
     assert refused == sorted(v for v in others if v != winner)
     assert all(e.from_version == winner for e in events[2:])
     assert ci.registered_model_tags(lock_name(name)) == {}
+
+
+def test_prefect_needs_its_auth_string_and_keeps_its_data_in_postgres(
+    stack: RunningStack,
+) -> None:
+    import base64
+    import json
+    import urllib.error
+    import urllib.request
+
+    from tests.stack.conftest import load_stack_module
+
+    name = f"stack-check-{uuid.uuid4().hex[:8]}"
+    body = json.dumps({"name": name}).encode()
+    request = urllib.request.Request(
+        f"{stack.prefect_api}/flows/", data=body, headers={"Content-Type": "application/json"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 401
+    auth = base64.b64encode(stack.credentials["PREFECT_API_AUTH_STRING"].encode()).decode()
+    request.add_header("Authorization", f"Basic {auth}")
+    with urllib.request.urlopen(request, timeout=30) as created:
+        assert created.status in (200, 201)
+    bindir = load_stack_module().pg_bindir()
+    found = subprocess.run(
+        [
+            *(str(bindir / "psql"), "-h", "127.0.0.1", "-p", stack.env["EDGEPROOF_STACK_PG_PORT"]),
+            *("-U", "prefect", "-d", "prefect", "-qAt", "-w"),
+            *("-c", f"SELECT count(*) FROM flow WHERE name = '{name}'"),
+        ],
+        env={"PGPASSFILE": str(stack.folder / "secrets" / "pgpass"), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.strip() == "1"
