@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from edgeproof import cli_device
 from edgeproof.errors import EdgeproofError, InputError
 from edgeproof.runtime_env import apply_quiet_defaults, hide_expected_tracebacks
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 example_app = typer.Typer(no_args_is_help=True, help="Build the bundled example (DVC stages).")
 app.add_typer(example_app, name="example")
+cli_device.register(app)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 

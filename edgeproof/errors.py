@@ -35,3 +35,11 @@ class RegistryConflict(EdgeproofError):
 
 class RegistryRefused(EdgeproofError):
     """A registry change asked for is not allowed (unknown version, never gated, ...)."""
+
+
+class SigningError(EdgeproofError):
+    """A signing or public key is missing or unreadable (never shows the key itself)."""
+
+
+class EvidenceRefused(EdgeproofError):
+    """Evidence, its signature or a file it names does not check out (exit code 1)."""

@@ -14,9 +14,12 @@ import json
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeproof.records import CandidateOutcome, Lineage, RawMeasurement
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 SCHEMA = "edgeproof.evidence/1"
 EVIDENCE_FILE = "evidence.json"
@@ -34,6 +37,7 @@ class EvidenceContext:
     params_file: Path
     eval_data: Path
     calibration_data: Path
+    signing_key: Ed25519PrivateKey | None = None  # sign each evidence.json when given
 
 
 def sha256_file(path: Path) -> str:

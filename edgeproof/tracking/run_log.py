@@ -26,6 +26,7 @@ from edgeproof.tracking.evidence import (
     measurement_record,
 )
 from edgeproof.tracking.mlflow_store import MlflowStore
+from edgeproof.tracking.signing import SIGNATURE_FILE, signature_json
 
 MODEL_ARTIFACT_DIR = "model"
 PLOTS_DIR = "plots"
@@ -196,6 +197,9 @@ def _log_candidate(
         store.log_text(run_id, json.dumps(measurement_record(raw)), "measurements/samples.json")
     store.log_text(run_id, cand.model_dump_json(indent=2), "verdict.json")
     bundle = build_evidence(evidence, cand, raw, MODEL_ARTIFACT_DIR)
-    store.log_text(run_id, evidence_json(bundle), EVIDENCE_FILE)
+    text = evidence_json(bundle)
+    store.log_text(run_id, text, EVIDENCE_FILE)
+    if evidence.signing_key is not None:
+        store.log_text(run_id, signature_json(text, evidence.signing_key), SIGNATURE_FILE)
     store.end(run_id, "FAILED" if cand.verdict.status == "error" else "FINISHED")
     return run_id
