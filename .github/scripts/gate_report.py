@@ -55,9 +55,11 @@ def report(artifacts: Path, images_base: str, run_url: str, gate_result: str) ->
     lines = [f"## edgeproof quality gate: {gate_result}", ""]
     if run_url:
         lines += [f"[Workflow run and reports]({run_url})", ""]
-    folders = sorted(
-        d for d in artifacts.glob(f"{ARTIFACT_PREFIX}*") if d.is_dir()
-    ) if artifacts.is_dir() else []
+    folders = (
+        sorted(d for d in artifacts.glob(f"{ARTIFACT_PREFIX}*") if d.is_dir())
+        if artifacts.is_dir()
+        else []
+    )
     for folder in folders:
         target = folder.name.removeprefix(ARTIFACT_PREFIX)
         code = folder / "exit-code"
@@ -107,9 +109,18 @@ def metrics_diff(diff: dict, target: str, base: str) -> str:
     head = f"DVC metrics of this run against `{base}` (`dvc metrics diff`):"
     if not rows:
         return f"{head} no metrics to compare.\n"
-    return "\n".join(
-        [head, "", f"| file | metric | `{base}` | this run | change |", "|---|---|---|---|---|", *rows]
-    ) + "\n"
+    return (
+        "\n".join(
+            [
+                head,
+                "",
+                f"| file | metric | `{base}` | this run | change |",
+                "|---|---|---|---|---|",
+                *rows,
+            ]
+        )
+        + "\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
