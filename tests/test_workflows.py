@@ -457,6 +457,211 @@ def test_gate_job_writes_the_metrics_diff_of_its_own_target(tmp_path: Path) -> N
     assert "`main`" in table
 
 
+# --- quality-gate.yml: who runs where, with which rights -----------------------------------
+
+
+def expression(text: str, context: dict[str, object]) -> object:
+    """Evaluate a GitHub Actions condition of this workflow's kind: dotted names, '...'
+    strings, ==, !=, &&, ||, !, parentheses and always() (a job or step is still running)."""
+    body = EXPRESSION.fullmatch(text.strip())
+    text = body.group(1) if body else text
+    tokens = re.findall(r"'[^']*'|&&|\|\||==|!=|!|\(|\)|always\(\)|[\w.-]+|\S", text)
+    out = []
+    for tok in tokens:
+        if tok == "&&":
+            out.append(" and ")
+        elif tok == "||":
+            out.append(" or ")
+        elif tok == "!":
+            out.append(" not ")
+        elif tok == "always()":
+            out.append(" True ")
+        elif tok in ("(", ")", "==", "!="):
+            out.append(f" {tok} ")
+        elif tok.startswith("'"):
+            out.append(repr(tok[1:-1]))
+        elif tok in ("true", "false"):
+            out.append(str(tok == "true"))
+        else:
+            assert tok in context, f"the test has no value for {tok}"
+            out.append(repr(context[tok]))
+    return eval("".join(out), {"__builtins__": {}})  # only the tokens above
+
+
+def event(kind: str) -> dict[str, object]:
+    repo = "octo/edge"
+    head = {"fork": "mallory/edge", "same-repo": repo}.get(kind, repo)
+    return {
+        "github.event_name": "push" if kind == "push" else "pull_request",
+        "github.repository": repo,
+        "github.event.pull_request.head.repo.full_name": head,
+    }
+
+
+@pytest.fixture(scope="module")
+def gate_workflow() -> dict:
+    return load(WORKFLOWS / "quality-gate.yml")
+
+
+@pytest.mark.parametrize(("kind", "runs"), [("push", True), ("same-repo", True), ("fork", False)])
+def test_fork_pull_requests_reach_no_job(gate_workflow: dict, kind: str, runs: bool) -> None:
+    """Fork code never reaches the hardware runners, nor a job that can write."""
+    for name, job in gate_workflow["jobs"].items():
+        assert expression(job["if"], event(kind)) is runs, name
+
+
+def test_one_measurement_per_hardware_runner_at_a_time(gate_workflow: dict) -> None:
+    job = gate_workflow["jobs"]["gate"]
+    rows = [*job["strategy"]["matrix"]["include"], {"target": "x", "runner": "edge-arm"}]
+    groups = {}
+    for row in rows:
+        ctx = {f"matrix.{k}": str(v) for k, v in row.items()}
+        groups.setdefault(evaluate(job["concurrency"]["group"], ctx), set()).add(row["runner"])
+        labels = [evaluate(label, ctx) for label in job["runs-on"]]
+        assert labels == ["self-hosted", row["runner"]]
+    assert all(len(runners) == 1 for runners in groups.values())  # a group is one device
+    assert len(groups) == len({r["runner"] for r in rows})
+    assert job["concurrency"]["cancel-in-progress"] is False  # never kill a measurement
+    assert job["strategy"]["fail-fast"] is False  # one target blocking stops no other
+
+
+def test_only_the_hosted_publish_job_can_write(gate_workflow: dict) -> None:
+    top = gate_workflow["permissions"]
+    assert top == {"contents": "read"}
+    for name, job in gate_workflow["jobs"].items():
+        effective = job.get("permissions", top)
+        writes = {k for k, v in effective.items() if v == "write"}
+        if "self-hosted" in job["runs-on"]:
+            assert writes == set(), name  # the hardware runners get a read-only token
+        else:
+            assert writes <= {"contents", "checks", "pull-requests"}, name
+
+
+def test_secrets_reach_scripts_only_through_env(gate_workflow: dict) -> None:
+    for job in gate_workflow["jobs"].values():
+        for step in job["steps"]:
+            for key, value in step.items():
+                if key != "env":
+                    assert "secrets." not in json.dumps(value), step.get("name")
+    assert "secrets." not in json.dumps({k: v for k, v in gate_workflow.items() if k != "jobs"})
+
+
+def _gate_steps(gate_workflow: dict) -> dict[str, dict]:
+    return {s["name"]: s for s in gate_workflow["jobs"]["gate"]["steps"]}
+
+
+@pytest.mark.parametrize(("wanted", "run"), [("", "true"), ("onnxruntime-cpu", "true"),
+                                             ("openvino-cpu", "false")])  # fmt: skip
+def test_dispatch_input_selects_the_target(
+    gate_workflow: dict, tmp_path: Path, wanted: str, run: str
+) -> None:
+    step = _gate_steps(gate_workflow)["Select target"]
+    ctx = {"github.event.inputs.target": wanted, "matrix.target": "onnxruntime-cpu"}
+    assert run_step(step, ctx, tmp_path, tmp_path) == {"run": run}
+    dependent = [s for s in gate_workflow["jobs"]["gate"]["steps"][1:] if "if" in s]
+    assert len(dependent) == len(gate_workflow["jobs"]["gate"]["steps"]) - 1
+    for s in dependent:
+        ctx = {"steps.select.outputs.run": run, "github.event_name": "pull_request"}
+        assert expression(s["if"], ctx) is (run == "true"), s["name"]
+
+
+@pytest.mark.parametrize("code", [0, 1, 2])
+def test_gate_step_records_the_exit_code_and_the_last_step_fails_on_it(
+    gate_workflow: dict, tmp_path: Path, code: int
+) -> None:
+    steps = _gate_steps(gate_workflow)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "edgeproof").write_text(
+        f'#!/bin/bash\necho "$@" > args.txt\nmkdir -p reports/run-1\nexit {code}\n'
+    )
+    (fake / "edgeproof").chmod(0o755)
+    work = tmp_path / "work"
+    (work / "reports" / "stale").mkdir(parents=True)
+    gate = dict(steps["edgeproof run"])
+    gate["run"] = f'export PATH="{fake}:$PATH"\n' + gate["run"]
+    ctx = {"matrix.target": "onnxruntime-cpu", "matrix.params": "params.yaml"}
+    outputs = run_step(gate, ctx, work, tmp_path)  # a blocked gate does not stop the job here
+    assert outputs == {"rc": str(code)}
+    assert (work / "reports" / "exit-code").read_text().strip() == str(code)
+    assert not (work / "reports" / "stale").exists()  # no report of an earlier run uploaded
+    args = (work / "args.txt").read_text().split()
+    assert args[:1] == ["run"] and "--report-dir" in args and "--metrics" in args
+    assert args[args.index("--target") + 1] == "onnxruntime-cpu"
+    last = gate_workflow["jobs"]["gate"]["steps"][-1]
+    proc = subprocess.run(
+        ["bash", "-e", "-c", last["run"]],
+        env={"PATH": os.environ["PATH"], "RC": evaluate(last["env"]["RC"], {
+            "steps.gate.outputs.rc": outputs["rc"]})},
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == (0 if code == 0 else 1), proc.stdout
+    for name in ("Job summary", "Upload reports", "DVC metrics against the base branch"):
+        # these still run after the last step failed, so a blocked gate is reported
+        ctx = {"steps.select.outputs.run": "true", "github.event_name": "pull_request"}
+        assert "always()" in steps[name]["if"] and expression(steps[name]["if"], ctx) is True
+
+
+COMMENT_HARNESS = r"""
+const fs = require("fs");
+const [script, existing] = [fs.readFileSync(process.argv[1], "utf8"), process.argv[2]];
+const calls = [];
+const comments = JSON.parse(existing);
+const github = {
+  paginate: async (fn, args) => { calls.push(["list", args.issue_number]); return comments; },
+  rest: { issues: {
+    listComments: "listComments",
+    updateComment: async (a) => { calls.push(["update", a.comment_id, a.body]); },
+    createComment: async (a) => { calls.push(["create", a.issue_number, a.body]);
+                                  return { data: { html_url: "u" } }; },
+  } },
+};
+const context = { repo: { owner: "octo", repo: "edge" }, issue: { number: 7 } };
+const core = { info: () => {} };
+const run = new Function("require", "github", "context", "core",
+                         `return (async () => { ${script} })();`);
+run(require, github, context, core).then(() => console.log(JSON.stringify(calls)));
+"""
+
+
+@pytest.mark.parametrize("existing", ["none", "mine", "someone-elses"])
+def test_pr_comment_is_one_comment_updated_in_place(
+    gate_workflow: dict, tmp_path: Path, existing: str
+) -> None:
+    step = next(
+        s for s in gate_workflow["jobs"]["publish"]["steps"] if "script" in s.get("with", {})
+    )
+    (tmp_path / "script.js").write_text(step["with"]["script"])
+    (tmp_path / "report.md").write_text("x" * 70000)  # over GitHub's comment limit
+    comments = {
+        "none": [],
+        "mine": [{"id": 5, "user": {"type": "Bot"}, "body": f"{MARKER}\nold"}],
+        "someone-elses": [{"id": 6, "user": {"type": "User"}, "body": f"quoting {MARKER}"}],
+    }[existing]
+    proc = subprocess.run(
+        [node(), "-e", COMMENT_HARNESS, str(tmp_path / "script.js"), json.dumps(comments)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    calls = json.loads(proc.stdout)
+    assert calls[0] == ["list", 7]
+    ((verb, ref, body),) = calls[1:]
+    assert (verb, ref) == (("update", 5) if existing == "mine" else ("create", 7))
+    assert body.startswith(MARKER) and len(body) < 65536 and "truncated" in body
+
+
+def test_tests_workflow_runs_the_ci_entry_point() -> None:
+    wf = load(WORKFLOWS / "tests.yml")
+    assert {"push", "pull_request"} <= set(wf[True])  # PyYAML reads the key `on` as True
+    assert wf["permissions"] == {"contents": "read"}
+    group = wf["concurrency"]["group"]
+    assert evaluate(group, {"github.ref": "refs/heads/a"}) != evaluate(
+        group, {"github.ref": "refs/heads/b"}
+    )
+    (job,) = wf["jobs"].values()
+    assert [s["run"].strip() for s in job["steps"] if "run" in s] == ["bash .ci/run"]
+
+
 # --- the DVC gate stage --------------------------------------------------------------------
 
 

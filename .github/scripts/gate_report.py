@@ -106,9 +106,9 @@ def metrics_diff(diff: dict, target: str, base: str) -> str:
             rows.append(
                 f"| `{path}` | `{key}` | {_value(old)} | {_value(new)} | {_value(change)} |"
             )
-    head = f"DVC metrics of this run against `{base}` (`dvc metrics diff`):"
+    head = f"DVC metrics of this run that differ from `{base}` (`dvc metrics diff`):"
     if not rows:
-        return f"{head} no metrics to compare.\n"
+        return f"{head} none.\n"
     return (
         "\n".join(
             [
