@@ -5,6 +5,10 @@ offline. Exact duplicate images are dropped first, so no image can sit in both t
 split and the others; eval is a stratified split of the rest; calibration is a stratified
 subset of the training images (quantizers calibrate on training-like data; the eval split
 stays unseen by both training and calibration).
+
+The .npz files are byte-for-byte reproducible (DVC records their md5 in dvc.lock):
+``np.savez`` stamps each member with the current time, so they are written here with a
+fixed timestamp instead.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -36,21 +41,36 @@ def _load_digits(image_size: int) -> tuple[np.ndarray, np.ndarray]:
             seen.add(key)
             keep.append(i)
     images, labels = images[keep], labels[keep]
-    up = torch.nn.functional.interpolate(
-        torch.from_numpy(images[:, None]),
-        size=(image_size, image_size),
-        mode="bilinear",
-        align_corners=False,
-    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same rounding on any machine's core count
+    try:
+        up = torch.nn.functional.interpolate(
+            torch.from_numpy(images[:, None]),
+            size=(image_size, image_size),
+            mode="bilinear",
+            align_corners=False,
+        )
+    finally:
+        torch.set_num_threads(threads)
     return up.numpy().astype(np.float32), labels
 
 
+# every member's timestamp: the earliest a zip file can hold
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
-    """Write an .npz atomically: a temp file in the same folder, then rename."""
+    """Write an .npz (uncompressed, as ``np.savez``) atomically and reproducibly: the same
+    arrays give the same bytes (fixed member timestamps); a temp file, then rename."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
+        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as zf:
+            for name, array in arrays.items():
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
+                info.create_system = 3  # unix, as on every platform
+                info.external_attr = 0o644 << 16
+                with zf.open(info, "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -4,14 +4,23 @@ Big enough that int8 matters (a 38k-parameter net shows no int8 gain: per-call o
 dominates), small enough to train in about a minute on 2 cores. Exported as one ONNX file
 (input ``input``, output ``logits``, dynamic batch) and checked against PyTorch with ONNX
 Runtime before it replaces the previous file.
+
+Reproducible: DVC records the model's md5 in dvc.lock, and a fresh clone's ``make demo``
+must rebuild that same file. Training runs with fixed seeds (weights and batch order),
+deterministic algorithms only, and a fixed number of threads (``example.threads``: how a
+float sum is split over threads changes its rounding); the export is byte-deterministic and
+the metrics hold no timing. The same bytes come out on machines of the same CPU kind and the
+same PyTorch version (another instruction set may round differently).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import random
 import tempfile
-import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +53,26 @@ def build_model(image_size: int, classes: int = 10) -> Any:
 def _load(path: Path) -> tuple[np.ndarray, np.ndarray]:
     with np.load(path, allow_pickle=False) as npz:
         return npz["input"], npz["labels"]
+
+
+@contextlib.contextmanager
+def deterministic_torch(seed: int, threads: int) -> Iterator[None]:
+    """Seed every RNG and allow only deterministic algorithms on ``threads`` intra-op
+    threads; the process's previous settings come back afterwards (tests train in-process)."""
+    import torch
+
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    was_threads = torch.get_num_threads()
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+        torch.set_num_threads(was_threads)
 
 
 def _train(cfg: ExampleConfig, model: Any, x: np.ndarray, y: np.ndarray) -> None:
@@ -91,7 +120,10 @@ def _export(model: Any, image_size: int, onnx_path: Path) -> None:
 def _onnx_logits(path: Path, x: np.ndarray) -> np.ndarray:
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # metrics/train.json must not depend on the core count
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return np.concatenate(
         [session.run(None, {"input": x[i : i + 64]})[0] for i in range(0, len(x), 64)]
     )
@@ -107,22 +139,20 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 def train_and_export(
     cfg: ExampleConfig, splits_dir: Path, onnx_path: Path, metrics_path: Path
 ) -> dict[str, Any]:
-    """Train, export, verify against PyTorch; writes and returns the metrics."""
+    """Train, export, verify against PyTorch; writes and returns the metrics (no timings:
+    the metrics file is a DVC output, reproduced byte for byte like the model)."""
     import torch
 
-    torch.manual_seed(cfg.seed)
-    torch.set_num_threads(cfg.threads)
     x_train, y_train = _load(splits_dir / "train.npz")
     x_eval, y_eval = _load(splits_dir / "eval.npz")
-    model = build_model(x_train.shape[-1])
-    start = time.perf_counter()
-    _train(cfg, model, x_train, y_train)
-    train_seconds = time.perf_counter() - start
-    with torch.no_grad():
-        torch_logits = torch.cat(
-            [model(torch.from_numpy(x_eval[i : i + 64])) for i in range(0, len(x_eval), 64)]
-        ).numpy()
-    _export(model, x_train.shape[-1], onnx_path)
+    with deterministic_torch(cfg.seed, cfg.threads):
+        model = build_model(x_train.shape[-1])
+        _train(cfg, model, x_train, y_train)
+        with torch.no_grad():
+            torch_logits = torch.cat(
+                [model(torch.from_numpy(x_eval[i : i + 64])) for i in range(0, len(x_eval), 64)]
+            ).numpy()
+        _export(model, x_train.shape[-1], onnx_path)
     onnx_logits = _onnx_logits(onnx_path, x_eval)
     max_diff = float(np.abs(onnx_logits - torch_logits).max())
     if max_diff > 1e-3 or (onnx_logits.argmax(1) != torch_logits.argmax(1)).any():
@@ -130,7 +160,6 @@ def train_and_export(
     metrics = {
         "params": int(sum(p.numel() for p in model.parameters())),
         "train_images": len(x_train),
-        "train_seconds": round(train_seconds, 2),
         "eval_accuracy": float((torch_logits.argmax(1) == y_eval).mean()),
         "onnx_max_abs_diff": max_diff,
         "onnx_bytes": onnx_path.stat().st_size,
