@@ -6,9 +6,10 @@ with external data are checked too) before any runtime loads it. Its declared in
 what the data files must provide: names, element types and the static dimensions.
 
 Before any work, a model that cannot end well is refused with one line: no outputs, an
-external data file that is missing (or outside the model's folder), an IR version, opset
-or op domain that the installed ONNX Runtime does not support (asked of ONNX Runtime
-itself: its operator schemas, and a one-node model stamped with the same opsets).
+external data file that is missing (or outside the model's folder) and, for targets that
+run it in ONNX Runtime, an IR version, opset or op domain that the installed ONNX Runtime
+does not support (asked of ONNX Runtime itself: its operator schemas, and a one-node
+model stamped with the same IR version and opsets).
 :func:`describe_inputs` characterizes each input (its symbolic batch axis, wherever it
 is, and its fixed dimensions); :func:`check_fixed_dims` checks data arrays against every
 fixed dimension.
@@ -32,8 +33,18 @@ from edgeproof.targets.base import InputSpec
 MAX_MODEL_BYTES = 4 * 1024**3
 
 
-def check_onnx(path: Path) -> list[InputSpec]:
-    """Validate an ONNX file and return its graph inputs; raises InputError."""
+# Targets that run the model in ONNX Runtime: their models must pass its IR, opset and op
+# domain checks (other targets convert the model and have their own limits).
+ONNXRUNTIME_TARGETS = frozenset({"onnxruntime-cpu", "olive"})
+
+
+def check_onnx(path: Path, *, for_onnxruntime: bool = False) -> list[InputSpec]:
+    """Validate an ONNX file and return its graph inputs; raises InputError.
+
+    Always: parsable, checker-valid, external data present in the model's folder, at
+    least one output and one input. ``for_onnxruntime``: also the installed ONNX
+    Runtime's IR version, opset and op domain support (:func:`check_runtime_support`).
+    """
     import onnx
     from onnx import helper
 
@@ -57,7 +68,8 @@ def check_onnx(path: Path) -> list[InputSpec]:
         raise InputError(f"model is not a valid ONNX file ({first}): {path}") from None
     if not model.graph.output:
         raise InputError(f"model declares no outputs (nothing to evaluate): {path}")
-    check_runtime_support(model, path)
+    if for_onnxruntime:
+        check_runtime_support(model, path)
     specs = []
     for layout in _layouts(model):
         dtype = np.dtype(helper.tensor_dtype_to_np_dtype(layout.elem_type))

@@ -84,8 +84,9 @@ def prepare_for_ort(model: Path, out: Path) -> Preparation:
     """Pre-process ``model`` for ONNX Runtime quantization into ``out``; never raises on a
     tool failure (the last rung is the model itself), only on an unreadable model.
 
-    ``out``'s folder must exist; files of a failed rung are removed before the next one.
+    ``out``'s folder is created; files of a failed rung are removed before the next one.
     """
+    out.parent.mkdir(parents=True, exist_ok=True)
     skipped: list[SkippedStep] = []
     for level, options, gives_up in LADDER:
         try:
