@@ -295,9 +295,7 @@ def _ort_opset_problem(model: Any) -> str:
     from edgeproof.onnx_prep import first_meaningful_line
 
     opsets = {_domain(o.domain): o.version for o in model.opset_import}
-    probe_opsets = [
-        helper.make_opsetid(d, v) for d, v in opsets.items() if d in ("", "ai.onnx.ml")
-    ]
+    probe_opsets = [helper.make_opsetid(d, v) for d, v in opsets.items() if d in ("", "ai.onnx.ml")]
     if "" not in opsets:
         probe_opsets.append(helper.make_opsetid("", 13))
     value = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])

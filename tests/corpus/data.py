@@ -165,7 +165,8 @@ def speech_like(seconds: float, rng: np.random.Generator) -> np.ndarray:
         length = int(rng.uniform(0.12, 0.2) * SAMPLE_RATE)
         segment = source[start : start + length]
         voiced = np.zeros_like(segment)
-        for formant, bandwidth in zip(_VOWELS[int(rng.integers(len(_VOWELS)))], (80, 100, 120)):
+        vowel = _VOWELS[int(rng.integers(len(_VOWELS)))]
+        for formant, bandwidth in zip(vowel, (80, 100, 120), strict=True):
             r = math.exp(-math.pi * bandwidth / SAMPLE_RATE)
             theta = 2 * math.pi * formant / SAMPLE_RATE
             voiced += lfilter([1 - r], [1, -2 * r * math.cos(theta), r * r], segment)

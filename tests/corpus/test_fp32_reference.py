@@ -80,7 +80,7 @@ def test_minilm_l3_embeds_paraphrases_nearest_to_each_other():
     model = session(corpus_model(MINILM_L3))
     encoded = data.sentence_set()
     outputs = model.run(None, {k: encoded[k] for k in ("input_ids", "attention_mask")})
-    assert [o.name for o in model.get_outputs()][0] == "output"
+    assert model.get_outputs()[0].name == "output"
     assert np.array_equal(outputs[0], encoded["input_ids"])  # an int64 pass-through output
     sentence = outputs[3]
     assert sentence.shape == (len(encoded["input_ids"]), 384)
@@ -105,9 +105,8 @@ def test_minilm_l6_int8_embeds_paraphrases_nearest_to_each_other():
 
 def test_wordpiece_matches_bert_uncased_ids():
     tokenizer = data.minilm_tokenizer()
-    assert tokenizer.tokens("The cat is sleeping on the sofa.") == [
-        1996, 4937, 2003, 5777, 2006, 1996, 10682, 1012,
-    ]
+    the_cat = [1996, 4937, 2003, 5777, 2006, 1996, 10682, 1012]  # bert-base-uncased ids
+    assert tokenizer.tokens("The cat is sleeping on the sofa.") == the_cat
     encoded = tokenizer.encode(["Hello, world!"], 8)
     assert encoded["input_ids"][0].tolist()[:2] == [tokenizer.cls, 7592]
     assert encoded["attention_mask"][0].tolist() == [1, 1, 1, 1, 1, 1, 0, 0]

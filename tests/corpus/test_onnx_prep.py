@@ -89,7 +89,9 @@ def test_a_model_onnx_runtime_cannot_run_falls_to_the_raw_rung(tmp_path: Path):
     model ONNX Runtime cannot open; the model as given is what is left."""
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
-    graph = helper.make_graph([helper.make_node("Foo", ["x"], ["y"], domain="com.acme")], "g", [x], [y])
+    graph = helper.make_graph(
+        [helper.make_node("Foo", ["x"], ["y"], domain="com.acme")], "g", [x], [y]
+    )
     model = helper.make_model(
         graph,
         opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.acme", 1)],

@@ -107,7 +107,11 @@ def _with_external_weight(tmp_path: Path, location: str = "weights.data") -> Pat
     w = numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
     node = helper.make_node("MatMul", ["x", "w"], ["y"])
     return _save(
-        tmp_path, [node], inits=[w], save_as_external_data=True, location=location,
+        tmp_path,
+        [node],
+        inits=[w],
+        save_as_external_data=True,
+        location=location,
         size_threshold=0,
     )
 
