@@ -218,6 +218,21 @@ PARAPHRASES = (
     ("We planted tomatoes in the garden.", "Tomato seedlings went into our vegetable bed."),
     ("The train was delayed by an hour.", "The railway service ran sixty minutes late."),
 )
+# Other sentences, for calibration sets (no eval item may appear in calibration).
+CALIBRATION_SENTENCES = (
+    "The weather will be sunny tomorrow.",
+    "Please send me the quarterly report.",
+    "Our team won the basketball game last night.",
+    "The recipe needs two cups of flour.",
+    "He is learning to play the guitar.",
+    "The bridge was closed for repairs.",
+    "A new bakery opened around the corner.",
+    "They watched a documentary about whales.",
+    "The printer on the second floor is jammed.",
+    "She runs five kilometres every morning.",
+    "The library extended its opening hours.",
+    "Wind turbines turned slowly on the hill.",
+)
 SEQUENCE = 32
 
 
@@ -231,6 +246,11 @@ def sentence_set(length: int = SEQUENCE) -> dict[str, np.ndarray]:
     """Every sentence of :data:`PARAPHRASES`, first sentences then paraphrases, encoded."""
     sentences = [a for a, _ in PARAPHRASES] + [b for _, b in PARAPHRASES]
     return minilm_tokenizer().encode(sentences, length)
+
+
+def calibration_sentence_set(length: int = SEQUENCE) -> dict[str, np.ndarray]:
+    """:data:`CALIBRATION_SENTENCES`, encoded."""
+    return minilm_tokenizer().encode(list(CALIBRATION_SENTENCES), length)
 
 
 def mean_pool(tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
