@@ -67,9 +67,15 @@ MEASURE = {
 def splits(model: CorpusModel) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], str]:
     """(eval arrays, calibration arrays, task) for one corpus model."""
     if model.name == "ppocr-cls":
-        x, y = data.ocr_cls_set(100, seed=10)
-        cx, cy = data.ocr_cls_set(24, seed=11)
-        return {"x": x, "labels": y}, {"x": cx, "labels": cy}, "classification"
+        x, y = data.ocr_cls_set(200, seed=10)
+        _, first = np.unique(x.reshape(len(x), -1), axis=0, return_index=True)
+        keep = np.sort(first)  # distinct items only: the data gate refuses leaked ones
+        x, y = x[keep], y[keep]
+        return (
+            {"x": x[:100], "labels": y[:100]},
+            {"x": x[100:124], "labels": y[100:124]},
+            ("classification"),
+        )
     if model.name == "ppocr-det":
         return (
             {"x": data.ocr_det_set(16, seed=12).inputs},
