@@ -16,11 +16,19 @@ these models quantizes fine without that step.
 
 A rung counts only when ONNX Runtime can open what it wrote. Every step given up is
 recorded with its cause in one line (:func:`root_cause`), for the run's record.
+
+Each rung runs in a child process (``python -m edgeproof.onnx_prep``, through
+:mod:`edgeproof.oneshot`) whose working directory is a scratch folder: when symbolic shape
+inference ends incomplete, ONNX Runtime 1.31 saves ``sym_shape_infer_temp.onnx`` and a
+uuid-named ``.data`` file with all the weights (69 MB for MiniLM-L3) into the *current
+directory*, i.e. the user's project; a native crash or hang of a tool also stays there.
 """
 
 from __future__ import annotations
 
 import shutil
+import sys
+import tempfile
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +46,7 @@ LADDER: tuple[tuple[str, dict[str, bool], str], ...] = (
     ),
 )
 RAW = "raw"
+RUNG_TIMEOUT_SECONDS = 900.0
 
 # Source file (as in a traceback) -> the tool it belongs to, for one-line causes.
 _TOOLS: tuple[tuple[str, str], ...] = (
@@ -80,25 +89,62 @@ class Preparation:
         }
 
 
-def prepare_for_ort(model: Path, out: Path) -> Preparation:
+def prepare_for_ort(model: Path, out: Path, timeout: float = RUNG_TIMEOUT_SECONDS) -> Preparation:
     """Pre-process ``model`` for ONNX Runtime quantization into ``out``; never raises on a
     tool failure (the last rung is the model itself), only on an unreadable model.
 
     ``out``'s folder is created; files of a failed rung are removed before the next one.
+    ``timeout``: seconds per rung before its process is killed (and the rung given up).
     """
+    model, out = model.resolve(), out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     skipped: list[SkippedStep] = []
     for level, options, gives_up in LADDER:
-        try:
-            _run_quant_pre_process(model, out, options)
-            _check_opens(out)
-        except Exception as exc:  # each tool raises its own types (and bare assertions)
-            skipped.append(SkippedStep(gives_up, root_cause(exc, default_tool=gives_up)))
-            _remove_outputs(out)
-            continue
-        return Preparation(out, level, tuple(skipped))
+        reason = _attempt(model, out, options, gives_up, timeout)
+        if reason is None:
+            return Preparation(out, level, tuple(skipped))
+        skipped.append(SkippedStep(gives_up, reason))
+        _remove_outputs(out)
     _copy_model(model, out)
     return Preparation(out, RAW, tuple(skipped))
+
+
+class _RungFailed(Exception):
+    """A rung's process crashed, hung or could not report (the message says which)."""
+
+
+def _attempt(
+    model: Path, out: Path, options: dict[str, bool], gives_up: str, timeout: float
+) -> str | None:
+    """Run one rung in a child process in a scratch folder; None, or why it failed."""
+    from edgeproof.oneshot import run_module
+
+    request = {"model": str(model), "out": str(out), "options": options, "step": gives_up}
+    with tempfile.TemporaryDirectory(prefix="edgeproof-prep-") as scratch:
+        try:
+            reply = run_module(
+                "edgeproof.onnx_prep",
+                request,
+                timeout=timeout,
+                label=f"onnxruntime pre-processing ({gives_up})",
+                error=_RungFailed,
+                cwd=Path(scratch),
+                noise=(r"^\d{4}-\d\d-\d\d ", r"Model Optimization Failed"),
+            )
+        except _RungFailed as exc:
+            return first_meaningful_line(str(exc)) or f"{gives_up} process failed"
+    return reply.get("failed")
+
+
+def _serve_rung(request: dict[str, Any]) -> dict[str, Any]:
+    """Child side of :func:`_attempt`: one rung, its failure as a one-line cause."""
+    out = Path(request["out"])
+    try:
+        _run_quant_pre_process(Path(request["model"]), out, request["options"])
+        _check_opens(out)
+    except Exception as exc:  # each tool raises its own types (and bare assertions)
+        return {"failed": root_cause(exc, default_tool=request["step"])}
+    return {"failed": None}
 
 
 def root_cause(exc: BaseException, default_tool: str = "pre-processing") -> str:
@@ -205,3 +251,9 @@ def _is_external(tensor: Any) -> bool:
     import onnx
 
     return tensor.data_location == onnx.TensorProto.EXTERNAL
+
+
+if __name__ == "__main__":
+    from edgeproof.oneshot import serve
+
+    sys.exit(serve(_serve_rung))

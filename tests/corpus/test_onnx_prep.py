@@ -4,6 +4,7 @@ prepared model computes what the original does, and the OCR classifier then quan
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,14 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from edgeproof.onnx_prep import first_meaningful_line, prepare_for_ort, root_cause
+from edgeproof.onnx_prep import (
+    Preparation,
+    first_meaningful_line,
+    prepare_for_ort,
+    root_cause,
+)
 from tests.corpus import data
-from tests.corpus.models import CORPUS, PPOCR_CLS, SILERO_VAD, CorpusModel
+from tests.corpus.models import CORPUS, PPOCR_CLS, PPOCR_DET, SILERO_VAD, CorpusModel
 from tests.corpus.runtime import corpus_model, session
 
 # What symbolic shape inference says on each model (ONNX Runtime 1.31).
@@ -30,11 +36,27 @@ EXPECTED_CAUSE = {
 }
 
 
+_PREPARED: dict[str, Preparation] = {}
+
+
+@pytest.fixture(scope="module")
+def prepare(tmp_path_factory: pytest.TempPathFactory) -> Callable[[CorpusModel], Preparation]:
+    """Prepares each corpus model once for this module (each rung is a child process)."""
+
+    def get(model: CorpusModel) -> Preparation:
+        if model.name not in _PREPARED:
+            out = tmp_path_factory.mktemp(model.name) / "model.onnx"
+            _PREPARED[model.name] = prepare_for_ort(corpus_model(model), out)
+        return _PREPARED[model.name]
+
+    return get
+
+
 @pytest.mark.parametrize("model", CORPUS, ids=lambda m: m.name)
 def test_each_corpus_model_is_prepared_without_symbolic_shape_inference(
-    model: CorpusModel, tmp_path: Path
+    model: CorpusModel, prepare: Callable[[CorpusModel], Preparation], tmp_path: Path
 ):
-    prepared = prepare_for_ort(corpus_model(model), tmp_path / "model.onnx")
+    prepared = prepare(model)
     assert prepared.level == "no-symbolic-shape"
     assert [s.step for s in prepared.skipped] == ["symbolic shape inference"]
     reason = prepared.skipped[0].reason
@@ -44,16 +66,18 @@ def test_each_corpus_model_is_prepared_without_symbolic_shape_inference(
     onnx.checker.check_model(str(prepared.path))
 
 
-def test_silero_cause_names_the_if_node(tmp_path: Path):
-    prepared = prepare_for_ort(corpus_model(SILERO_VAD), tmp_path / "model.onnx")
+def test_silero_cause_names_the_if_node(prepare: Callable[[CorpusModel], Preparation]):
+    prepared = prepare(SILERO_VAD)
     assert " on If node " in prepared.skipped[0].reason
 
 
-def test_prepared_classifier_answers_as_the_original_and_quantizes(tmp_path: Path):
+def test_prepared_classifier_answers_as_the_original_and_quantizes(
+    prepare: Callable[[CorpusModel], Preparation], tmp_path: Path
+):
     from onnxruntime.quantization import QuantFormat, quantize_static
 
     original = corpus_model(PPOCR_CLS)
-    prepared = prepare_for_ort(original, tmp_path / "fp32.onnx")
+    prepared = prepare(PPOCR_CLS)
     inputs, labels = data.ocr_cls_set(64, seed=5)
     before = session(original).run(None, {"x": inputs})[0]
     after = session(prepared.path).run(None, {"x": inputs})[0]
@@ -73,9 +97,9 @@ def test_prepared_classifier_answers_as_the_original_and_quantizes(tmp_path: Pat
     assert float(np.mean(predicted == labels)) >= 0.9
 
 
-def test_prepared_vad_streams_as_the_original(tmp_path: Path):
+def test_prepared_vad_streams_as_the_original(prepare: Callable[[CorpusModel], Preparation]):
     original = corpus_model(SILERO_VAD)
-    prepared = prepare_for_ort(original, tmp_path / "model.onnx")
+    prepared = prepare(SILERO_VAD)
     windows = data.vad_windows(data.speech_like(0.5, np.random.default_rng(6)))
     np.testing.assert_allclose(
         data.vad_stream(session(prepared.path), windows),
@@ -111,6 +135,18 @@ def test_a_model_onnx_runtime_cannot_run_falls_to_the_raw_rung(tmp_path: Path):
     assert prepared.path.read_bytes() == source.read_bytes()
     assert prepared.record()["preprocess"] == "none"
     assert list(prepared.path.parent.iterdir()) == [prepared.path]
+
+
+def test_nothing_is_left_in_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """ONNX Runtime saves sym_shape_infer_temp.onnx and the weights into the current
+    directory when symbolic shape inference is incomplete: the rungs run elsewhere."""
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    prepared = prepare_for_ort(corpus_model(PPOCR_DET), tmp_path / "out" / "model.onnx")
+    assert "Incomplete symbolic shape inference" in prepared.skipped[0].reason
+    assert list(project.iterdir()) == []
+    assert sorted(p.name for p in prepared.path.parent.iterdir()) == ["model.onnx"]
 
 
 def _bare_assert() -> None:
