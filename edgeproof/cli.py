@@ -8,6 +8,8 @@ caught before anything is written or any registry alias can move.
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +28,9 @@ if TYPE_CHECKING:
     from edgeproof.records import RunResult
     from edgeproof.tracking.mlflow_store import MlflowStore
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False
+)
 example_app = typer.Typer(no_args_is_help=True, help="Build the bundled example (DVC stages).")
 app.add_typer(example_app, name="example")
 cli_device.register(app)
@@ -76,9 +80,18 @@ def run(
         Path | None,
         typer.Option("--metrics", help="Also write the run's key figures here (DVC metrics)."),
     ] = None,
+    plots: Annotated[
+        Path | None,
+        typer.Option("--plots", help="Also write each candidate's figures here (DVC plots)."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print verdict.json on stdout (the summary: stderr).")
+    ] = False,
     debug: DebugOption = False,
 ) -> None:
-    """Optimize, measure and gate the model on every enabled target."""
+    """Optimize, measure and gate the model on every enabled target.
+
+    Exit 0 pass, 1 a gate blocked, 2 an error (bad input, a failed target, a crash)."""
     from edgeproof.records import RunResult
     from edgeproof.resolve import require_available, resolve_inputs
 
@@ -107,7 +120,11 @@ def run(
         from edgeproof.report.gate_metrics import write_gate_metrics
 
         write_gate_metrics(result, metrics)
-    _print_result(result, report_dir or params.resolve().parent / "reports")
+    if plots is not None:
+        from edgeproof.report.dvc_plots import write_dvc_plots
+
+        write_dvc_plots(result, plots)
+    _print_result(result, report_dir or params.resolve().parent / "reports", as_json)
     if result.status == "error":  # e.g. the data gate: the report is written, this names why
         err.print(f"edgeproof: error: {_run_error(result)}", markup=False)
     raise typer.Exit(result.exit_code)
@@ -124,26 +141,35 @@ def _run_error(result: RunResult) -> str:
 
 
 def _trigger() -> str:
-    import os
-
     return "github-actions" if os.environ.get("GITHUB_ACTIONS") == "true" else "cli"
 
 
-def _print_result(result: object, report_root: Path) -> None:
+def _print_result(result: object, report_root: Path, as_json: bool = False) -> None:
+    """The summary (rendered on a terminal, raw markdown otherwise) and where to look next;
+    with ``as_json`` the verdict JSON alone goes to stdout and the rest to stderr."""
+    from rich.markdown import Markdown
+
     from edgeproof.records import RunResult
     from edgeproof.report.markdown import render_summary
 
     assert isinstance(result, RunResult)
-    out.print(render_summary(result), markup=False)
-    out.print(f"Report: {report_root / result.run.run_name}", markup=False)
+    human = err if as_json else out
+    if as_json:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+    summary = render_summary(result)
+    if human.is_terminal:
+        human.print(Markdown(re.sub(r"<!--.*?-->|</?details>|</?summary>", "", summary)))
+    else:
+        human.print(summary, markup=False)
+    human.print(f"Report: {report_root / result.run.run_name}", markup=False)
     uri = result.run.tracking_uri
     if uri.startswith("sqlite"):
-        out.print(
+        human.print(
             f"MLflow UI: mlflow ui --backend-store-uri {uri}  (then open http://127.0.0.1:5000)",
             markup=False,
         )
     else:
-        out.print(f"MLflow: {uri}", markup=False)
+        human.print(f"MLflow: {uri}", markup=False)
 
 
 @app.command()
@@ -499,4 +525,20 @@ def example_tiny_llama(
 
 
 def main() -> None:
-    app()
+    """The ``edgeproof`` command; an unexpected exception (a bug, not bad input) exits 2
+    with one line naming the file its traceback was written to."""
+    try:
+        app()
+    except Exception as exc:
+        import tempfile
+        import traceback
+
+        fd, path = tempfile.mkstemp(prefix="edgeproof-crash-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as crash:
+            traceback.print_exc(file=crash)
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        err.print(
+            f"edgeproof: internal error: {type(exc).__name__}: {first} (traceback: {path})",
+            markup=False,
+        )
+        sys.exit(2)

@@ -52,13 +52,11 @@ def pull_command(
 ) -> None:
     """Download the alias's model files, check them and the evidence's signature, then move
     them into --out (exit 1 and nothing written if anything does not match)."""
-    from edgeproof.config import load_params
+    from edgeproof.params import load_params
     from edgeproof.pull import pull
-    from edgeproof.runtime_env import apply_quiet_defaults
     from edgeproof.tracking.mlflow_store import MlflowStore
     from edgeproof.tracking.signing import load_public_key
 
-    apply_quiet_defaults()
     try:
         key = load_public_key(public_key)
         loaded = load_params(params)

@@ -155,10 +155,10 @@ def resolve_inputs(params_file: Path, requested: list[str] | None = None) -> Res
 
 
 def _project_file(root: Path, value: Path, what: str) -> Path:
-    """A file a target section names, as a checked project path that exists."""
+    """A file or folder a target section names, as a checked project path that exists."""
     path = project_path(root, value, what)
-    if not path.is_file():
-        raise InputError(f"{what}: no such file {path}")
+    if not path.exists():
+        raise InputError(f"{what}: not found: {path}")
     return path
 
 

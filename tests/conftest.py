@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.builders import make_tiny_cnn, write_npz
+from tests.helpers import make_tiny_cnn, write_npz
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,8 @@ import socket
 import subprocess
 from pathlib import Path
 
-from tests.example_project import BIN, tool_env
 from tests.health import wait_healthy
+from tests.helpers import BIN, tool_env
 
 
 def free_port() -> int:

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 
 import psutil
 
-from tests.example_project import BIN, tool_env
 from tests.health import wait_healthy
+from tests.helpers import BIN, tool_env
 from tests.mlflow_server import free_port
 
 if TYPE_CHECKING:

@@ -375,7 +375,7 @@ def verify_hf_with_mlx(
 ) -> dict[str, Any]:
     """MLX (subprocess) vs PyTorch, and vs ``llama_cpp`` logits when given, on held-out token
     windows; ``{"mlx_check": "skipped: <reason>"}`` where MLX is not installed."""
-    from edgeproof.mlx.target_draft import mlx_availability
+    from edgeproof.targets.mlx import mlx_availability
 
     available = mlx_availability()
     if not available.ok:

@@ -30,10 +30,11 @@ from edgeproof.errors import MeasurementError
 from edgeproof.llama.harness import load_token_windows
 from edgeproof.measure.environment import machine_state
 from edgeproof.measure.fingerprint import device_fingerprint
-from edgeproof.measure.harness import MeasureJob, Progress, TargetMeasurements, check_busy
+from edgeproof.measure.harness import check_busy
 from edgeproof.mlx.runner import MlxSpeedRun, compute_logits, measure_speed
-from edgeproof.mlx.target_draft import MlxTargetConfig
 from edgeproof.records import Candidate, RawMeasurement
+from edgeproof.records.measurement import MeasureJob, Progress, TargetMeasurements
+from edgeproof.targets.mlx import MlxTargetConfig
 
 
 def model_folder(candidate: Candidate) -> Path:

@@ -14,11 +14,12 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Annotated, Any, Generic, Literal, Protocol, Self, TypeVar
 
 import numpy as np
+from pydantic import Field, model_validator
 
-from edgeproof.config import TargetCommon
+from edgeproof.config import PositiveFloat, RecipeTargetConfig, TargetCommon
 from edgeproof.data import Dataset
 from edgeproof.records import Candidate
 from edgeproof.records.measurement import InputSpec
@@ -94,6 +95,33 @@ class RecipeTarget(Generic[RecipeConfig]):
         return list(self._recipes)
 
 
+MIN_TOKEN_TIMINGS = 100  # per candidate: a 99% CI of the p90 needs 51
+
+
+class TokenTimingConfig(RecipeTargetConfig):
+    """Language-model runtimes timed as ``llama-bench`` does: ``pp_tokens`` prompt tokens in
+    one batch and ``tg_tokens`` single-token decodes, ``repetitions`` each after
+    ``warmup``, in ``rounds`` fresh processes per candidate interleaved with the baseline's;
+    ``timeout_seconds`` per subprocess."""
+
+    pp_tokens: Annotated[int, Field(ge=1)] = 128
+    tg_tokens: Annotated[int, Field(ge=1)] = 32
+    warmup: Annotated[int, Field(ge=0)] = 1
+    repetitions: Annotated[int, Field(ge=2)] = 5
+    rounds: Annotated[int, Field(ge=2)] = 4
+    timeout_seconds: PositiveFloat = 300.0
+
+    @model_validator(mode="after")
+    def _enough_token_timings(self) -> Self:
+        timed = self.rounds * self.repetitions * self.tg_tokens
+        if timed < MIN_TOKEN_TIMINGS:
+            raise ValueError(
+                f"rounds x repetitions x tg_tokens = {timed} per-token timings; at least "
+                f"{MIN_TOKEN_TIMINGS} are needed for latency percentiles with CIs"
+            )
+        return self
+
+
 ModelFormat = Literal["onnx", "gguf"]  # the model file a target takes (and a task kind gives)
 
 
@@ -110,6 +138,9 @@ class TargetSpec:
     config: type[TargetCommon]
     backend: Callable[[Any], Target]
     model_format: ModelFormat
+    # ``module:function`` measuring this target's candidates itself (the language-model
+    # runtimes: llama.cpp, MLX); None: the task kind's harness (``measure.harness``)
+    harness: str | None = None
 
     @property
     def backend_ref(self) -> str:

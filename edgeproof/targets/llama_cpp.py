@@ -19,16 +19,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, ClassVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
-from edgeproof.config import PositiveFloat, RecipeTargetConfig, StrictModel
+from edgeproof.config import StrictModel
 from edgeproof.data import Dataset
 from edgeproof.llama.gguf_check import check_gguf
 from edgeproof.records import Candidate
-from edgeproof.targets.base import Availability, RecipeTarget, Session, TargetSpec, fresh_dir
+from edgeproof.targets.base import (
+    Availability,
+    RecipeTarget,
+    Session,
+    TargetSpec,
+    TokenTimingConfig,
+    fresh_dir,
+)
 
 NAME = "llama-cpp"
-MIN_TOKEN_TIMINGS = 100  # per candidate: a 99% CI of the p90 needs 51
 BASELINE = "baseline"
 
 
@@ -49,7 +55,7 @@ class LlamaRecipe(StrictModel):
         return quant_type(value)  # UnknownQuantType is a ValueError listing the known ones
 
 
-class LlamaCppTargetConfig(RecipeTargetConfig):
+class LlamaCppTargetConfig(TokenTimingConfig):
     """The ``llama-cpp`` target: a GGUF baseline (F16/F32) and llama.cpp quantizations, run
     with llama-cpp-python on the CPU.
 
@@ -65,12 +71,6 @@ class LlamaCppTargetConfig(RecipeTargetConfig):
     work_pool: str = "edge-laptop-cpu"
     recipes: list[LlamaRecipe] = Field(default_factory=list)
     extra_buffer_types: bool = False
-    pp_tokens: Annotated[int, Field(ge=1)] = 128
-    tg_tokens: Annotated[int, Field(ge=1)] = 32
-    warmup: Annotated[int, Field(ge=0)] = 1
-    repetitions: Annotated[int, Field(ge=2)] = 5
-    rounds: Annotated[int, Field(ge=2)] = 4
-    timeout_seconds: PositiveFloat = 300.0  # per llama.cpp subprocess
 
     def with_project_paths(self, resolve: Callable[[Path, str], Path]) -> LlamaCppTargetConfig:
         """Each recipe's importance matrix as a checked project file."""
@@ -81,16 +81,6 @@ class LlamaCppTargetConfig(RecipeTargetConfig):
             for r in self.recipes
         ]
         return self.model_copy(update={"recipes": recipes})
-
-    @model_validator(mode="after")
-    def _enough_token_timings(self) -> LlamaCppTargetConfig:
-        timed = self.rounds * self.repetitions * self.tg_tokens
-        if timed < MIN_TOKEN_TIMINGS:
-            raise ValueError(
-                f"rounds x repetitions x tg_tokens = {timed} per-token timings; at least "
-                f"{MIN_TOKEN_TIMINGS} are needed for latency percentiles with CIs"
-            )
-        return self
 
 
 class LlamaCpp(RecipeTarget[LlamaCppTargetConfig]):
@@ -170,4 +160,10 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-SPEC = TargetSpec(name=NAME, config=LlamaCppTargetConfig, backend=LlamaCpp, model_format="gguf")
+SPEC = TargetSpec(
+    name=NAME,
+    config=LlamaCppTargetConfig,
+    backend=LlamaCpp,
+    model_format="gguf",
+    harness="edgeproof.llama.harness:measure_language_models",
+)

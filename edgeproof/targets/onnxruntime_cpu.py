@@ -24,6 +24,7 @@ from edgeproof.config import RecipeTargetConfig, StrictModel
 from edgeproof.data import Dataset
 from edgeproof.errors import InputError
 from edgeproof.onnx_model import check_onnx
+from edgeproof.onnx_prep import prepare_for_ort
 from edgeproof.records import Candidate
 from edgeproof.records.measurement import InputSpec
 from edgeproof.targets.base import Availability, RecipeTarget, TargetSpec, fresh_dir
@@ -69,19 +70,14 @@ class OnnxRuntimeCpu(RecipeTarget[OnnxRuntimeTargetConfig]):
         return Availability(True, runtime_version=ort.__version__)
 
     def baseline(self, model: Path, workdir: Path, calibration: Dataset | None = None) -> Candidate:
-        from onnxruntime.quantization.shape_inference import quant_pre_process
-
-        check_onnx(model)
+        check_onnx(model, for_onnxruntime=True)
         out = fresh_dir(workdir / BASELINE) / "model.onnx"
-        try:
-            quant_pre_process(str(model), str(out))
-        except Exception as exc:  # ORT's optimizer raises its own types on odd graphs
-            raise InputError(f"onnxruntime cannot pre-process the model ({exc}): {model}") from None
+        prepared = prepare_for_ort(model, out)  # falls back step by step, never raises on one
         return Candidate(
             target=NAME,
             name=BASELINE,
-            files=(out,),
-            recipe={"method": "none", "preprocess": "quant_pre_process"},
+            files=(prepared.path,),
+            recipe={"method": "none", **prepared.record()},
             precision="fp32",
             is_baseline=True,
         )

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import functools
 import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from edgeproof.config import TargetCommon, TargetModels
 from edgeproof.errors import ConfigError
-from edgeproof.records.measurement import MeasureJob
+from edgeproof.records.measurement import MeasureJob, TargetMeasurements
 from edgeproof.targets.base import Target, TargetSpec
 
 BUILTIN_MODULES = (
@@ -26,6 +27,7 @@ BUILTIN_MODULES = (
     "edgeproof.targets.tflite_cpu",
     "edgeproof.targets.edgetpu",
     "edgeproof.targets.llama_cpp",
+    "edgeproof.targets.mlx",
 )
 _registered: dict[str, TargetSpec] = {}
 
@@ -88,6 +90,12 @@ def measure_job(
         threads=section.threads,
         outputs_dir=outputs_dir,
     )
+
+
+def target_harness(name: str) -> Callable[..., TargetMeasurements] | None:
+    """The harness target ``name`` measures its candidates with, if it brings its own."""
+    ref = target_spec(name).harness
+    return _import(ref) if ref else None
 
 
 def target_from_refs(backend: str, config_model: str, target_config: dict[str, Any]) -> Target:

@@ -1,7 +1,8 @@
 """The ``language_model`` task kind: a GGUF model scored on held-out token windows.
 
-Data files hold ``tokens`` (windows, context + 1); candidates are measured llama.cpp style
-(``edgeproof.llama.harness``: logits per window, llama-bench speed in fresh processes) and
+Data files hold ``tokens`` (windows, context + 1); candidates are measured by their target's
+own harness (``TargetSpec.harness``: llama.cpp or MLX; logits per window, llama-bench speed
+in fresh processes) and
 summarized as ``llama-perplexity --kl-divergence`` scores them (``gates.summarize_lm``):
 per-token KL, top-1 agreement, perplexity ratio, tokens/s.
 """
@@ -14,10 +15,12 @@ from typing import Any
 import numpy as np
 
 from edgeproof.config import MeasureConfig, Params
+from edgeproof.errors import ConfigError
 from edgeproof.llama.gguf_check import check_gguf
-from edgeproof.llama.harness import TOKENS_KEY, load_token_windows, measure_language_models
+from edgeproof.llama.harness import TOKENS_KEY, load_token_windows
 from edgeproof.records import Candidate, CandidateSummary
 from edgeproof.records.measurement import InputSpec, MeasureJob, Progress, TargetMeasurements
+from edgeproof.targets.registry import target_harness
 from edgeproof.tasks.base import Summarizer
 from gates.summarize_lm import summarize_language_model
 
@@ -52,7 +55,10 @@ class LanguageModelTask:
         settings: MeasureConfig,
         progress: Progress,
     ) -> TargetMeasurements:
-        return measure_language_models(baseline, candidates, job, settings, progress)
+        harness = target_harness(job.target)
+        if harness is None:
+            raise ConfigError(f"target {job.target!r} has no language-model harness")
+        return harness(baseline, candidates, job, settings, progress)
 
     def summarizer(
         self, baseline: Candidate, measured: TargetMeasurements, truth: Any, params: Params

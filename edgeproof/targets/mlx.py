@@ -1,0 +1,192 @@
+"""``mlx``: Apple MLX via mlx-lm for GGUF language models, from their Hugging Face-layout copy.
+
+- The baseline is the model's Hugging Face-layout folder (``hf_model``: config.json and
+  model*.safetensors) at its stored precision, checked in pure Python
+  (``hf_model.check_hf_model``: a corrupt safetensors file or config is a one-line
+  ``InputError`` before anything is written) and hard-linked into the work folder.
+- Each recipe is one MLX quantization (``edgeproof.mlx.quantize``), made in a subprocess.
+- Nothing here imports ``mlx_lm`` (it lowers the open-file limit when imported) and no MLX
+  model is loaded in this process: measurement runs in one-shot subprocesses
+  (``edgeproof.mlx.harness``), never through ``open_session``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from edgeproof.config import StrictModel
+from edgeproof.data import Dataset
+from edgeproof.errors import InputError
+from edgeproof.mlx.hf_model import check_hf_model, link_or_copy
+from edgeproof.mlx.quantize import MIXED, check_spec
+from edgeproof.records import Candidate
+from edgeproof.targets.base import (
+    Availability,
+    RecipeTarget,
+    Session,
+    TargetSpec,
+    TokenTimingConfig,
+    fresh_dir,
+)
+
+NAME = "mlx"
+BASELINE = "baseline"
+
+
+class MlxRecipe(StrictModel):
+    """One MLX affine quantization: ``bits`` (2, 3, 4, 5, 6, 8) in groups of ``group_size``
+    (32, 64, 128); or ``mixed``, one of mlx-lm's mixed recipes (mixed_2_6, mixed_3_4,
+    mixed_3_6, mixed_4_6), whose low width is then ``bits`` (given or not). ``dtype``: cast
+    the float weights to it before quantizing (None keeps the stored precision); on MLX's
+    Linux CPU backend quantized matmuls are fast only in float32 (see
+    ``edgeproof.mlx.quantize``)."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    bits: Literal[2, 3, 4, 5, 6, 8] | None = None
+    group_size: Literal[32, 64, 128] = 64
+    mixed: Literal["mixed_2_6", "mixed_3_4", "mixed_3_6", "mixed_4_6"] | None = None
+    dtype: Literal["float32", "float16", "bfloat16"] | None = None
+
+    @model_validator(mode="after")
+    def _bits_or_mixed(self) -> MlxRecipe:
+        if self.bits is None and self.mixed is None:
+            raise ValueError("a recipe needs bits, or a mixed recipe")
+        check_spec(self.bits, self.group_size, self.mixed)  # ValueError on a mismatch
+        return self
+
+    @property
+    def low_bits(self) -> int:
+        """Bits of most weights (a mixed recipe's low width)."""
+        return MIXED[self.mixed][0] if self.mixed else int(self.bits or 0)
+
+
+class MlxTargetConfig(TokenTimingConfig):
+    """The ``mlx`` target: the model's Hugging Face-layout copy (``hf_model``, a folder with
+    config.json and safetensors, relative to params.yaml: the same weights as the GGUF) and
+    its MLX quantizations, run with mlx-lm on ``device`` (``cpu``; ``gpu`` is Metal on
+    Apple silicon). Speed is timed as ``llama-bench`` does (``TokenTimingConfig``)."""
+
+    BASELINE_NAME: ClassVar[str] = BASELINE
+
+    work_pool: str = "edge-laptop-cpu"
+    device: Literal["cpu", "gpu"] = "cpu"
+    hf_model: Path
+    recipes: list[MlxRecipe] = Field(default_factory=list)
+
+    def with_project_paths(self, resolve: Callable[[Path, str], Path]) -> MlxTargetConfig:
+        """``hf_model`` as a checked project path."""
+        return self.model_copy(update={"hf_model": resolve(self.hf_model, "mlx hf_model")})
+
+
+def mlx_availability() -> Availability:
+    """Whether MLX's CPU backend and mlx-lm are installed here (without importing mlx-lm)."""
+    try:
+        import mlx.core as mx
+    except ImportError as exc:
+        return Availability(False, f"mlx is not installed (pip install 'mlx[cpu]'): {exc}")
+    if importlib.util.find_spec("mlx_lm") is None:
+        return Availability(False, "mlx-lm is not installed (pip install mlx-lm)")
+    try:
+        mx.default_device()
+    except Exception as exc:  # e.g. no usable backend
+        return Availability(False, f"mlx has no usable device ({exc})")
+    version = f"mlx {metadata.version('mlx')}, mlx-lm {metadata.version('mlx-lm')}"
+    return Availability(True, runtime_version=version)
+
+
+def _precision(spec: MlxRecipe, stored: str) -> str:
+    """e.g. ``q4-g64``, ``mixed_4_6-g64``, ``q4-g64-f32`` (cast to float32 first)."""
+    name = f"{spec.mixed}-g{spec.group_size}" if spec.mixed else stored
+    short = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}
+    return f"{name}-{short[spec.dtype]}" if spec.dtype else name
+
+
+class MlxLm(RecipeTarget[MlxTargetConfig]):
+    """The ``mlx`` target (language models only)."""
+
+    name = NAME
+
+    def available(self) -> Availability:
+        return mlx_availability()
+
+    def baseline(self, model: Path, workdir: Path, calibration: Dataset | None = None) -> Candidate:
+        """The ``hf_model`` copy of the model (``model`` is its GGUF: the same weights)."""
+        info = check_hf_model(self.config.hf_model)  # InputError before anything is written
+        out = fresh_dir(workdir / BASELINE)
+        files = link_or_copy(info.files, out)
+        return Candidate(
+            target=NAME,
+            name=BASELINE,
+            files=files,
+            recipe={
+                "method": "none",
+                "architecture": info.config["model_type"],
+                "dtype": info.precision.upper(),
+                "n_params": info.n_params,
+                "bits_per_weight": round(info.bits_per_weight, 3),
+            },
+            precision=info.precision,
+            is_baseline=True,
+        )
+
+    def optimize(
+        self, recipe: str, baseline: Candidate, calibration: Dataset, workdir: Path
+    ) -> Candidate:
+        from edgeproof.mlx.quantize import quantize
+
+        spec = self._recipes[recipe]
+        source = baseline.model_file.parent
+        if not source.is_dir():
+            raise InputError(f"baseline folder not found: {source}")
+        result = quantize(
+            source,
+            fresh_dir(workdir / recipe) / "model",
+            bits=spec.bits,
+            group_size=spec.group_size,
+            mixed=spec.mixed,
+            dtype=spec.dtype,
+            device=self.config.device,
+            threads=self.config.threads,
+            timeout=self.config.timeout_seconds,
+        )
+        info = result.info
+        return Candidate(
+            target=NAME,
+            name=recipe,
+            files=info.files,
+            recipe={
+                "method": "mlx_lm.quantize_model",
+                "mode": "affine",
+                "bits": spec.low_bits,
+                "group_size": spec.group_size,
+                "mixed": spec.mixed,
+                "dtype": spec.dtype,
+                "quantized_layers": result.run.quantized_layers,
+                "float_layers": result.run.float_layers,
+                "quantize_seconds": round(result.run.seconds, 3),
+                "n_params": info.n_params,
+                "bits_per_weight": round(info.bits_per_weight, 3),
+            },
+            precision=_precision(spec, info.precision),
+        )
+
+    def open_session(self, candidate: Candidate, threads: int) -> Session:
+        raise NotImplementedError(
+            "mlx candidates are measured in MLX subprocesses (edgeproof.mlx.harness), "
+            "not through a Session"
+        )
+
+
+SPEC = TargetSpec(
+    name=NAME,
+    config=MlxTargetConfig,
+    backend=MlxLm,
+    model_format="gguf",  # serves the GGUF language-model task, from its hf_model copy
+    harness="edgeproof.mlx.harness:measure_mlx_models",
+)

@@ -1,0 +1,134 @@
+"""Project folders for ``edgeproof run`` on the corpus models, as a user would write them.
+
+``python -m tests.integration.corpus.project OUT`` writes ``OUT/<model>/`` for each corpus model:
+``model.onnx`` (a copy), ``data/eval.npz``, ``data/calibration.npz`` in edgeproof's data
+format (one array per model input, items on axis 0) and a ``params.yaml`` with every ONNX
+target and a short measurement. The stateful VAD cannot be written in that format: its
+files hold what a user would try (the state with the batch on axis 1, the sample rate as a
+0-d array), and ``edgeproof run`` says what it makes of them (docs/real-models-notes.md).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from tests.integration.corpus import data
+from tests.integration.corpus.models import CORPUS, CorpusModel, model_path
+
+TARGETS: dict[str, Any] = {
+    "onnxruntime-cpu": {
+        "threads": 1,
+        "recipes": [
+            {"name": "dynamic-int8", "method": "dynamic"},
+            {"name": "static-qdq", "method": "static", "calibration_samples": 16},
+        ],
+    },
+    "openvino-cpu": {
+        "threads": 1,
+        "recipes": [{"name": "nncf-int8", "method": "nncf-ptq", "calibration_samples": 16}],
+    },
+    "olive": {
+        "threads": 1,
+        "recipes": [
+            {
+                "name": "static-qdq",
+                "passes": [
+                    {
+                        "type": "OnnxStaticQuantization",
+                        "config": {"quant_format": "QDQ", "calibrate_method": "MinMax"},
+                    }
+                ],
+                "calibration_samples": 16,
+            }
+        ],
+    },
+    "tflite-cpu": {"threads": 1, "recipes": [{"name": "dynamic-range", "method": "dynamic-range"}]},
+}
+MEASURE = {
+    "warmup_runs": 3,
+    "max_warmup_runs": 20,
+    "min_samples": 60,
+    "max_samples": 80,  # a p90 CI at 99% needs >= 51
+    "block_size": 10,
+    "max_seconds": 3,
+    "throughput_runs": 2,
+    "throughput_batch": 4,
+    "eval_batch": 8,
+    "bootstrap_resamples": 200,
+}
+
+
+def splits(model: CorpusModel) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], str]:
+    """(eval arrays, calibration arrays, task) for one corpus model."""
+    if model.name == "ppocr-cls":
+        x, y = data.ocr_cls_set(200, seed=10)
+        _, first = np.unique(x.reshape(len(x), -1), axis=0, return_index=True)
+        keep = np.sort(first)  # distinct items only: the data gate refuses leaked ones
+        x, y = x[keep], y[keep]
+        return (
+            {"x": x[:100], "labels": y[:100]},
+            {"x": x[100:124], "labels": y[100:124]},
+            ("classification"),
+        )
+    if model.name == "ppocr-det":
+        return (
+            {"x": data.ocr_det_set(16, seed=12).inputs},
+            {"x": data.ocr_det_set(8, seed=13).inputs},
+            "raw",
+        )
+    if model.name == "silero-vad":
+        rng = np.random.default_rng(14)
+        signal = np.concatenate([data.silence(0.5, rng), data.speech_like(1.0, rng)])
+        windows = data.vad_windows(signal)
+        eval_set, calib = windows[:32], windows[32:]
+
+        def arrays(w: np.ndarray) -> dict[str, np.ndarray]:
+            state = np.zeros((2, len(w), 128), dtype=np.float32)  # batch on axis 1
+            return {"input": w, "state": state, "sr": np.array(16000, dtype=np.int64)}
+
+        return arrays(eval_set), arrays(calib), "raw"
+    encoded, calib = data.sentence_set(), data.calibration_sentence_set()
+    if model.name == "minilm-l3":  # no token_type_ids input
+        encoded.pop("token_type_ids")
+        calib.pop("token_type_ids")
+    return encoded, calib, "embedding"
+
+
+def write_project(model: CorpusModel, folder: Path) -> Path:
+    """Write one project folder; returns its params.yaml."""
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(model_path(model), folder / "model.onnx")
+    eval_set, calib, task = splits(model)
+    np.savez(folder / "data" / "eval.npz", **eval_set)
+    np.savez(folder / "data" / "calibration.npz", **calib)
+    params: dict[str, Any] = {
+        "model": {"name": model.name, "path": "model.onnx", "task": task},
+        "data": {
+            "eval": "data/eval.npz",
+            "calibration": "data/calibration.npz",
+            "checks": {"min_eval_rows": 8, "min_calibration_rows": 4},
+        },
+        "targets": TARGETS,
+        "measure": MEASURE,
+        "tracking": {"uri": "sqlite:///mlflow.db", "artifact_location": "mlartifacts"},
+    }
+    if task == "classification":
+        params["model"]["num_classes"] = 2
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def main(out: Path) -> None:
+    for model in CORPUS:
+        print(write_project(model, out / model.name))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

@@ -1,0 +1,47 @@
+"""Opening checks on the real models: all pass, and their input layouts are as found."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgeproof.errors import InputError
+from edgeproof.onnx_model import check_fixed_dims, check_onnx, describe_inputs
+from tests.integration.corpus import data
+from tests.integration.corpus.models import CORPUS, MINILM_L3, PPOCR_CLS, SILERO_VAD, CorpusModel
+from tests.integration.corpus.runtime import corpus_model
+
+
+@pytest.mark.parametrize("model", CORPUS, ids=lambda m: m.name)
+def test_every_corpus_model_passes_the_opening_checks(model: CorpusModel):
+    specs = check_onnx(corpus_model(model), for_onnxruntime=True)
+    assert specs
+
+
+def test_vad_layout_batch_on_axis_1_of_the_state_and_a_scalar_sample_rate():
+    layouts = {x.name: x for x in describe_inputs(corpus_model(SILERO_VAD))}
+    assert (layouts["input"].batch_axis, layouts["input"].fixed) == (0, {})
+    assert (layouts["state"].batch_axis, layouts["state"].fixed) == (1, {0: 2, 2: 128})
+    assert layouts["sr"].is_scalar and layouts["sr"].item_axis is None
+    windows = data.vad_windows(data.silence(0.2, np.random.default_rng(0)))
+    arrays = {
+        "input": windows,
+        "state": np.zeros((2, len(windows), 128), np.float32),
+        "sr": np.array(16000, np.int64),
+    }
+    check_fixed_dims(list(layouts.values()), arrays, "eval")
+    wrong = {**arrays, "state": np.zeros((len(windows), 2, 128), np.float32)}
+    with pytest.raises(InputError, match="axis 0 must be 2"):
+        check_fixed_dims(list(layouts.values()), wrong, "eval")
+
+
+def test_paddle_minus_one_batch_is_symbolic_and_channels_fixed():
+    (layout,) = describe_inputs(corpus_model(PPOCR_CLS))
+    assert layout.shape == (None, 3, None, None)
+    assert (layout.batch_axis, layout.fixed) == (0, {1: 3})
+
+
+def test_transformer_inputs_share_named_symbolic_dims():
+    layouts = describe_inputs(corpus_model(MINILM_L3))
+    assert [x.dim_names for x in layouts] == [("batch_size", "sequence_length")] * 2
+    assert all(x.batch_axis == 0 and not x.fixed for x in layouts)
