@@ -1,23 +1,16 @@
-"""Measure a language model's candidates against its baseline, llama.cpp style.
+"""llama.cpp's part of language-model measurement, and the token-window data format.
 
-Per candidate (the baseline first), every step in a fresh one-shot subprocess
-(``edgeproof.llama.runner``), so a file that makes llama.cpp abort fails that candidate only:
-
-1. Logits on the held-out token windows (second half of each window), written as .npy:
-   what ``llama-perplexity --kl-divergence`` compares.
-2. Speed as ``llama-bench`` times it (warm-up, then ``repetitions`` of pp and of tg), in
-   ``rounds`` fresh processes interleaved with as many baseline processes (order drawn at
-   random per round): drift of a noisy machine hits both alike, and repetition ``i`` of
-   round ``r`` of the candidate is paired with the baseline's for the speedup. Generation
-   is timed per token, so latency percentiles are per generated token.
-
-The result has the shape of any target's measurements (``TargetMeasurements``): latency =
-ms per generated token, throughput = prompt tokens per pp repetition, outputs = the logits
-file; the pp and tg timings themselves are kept in ``environment["language"]``.
+``measure_language_models`` measures GGUF candidates with ``edgeproof.measure.token_harness``
+(logits, then llama-bench style speed processes interleaved with the baseline's), through
+llama.cpp's one-shot subprocesses (``edgeproof.llama.runner``): a file that makes llama.cpp
+abort fails that candidate only. Data files of language models hold ``tokens``
+(windows, context + 1).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +18,10 @@ import numpy as np
 
 from edgeproof.config import MeasureConfig
 from edgeproof.data import load_dataset
-from edgeproof.errors import InputError, MeasurementError
+from edgeproof.errors import InputError
 from edgeproof.llama.runner import SpeedRun, compute_logits, measure_speed
-from edgeproof.measure.environment import machine_state
-from edgeproof.measure.fingerprint import device_fingerprint
-from edgeproof.measure.harness import check_busy
-from edgeproof.records import Candidate, RawMeasurement
+from edgeproof.measure.token_harness import measure_token_models
+from edgeproof.records import Candidate
 from edgeproof.records.measurement import MeasureJob, Progress, TargetMeasurements
 from edgeproof.targets.llama_cpp import LlamaCppTargetConfig
 
@@ -51,16 +42,51 @@ def load_token_windows(path: Path) -> np.ndarray:
     return windows
 
 
-class _Speed:
-    """The speed runs of one model, in the order taken."""
+@dataclass(frozen=True)
+class _LlamaRuntime:
+    """llama.cpp's one-shot subprocess calls (``edgeproof.llama.runner``)."""
 
-    def __init__(self, candidate: Candidate) -> None:
-        self.candidate = candidate
-        self.runs: list[SpeedRun] = []
+    config: LlamaCppTargetConfig
+    threads: int
 
-    def token_ms(self, start: int = 0) -> list[float]:
-        """Per-token generation times (ms) of the runs from index ``start`` on."""
-        return [t * 1e3 for run in self.runs[start:] for rep in run.tg_token_seconds for t in rep]
+    def logits(self, candidate: Candidate, windows: np.ndarray, out: Path) -> float | None:
+        run = compute_logits(
+            candidate.model_file,
+            windows,
+            out,
+            threads=self.threads,
+            extra_buffer_types=self.config.extra_buffer_types,
+            timeout=self.config.timeout_seconds,
+        )
+        return run.peak_rss_mb
+
+    def speed(self, candidate: Candidate, windows: np.ndarray) -> SpeedRun:
+        return measure_speed(
+            candidate.model_file,
+            pp_tokens=self.config.pp_tokens,
+            tg_tokens=self.config.tg_tokens,
+            warmup=self.config.warmup,
+            repetitions=self.config.repetitions,
+            threads=self.threads,
+            windows=windows,
+            extra_buffer_types=self.config.extra_buffer_types,
+            timeout=self.config.timeout_seconds,
+        )
+
+    def session(self, runs: Sequence[Any], candidate: Candidate) -> dict[str, Any]:
+        last = runs[-1]
+        return {
+            "runtime": "llama.cpp",
+            "runtime_version": f"llama-cpp-python {last.llama_cpp_version}",
+            "device": "cpu",
+            "precision": candidate.precision,
+            "threads": self.threads,
+            "extra_buffer_types": self.config.extra_buffer_types,
+            "system_info": last.system_info,
+        }
+
+    def environment(self, runs: Sequence[Any]) -> dict[str, Any]:
+        return {}
 
 
 def measure_language_models(
@@ -70,115 +96,11 @@ def measure_language_models(
     measure: MeasureConfig,
     progress: Progress = lambda _msg: None,
 ) -> TargetMeasurements:
-    """Logits and interleaved speed runs of the baseline and every candidate; raises only
-    if the baseline fails."""
+    """Logits and interleaved speed runs of the baseline and every candidate
+    (``measure_token_models``); raises only if the baseline fails."""
     config = LlamaCppTargetConfig.model_validate(job.target_config)
     windows = load_token_windows(job.eval_data)
-    job.outputs_dir.mkdir(parents=True, exist_ok=True)
-    environment = machine_state()
-    check_busy(environment, measure, baseline.target, progress)
-    rng = np.random.default_rng(measure.seed)
-    logits_peak: dict[str, float | None] = {}
-    raw: dict[str, RawMeasurement] = {}
-    outputs: dict[str, Path] = {}
-    errors: dict[str, str] = {}
-
-    def logits(candidate: Candidate) -> Path:
-        out = job.outputs_dir / f"{candidate.name}.npy"
-        run = compute_logits(
-            candidate.model_file,
-            windows,
-            out,
-            threads=job.threads,
-            extra_buffer_types=config.extra_buffer_types,
-            timeout=config.timeout_seconds,
-        )
-        logits_peak[candidate.name] = run.peak_rss_mb
-        return out
-
-    def speed(candidate: Candidate) -> SpeedRun:
-        return measure_speed(
-            candidate.model_file,
-            pp_tokens=config.pp_tokens,
-            tg_tokens=config.tg_tokens,
-            warmup=config.warmup,
-            repetitions=config.repetitions,
-            threads=job.threads,
-            windows=windows,
-            extra_buffer_types=config.extra_buffer_types,
-            timeout=config.timeout_seconds,
-        )
-
-    progress(f"{baseline.target}: baseline {baseline.name}: logits on {len(windows)} windows")
-    base_logits = logits(baseline)  # a failing baseline raises: the target errs
-    base = _Speed(baseline)
-    for candidate in candidates:
-        progress(f"{candidate.target}: measuring {candidate.name} against {baseline.name}")
-        try:
-            outputs[candidate.name] = logits(candidate)
-            cand, first_paired = _Speed(candidate), len(base.runs)
-            for _ in range(config.rounds):
-                for model in (base, cand) if rng.random() < 0.5 else (cand, base):
-                    model.runs.append(speed(model.candidate))
-        except MeasurementError as exc:
-            outputs.pop(candidate.name, None)
-            errors[candidate.name] = str(exc)
-            continue
-        paired_ms = base.token_ms(first_paired)  # the baseline's runs beside this candidate's
-        raw[candidate.name] = _record(cand, paired_ms, config, job, environment, logits_peak)
-    if not base.runs:  # no candidate ran: the baseline still gets its own samples
-        base.runs.extend(speed(baseline) for _ in range(config.rounds))
-    outputs[baseline.name] = base_logits
-    raw[baseline.name] = _record(base, [], config, job, environment, logits_peak)
-    return TargetMeasurements(raw, outputs, errors)
-
-
-def _record(
-    speed: _Speed,
-    paired_ms: list[float],
-    config: LlamaCppTargetConfig,
-    job: MeasureJob,
-    environment: dict[str, Any],
-    logits_peak: dict[str, float | None],
-) -> RawMeasurement:
-    """One model's speed runs (and its logits run's peak RSS) as a ``RawMeasurement``."""
-    runs, cand = speed.runs, speed.candidate
-    last = runs[-1]
-    session = {
-        "runtime": "llama.cpp",
-        "runtime_version": f"llama-cpp-python {last.llama_cpp_version}",
-        "device": "cpu",
-        "precision": cand.precision,
-        "threads": job.threads,
-        "extra_buffer_types": config.extra_buffer_types,
-        "system_info": last.system_info,
-    }
-    peaks = [r.peak_rss_mb for r in runs] + [logits_peak.get(cand.name)]
-    loaded = [r.rss_after_load_mb for r in runs if r.rss_after_load_mb is not None]
-    return RawMeasurement(
-        candidate=cand.name,
-        latency_ms=np.asarray(speed.token_ms(), dtype=np.float64),
-        paired_baseline_ms=np.asarray(paired_ms, dtype=np.float64),
-        block_size=config.tg_tokens,
-        throughput_batch=config.pp_tokens,
-        throughput_s=np.asarray([s for r in runs for s in r.pp_seconds], dtype=np.float64),
-        peak_rss_mb=max(p for p in peaks if p is not None),
-        load_rss_mb=float(np.median(loaded)) if loaded else 0.0,
-        load_seconds=float(np.median([r.load_seconds for r in runs])),
-        size_mb=cand.size_bytes() / 1e6,
-        threads=job.threads,
-        environment={
-            **environment,
-            "session": session,
-            "fingerprint": device_fingerprint(environment, session),
-            "energy": {},
-            "language": {
-                "pp_tokens": config.pp_tokens,
-                "tg_tokens": config.tg_tokens,
-                "pp_seconds": [s for r in runs for s in r.pp_seconds],
-                "tg_seconds": [s for r in runs for s in r.tg_seconds],
-                "processes": len(runs),
-            },
-            "stopped": f"{len(runs)} speed processes x {config.repetitions} repetitions",
-        },
+    runtime = _LlamaRuntime(config, job.threads)
+    return measure_token_models(
+        baseline, candidates, job, measure, config, runtime, windows, progress
     )
