@@ -54,8 +54,8 @@ def open_tracking(inputs: ResolvedInputs) -> tuple[str, dict[str, str | None]]:
     Idempotent, so retried: a server that is briefly away costs a retry, not the run."""
     store = MlflowStore(inputs.params.tracking)
     model = inputs.params.model.name
-    champions = champions_now(store, inputs.params.registry, model, list(inputs.targets))
-    return store.experiment(model), champions
+    experiment_id = store.experiment(model)
+    return experiment_id, champions_now(store, inputs.params.registry, model, list(inputs.targets))
 
 
 @task(name="start-tracking", cache_policy=NO_CACHE)
