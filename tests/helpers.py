@@ -420,6 +420,42 @@ def moves(store: MlflowStore, name: str) -> list[tuple[str, str | None, str | No
     return [(e.action, e.from_version, e.to_version) for e in read_history(store, name)]
 
 
+# A process that waits for a start signal, then moves champion: two of them race.
+RACER = """
+import sys, time
+from pathlib import Path
+from edgeproof.config import RegistryConfig, TrackingConfig
+from edgeproof.errors import RegistryConflict
+from edgeproof.tracking.champion import move_champion
+from edgeproof.tracking.mlflow_store import MlflowStore
+
+name, version, expected, folder = sys.argv[1:5]
+store = MlflowStore(TrackingConfig())
+store.alias_version(name, "champion")  # connected and warm before the start signal
+Path(folder, f"ready-{version}").touch()
+while not Path(folder, "go").exists():
+    time.sleep(0.005)
+try:
+    move_champion(store, RegistryConfig(), name, to_version=version, expected=expected,
+                  action="promote", run=f"racer-{version}", reason="race")
+except RegistryConflict as exc:
+    print(exc)
+    sys.exit(1)
+"""
+
+
+def registry_params(tmp_path: Path) -> Path:
+    """A minimal params.yaml in ``tmp_path`` for the registry commands (model ``cli``)."""
+    params = {
+        "model": {"name": "cli", "path": "model.onnx"},
+        "data": {"eval": "eval.npz", "calibration": "calibration.npz"},
+        "targets": {"onnxruntime-cpu": {"recipes": [{"name": "dyn", "method": "dynamic"}]}},
+    }
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
 # --- a gated winner, logged with (signed) evidence and promoted: what a device pulls
 
 SIGNED_TARGET = "onnxruntime-cpu"  # the target of a published, signed champion

@@ -8,8 +8,9 @@ Runtime before it replaces the previous file.
 Reproducible: DVC records the model's md5 in dvc.lock, and a fresh clone's ``make demo``
 must rebuild that same file. Training runs with fixed seeds (weights and batch order),
 deterministic algorithms only, and a fixed number of threads (``example.threads``: how a
-float sum is split over threads changes its rounding); the export is byte-deterministic and
-the metrics hold no timing. The same bytes come out on machines of the same CPU kind and the
+float sum is split over threads changes its rounding); the export is byte-deterministic (the
+exporter's per-node stack traces, which name the venv's path, are dropped) and the metrics
+hold no timing. The same bytes come out on machines of the same CPU kind and the
 same PyTorch version (another instruction set may round differently).
 """
 
@@ -111,10 +112,23 @@ def _export(model: Any, image_size: int, onnx_path: Path) -> None:
         )
         if Path(tmp + ".data").exists():
             raise EdgeproofError("ONNX export wrote external data; expected a single file")
+        _strip_export_metadata(Path(tmp))
         os.replace(tmp, onnx_path)
     finally:
         Path(tmp).unlink(missing_ok=True)
         Path(tmp + ".data").unlink(missing_ok=True)
+
+
+def _strip_export_metadata(path: Path) -> None:
+    """Drop the exporter's per-node metadata (stack traces naming the install's own paths,
+    e.g. ``/ci/checkout/.venv/.../container.py``), so the bytes do not depend on where the
+    project and its venv live."""
+    import onnx
+
+    model = onnx.load(str(path))
+    for node in model.graph.node:
+        del node.metadata_props[:]
+    onnx.save(model, str(path))
 
 
 def _onnx_logits(path: Path, x: np.ndarray) -> np.ndarray:

@@ -50,7 +50,7 @@ def test_a_reader_cannot_move_the_champion_or_delete_a_version(
 def test_cli_as_a_reader_fails_in_one_line_and_moves_nothing(
     stack: RunningStack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from tests.helpers import _params
+    from tests.helpers import registry_params
 
     name = "cli.onnxruntime-cpu"
     ci = stack.store("ci", monkeypatch)
@@ -61,7 +61,7 @@ def test_cli_as_a_reader_fails_in_one_line_and_moves_nothing(
     done = subprocess.run(
         [
             *(str(BIN / "edgeproof"), "rollback", "--target", "onnxruntime-cpu"),
-            *("--reason", "try", "--params", str(_params(tmp_path))),
+            *("--reason", "try", "--params", str(registry_params(tmp_path))),
         ],
         env=stack.client_env(tmp_path, "reviewer"),
         capture_output=True,

@@ -33,6 +33,7 @@ from edgeproof.tracking.mlflow_store import MlflowStore
 from edgeproof.tracking.promote import promote as register_and_promote
 from tests.helpers import (
     BIN,
+    RACER,
     REGISTRY,
     ROOT,
     champion,
@@ -40,6 +41,7 @@ from tests.helpers import (
     moves,
     promote,
     promoted_in_turn,
+    registry_params,
     tool_env,
 )
 from tests.mlflow_server import MlflowServer
@@ -165,29 +167,6 @@ def test_a_stale_lock_of_a_dead_run_is_broken_and_noted(store: MlflowStore, name
     assert store.registered_model_tags(lock_name(name)) == {}
 
 
-RACER = """
-import sys, time
-from pathlib import Path
-from edgeproof.config import RegistryConfig, TrackingConfig
-from edgeproof.errors import RegistryConflict
-from edgeproof.tracking.champion import move_champion
-from edgeproof.tracking.mlflow_store import MlflowStore
-
-name, version, expected, folder = sys.argv[1:5]
-store = MlflowStore(TrackingConfig())
-store.alias_version(name, "champion")  # connected and warm before the start signal
-Path(folder, f"ready-{version}").touch()
-while not Path(folder, "go").exists():
-    time.sleep(0.005)
-try:
-    move_champion(store, RegistryConfig(), name, to_version=version, expected=expected,
-                  action="promote", run=f"racer-{version}", reason="race")
-except RegistryConflict as exc:
-    print(exc)
-    sys.exit(1)
-"""
-
-
 def test_two_racing_promotions_exactly_one_wins_and_the_other_is_recorded(
     server: MlflowServer, store: MlflowStore, name: str, tmp_path: Path
 ) -> None:
@@ -224,22 +203,11 @@ def test_two_racing_promotions_exactly_one_wins_and_the_other_is_recorded(
     assert f"moved from version {v1} to version {winner}" in outputs[codes.index(1)]
 
 
-def _params(tmp_path: Path) -> Path:
-    params = {
-        "model": {"name": "cli", "path": "model.onnx"},
-        "data": {"eval": "eval.npz", "calibration": "calibration.npz"},
-        "targets": {"onnxruntime-cpu": {"recipes": [{"name": "dyn", "method": "dynamic"}]}},
-    }
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
-    return path
-
-
 def test_cli_history_and_rollback(server: MlflowServer, store: MlflowStore, tmp_path: Path) -> None:
     name = "cli.onnxruntime-cpu"
     v1, v2 = promoted_in_turn(store, name, "pass", "pass")
     env = {**tool_env(tmp_path), "MLFLOW_TRACKING_URI": server.uri}
-    params = str(_params(tmp_path))
+    params = str(registry_params(tmp_path))
 
     def edgeproof(*args: str) -> subprocess.CompletedProcess[str]:
         command = [str(BIN / "edgeproof"), *args, "--params", params]
@@ -270,7 +238,7 @@ def test_the_prefect_rollback_flow(
     """The `rollback` flow (as a deployment would run it) makes the same audited move."""
     name = "flow.onnxruntime-cpu"
     v1, v2 = promoted_in_turn(store, name, "pass", "pass")
-    params = _params(tmp_path)
+    params = registry_params(tmp_path)
     params.write_text(params.read_text().replace("name: cli", "name: flow"))
     code = (
         "import json, sys; from flows.rollback import rollback; "
