@@ -13,7 +13,7 @@ Three real ``mlflow server`` processes on 127.0.0.1, one at a time:
 Per backend: ``register`` (a run, its model file uploaded through the server, a new
 registered version) and ``promote`` (``move_champion``: lock, compare, move, audit event,
 unlock), each ``--repeats`` times, medians reported; then ``--rounds`` races of ``--racers``
-processes promoting at the same moment (``tests/test_registry.RACER``), each race checked:
+processes promoting at the same moment (``tests/helpers.RACER``), each race checked:
 exactly one winner, ``racers - 1`` refusals, audit sequence numbers without gap or
 duplicate, lock released. Writes ``registry-backends.json`` and ``.md``.
 """
@@ -44,9 +44,9 @@ from edgeproof.tracking.audit import read_history  # noqa: E402
 from edgeproof.tracking.mlflow_store import MlflowStore  # noqa: E402
 from tests.example_project import BIN, tool_env  # noqa: E402
 from tests.health import wait_healthy  # noqa: E402
+from tests.helpers import RACE_LOST, RACER, make_versions, promote  # noqa: E402
 from tests.mlflow_server import MlflowServer, free_port  # noqa: E402
 from tests.prefect_server import Process  # noqa: E402
-from tests.test_registry import RACER, make_versions, promote  # noqa: E402
 
 CLIENT_KEYS = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 
@@ -128,6 +128,7 @@ def race(env: dict[str, str], racers: int, folder: Path) -> dict[str, Any]:
     winners = [v for v, c in zip(others, codes, strict=True) if c == 0]
     refused = [e for e in history if e.action == "refused"]
     checks = {
+        "no_crash": set(codes) <= {0, RACE_LOST},
         "one_winner": len(winners) == 1 and champion == winners[0],
         "refusals": len(refused) == racers - 1,
         "seq_contiguous": [e.seq for e in history] == list(range(1, len(history) + 1)),

@@ -19,8 +19,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import cast
 
 from edgeproof.records import CandidateSummary, Estimate, Verdict
+from gates.paired_selection import (
+    Objective,
+    entrants_from_summaries,
+    ratio_of_ratios,
+    select_paired,
+)
 from gates.select import OBJECTIVES
 
 Interval = tuple[float, float]
@@ -238,8 +245,13 @@ def _margin(
         word = {"size": "smaller", "peak_rss": "less memory"}.get(metric.name, "faster")
         lead = f"{ratio:.2f}x {word} than runner-up {r.candidate} {shown}"
     if metric.name == "latency" and w.speedup is not None and r.speedup is not None:
-        apart = w.speedup.low > r.speedup.high
-        return lead + (", speedup CIs apart" if apart else ", within noise (speedup CIs overlap)")
+        paired = ratio_of_ratios(w.speedup, r.speedup)  # drift between windows cancels
+        shown_ci = f"paired {paired.value:.2f}x [{paired.low:.2f}, {paired.high:.2f}]"
+        if paired.low > 1.0:
+            return lead + f", clearly ahead ({shown_ci})"
+        if paired.high < 1.0:
+            return lead + f", yet clearly behind on paired speedup ({shown_ci})"
+        return lead + f", within noise ({shown_ci} contains 1)"
     iw, ir = interval(w, metric, labelled), interval(r, metric, labelled)
     apart = clearly_better(iw, ir, metric.rel_tol)
     if iw[0] != iw[1] or ir[0] != ir[1]:
@@ -257,24 +269,25 @@ def _plural(n: int) -> str:
 
 
 def _by_objective(
-    passing: dict[str, CandidateSummary], objective: str, front: ParetoResult
+    summaries: Mapping[str, CandidateSummary],
+    passing: dict[str, CandidateSummary],
+    objective: str,
+    front: ParetoResult,
 ) -> Selection:
-    label, unit, key = OBJECTIVES[objective]
-    ranked = sorted(passing.values(), key=lambda s: (key(s), s.size_mb, s.candidate))
-    best = ranked[0]
-    reason = (
-        f"lowest {label} {key(best):.3g} {unit} among {len(ranked)} passing {_plural(len(ranked))}"
-    )
-    runner = ranked[1] if len(ranked) > 1 else None
-    if runner is not None:
-        metric = METRICS[OBJECTIVE_METRIC[objective]]
-        reason += "; " + _margin(metric, best, runner, uses_labels(passing.values()))
-    scores = {s.candidate: float(key(s)) for s in ranked}
+    """One objective, decided on paired evidence (``gates.paired_selection``).
+
+    Candidates are ranked by their speedups over the shared baseline (each timed in its own
+    window, interleaved with the baseline), never by absolute medians of different windows;
+    ties within noise go to smaller, then less memory, then the recipe listed first.
+    """
+    key = OBJECTIVES[objective][2]
+    entrants = entrants_from_summaries(summaries, passing)
+    chosen = select_paired(entrants, cast(Objective, objective))
     return Selection(
-        winner=best.candidate,
-        runner_up=runner.candidate if runner else None,
-        reason=reason,
-        scores=scores,
+        winner=chosen.winner,
+        runner_up=chosen.runner_up,
+        reason=chosen.reason,
+        scores={name: float(key(s)) for name, s in passing.items()},
         front=front,
     )
 
@@ -363,7 +376,7 @@ def select_on_front(
     if not passing:
         return Selection(None, None, "no candidate passed every gate", {}, front)
     if policy.objective is not None:
-        return _by_objective(passing, policy.objective, front)
+        return _by_objective(summaries, passing, policy.objective, front)
     assert policy.weights is not None
     return _by_weights(passing, policy.weights, front)
 

@@ -421,6 +421,7 @@ def moves(store: MlflowStore, name: str) -> list[tuple[str, str | None, str | No
 
 
 # A process that waits for a start signal, then moves champion: two of them race.
+RACE_LOST = 3  # a racer refused by the registry; a crash exits 1
 RACER = """
 import sys, time
 from pathlib import Path
@@ -440,7 +441,7 @@ try:
                   action="promote", run=f"racer-{version}", reason="race")
 except RegistryConflict as exc:
     print(exc)
-    sys.exit(1)
+    sys.exit(3)  # RACE_LOST
 """
 
 

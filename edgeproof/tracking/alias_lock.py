@@ -59,6 +59,8 @@ def alias_lock(
         held = store.registered_model_tags(lock)
         if not held:  # released between our create and our read: try again now
             continue
+        if held.get(tagnames.LOCK_TOKEN) == token:  # our create landed; its answer was lost
+            break
         if _holder_age(held) > stale_seconds:
             # re-read just before deleting: only the stale holder's lock is broken
             if store.registered_model_tags(lock).get(tagnames.LOCK_TOKEN) == held.get(

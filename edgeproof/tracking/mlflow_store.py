@@ -170,14 +170,20 @@ class MlflowStore:
             self.client.set_registered_model_alias(name, alias, version)
 
     def create_model_if_absent(self, name: str, tags: Mapping[str, str], description: str) -> bool:
-        """Create registered model ``name``; False when it exists already (atomic in MLflow)."""
+        """Create registered model ``name``; False when it existed at that moment.
+
+        The insert is atomic in MLflow. When it collides, MLflow's SQL store reads the
+        existing model to word its error; if its holder deleted it in between, that read
+        answers RESOURCE_DOES_NOT_EXIST: the name was taken when we tried, so False too
+        (the caller tries again).
+        """
         from mlflow.exceptions import MlflowException
 
         with mlflow_errors(f"create registered model {name!r}"):
             try:
                 self.client.create_registered_model(name, tags=dict(tags), description=description)
             except MlflowException as exc:
-                if exc.error_code == "RESOURCE_ALREADY_EXISTS":
+                if exc.error_code in ("RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST"):
                     return False
                 raise
             return True

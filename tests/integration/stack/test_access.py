@@ -130,7 +130,7 @@ def test_the_audit_history_is_complete_after_concurrent_promotions(
     import sys
     import time
 
-    from tests.helpers import RACER, ROOT
+    from tests.helpers import RACE_LOST, RACER, ROOT
 
     racers_n = 4
     name = f"race{uuid.uuid4().hex[:8]}.onnxruntime-cpu"
@@ -156,11 +156,11 @@ def test_the_audit_history_is_complete_after_concurrent_promotions(
     (tmp_path / "go").touch()
     codes = [r.wait(timeout=300) for r in racers]
     outputs = [r.communicate()[0] for r in racers]
-    assert sorted(codes) == [0] + [1] * (racers_n - 1), outputs
+    assert sorted(codes) == [0] + [RACE_LOST] * (racers_n - 1), outputs
     winner = others[codes.index(0)]
     assert champion(ci, name) == winner
     events = read_history(ci, name)
-    assert [e.seq for e in events] == list(range(1, racers_n + 2))  # no gap, no duplicate
+    assert [e.seq for e in events] == list(range(1, racers_n + 2)), outputs  # no gap, no dup
     assert [(e.action, e.from_version, e.to_version) for e in events[:2]] == [
         ("promote", None, v1),
         ("promote", v1, winner),

@@ -33,6 +33,7 @@ from edgeproof.tracking.mlflow_store import MlflowStore
 from edgeproof.tracking.promote import promote as register_and_promote
 from tests.helpers import (
     BIN,
+    RACE_LOST,
     RACER,
     REGISTRY,
     ROOT,
@@ -167,6 +168,45 @@ def test_a_stale_lock_of_a_dead_run_is_broken_and_noted(store: MlflowStore, name
     assert store.registered_model_tags(lock_name(name)) == {}
 
 
+@pytest.mark.parametrize("answer", ["collided with a release", "answer lost, retried"])
+def test_the_lock_survives_the_servers_two_racy_answers(
+    store: MlflowStore, name: str, answer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow's answers in two windows of a race, replayed once each on a real server.
+
+    "collided with a release": the insert collided, then the holder deleted the lock before
+    MLflow's SQL store read it back to word its error: RESOURCE_DOES_NOT_EXIST (it crashed a
+    CI racer). "answer lost, retried": the create landed but its answer did not, and the
+    client's retry was told RESOURCE_ALREADY_EXISTS: the lock is ours, not someone else's.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST
+
+    v1, v2 = make_versions(store, name, "pass", "pass")
+    promote(store, name, v1, expected=None)
+    real_create = store.client.create_registered_model
+    replayed: list[str] = []
+
+    def create(model: str, *args: object, **kwargs: object) -> object:
+        if model == lock_name(name) and not replayed:
+            replayed.append(model)
+            if answer == "collided with a release":
+                raise MlflowException("gone", error_code=RESOURCE_DOES_NOT_EXIST)
+            real_create(model, *args, **kwargs)
+            raise MlflowException("exists", error_code=RESOURCE_ALREADY_EXISTS)
+        return real_create(model, *args, **kwargs)
+
+    monkeypatch.setattr(store.client, "create_registered_model", create)
+    impatient = REGISTRY.model_copy(update={"lock_timeout_seconds": 2.0})
+    start = time.monotonic()
+    move_champion(
+        store, impatient, name, to_version=v2, expected=v1, action="promote", run="r", reason="x"
+    )
+    assert replayed and time.monotonic() - start < 2.0  # no wait on a lock that was ours
+    assert moves(store, name) == [("promote", None, v1), ("promote", v1, v2)]
+    assert store.registered_model_tags(lock_name(name)) == {}
+
+
 def test_two_racing_promotions_exactly_one_wins_and_the_other_is_recorded(
     server: MlflowServer, store: MlflowStore, name: str, tmp_path: Path
 ) -> None:
@@ -191,16 +231,16 @@ def test_two_racing_promotions_exactly_one_wins_and_the_other_is_recorded(
     (tmp_path / "go").touch()
     codes = [r.wait(timeout=120) for r in racers]
     outputs = [r.communicate()[0] for r in racers]
-    assert sorted(codes) == [0, 1], outputs
+    assert sorted(codes) == [0, RACE_LOST], outputs
     winner = (v2, v3)[codes.index(0)]
-    loser = (v2, v3)[codes.index(1)]
+    loser = (v2, v3)[codes.index(RACE_LOST)]
     assert champion(store, name) == winner
     assert moves(store, name) == [
         ("promote", None, v1),
         ("promote", v1, winner),
         ("refused", winner, loser),
     ]
-    assert f"moved from version {v1} to version {winner}" in outputs[codes.index(1)]
+    assert f"moved from version {v1} to version {winner}" in outputs[codes.index(RACE_LOST)]
 
 
 def test_cli_history_and_rollback(server: MlflowServer, store: MlflowStore, tmp_path: Path) -> None:

@@ -22,19 +22,28 @@ def verdict(name: str, status: str) -> Verdict:
     return Verdict(candidate=name, status=status, checks=(), reasons=())
 
 
-def test_fastest_passing_candidate_wins_and_baseline_never_does() -> None:
+def timed(name: str, speedup: tuple[float, float, float], median_ms: float, **kw: object):
+    """A candidate whose speedup over the shared baseline was measured in its own window."""
+    return make_summary(name, speedup=est(*speedup), median_ms=est(median_ms), **kw)
+
+
+def test_the_paired_speedup_decides_not_medians_from_different_windows() -> None:
+    """The demo's case: percentile had the lower median (its window ran fast), minmax the
+    higher paired speedup, CIs apart; minmax wins and the reason says it is clearly ahead."""
     s = {
         "fp32": make_summary("fp32", baseline=True, median_ms=est(0.1)),
-        "a": make_summary("a", median_ms=est(0.79)),
-        "b": make_summary("b", median_ms=est(0.76)),
-        "c": make_summary("c", median_ms=est(0.5)),
+        "static-qdq-percentile": timed("static-qdq-percentile", (2.46, 2.29, 2.78), 0.633),
+        "static-qdq-minmax": timed("static-qdq-minmax", (2.96, 2.80, 3.13), 0.731),
+        "failed": timed("failed", (9.0, 8.9, 9.1), 0.1),
     }
-    v = {"fp32": verdict("fp32", "pass"), "a": verdict("a", "pass"), "b": verdict("b", "pass")}
-    v["c"] = verdict("c", "fail")
+    v = {k: verdict(k, "pass") for k in s} | {"failed": verdict("failed", "fail")}
     name, why = select_winner(s, v, "median_latency")
-    assert name == "b"
-    assert why.startswith("lowest median latency 0.76 ms among 2 passing candidates; ")
-    assert "than runner-up a (0.79 ms)" in why
+    assert name == "static-qdq-minmax"
+    assert why.startswith(
+        "highest paired speedup (speedup 2.96x [2.80, 3.13]) among 2 passing candidates; "
+    )
+    assert "than runner-up static-qdq-percentile (speedup 2.46x [2.29, 2.78]" in why
+    assert why.endswith("clearly ahead (CI above 1)")
 
 
 @pytest.mark.parametrize(
@@ -48,38 +57,42 @@ def test_fastest_passing_candidate_wins_and_baseline_never_does() -> None:
 )
 def test_objective_decides(objective: str, winner: str) -> None:
     s = {
-        "fast": make_summary("fast", median_ms=est(0.5), p90_ms=est(2.0)),
-        "steady": make_summary("steady", median_ms=est(0.7), p90_ms=est(0.8)),
+        "fast": timed("fast", (5.4, 5.2, 5.6), 0.5, p90_ms=est(2.0)),
+        "steady": timed("steady", (3.9, 3.7, 4.1), 0.7, p90_ms=est(0.8)),
         "small": make_summary("small", size_mb=0.3),
         "lean": make_summary("lean", peak_rss_mb=40.0),
     }
     v = {k: verdict(k, "pass") for k in s}
     name, why = select_winner(s, v, objective)
     assert name == winner
-    label = {"median_latency": "median latency", "p90_latency": "p90 latency"}
-    label |= {"size": "size", "peak_rss": "peak RSS"}
-    assert why.startswith(f"lowest {label[objective]} ")
-    assert "among 4 passing candidates; " in why and " runner-up " in why
+    assert "among 4 passing candidates; " in why and " than runner-up " in why
 
 
 def test_single_passing_candidate_reason() -> None:
     s = {"a": make_summary("a", size_mb=1.25)}
     assert select_winner(s, {"a": verdict("a", "pass")}, "size") == (
         "a",
-        "lowest size 1.25 MB among 1 passing candidate",
+        "only passing candidate (1.25 MB)",
     )
 
 
-def test_ties_break_by_size_then_name() -> None:
+def test_ties_within_noise_go_to_smaller_then_the_recipe_listed_first() -> None:
+    """Same speedup within noise: the smaller wins; same size too: the one listed first,
+    so unchanged inputs give the same winner whatever order the noise put them in."""
     s = {
-        "z": make_summary("z", median_ms=est(0.7), size_mb=1.0),
-        "y": make_summary("y", median_ms=est(0.7), size_mb=2.0),
-        "x": make_summary("x", median_ms=est(0.7), size_mb=1.0),
+        "z": timed("z", (3.0, 2.8, 3.2), 0.7, size_mb=1.0),
+        "y": timed("y", (3.1, 2.9, 3.3), 0.7, size_mb=2.0),
+        "x": timed("x", (3.05, 2.85, 3.25), 0.7, size_mb=1.0),
     }
     v = {k: verdict(k, "pass") for k in s}
-    assert select_winner(s, v, "median_latency")[0] == "x"
-    assert select_winner(s, v, "peak_rss")[0] == "x"
-    assert select_winner(s, v, "size")[0] == "x"
+    name, why = select_winner(s, v, "median_latency")
+    assert name == "z"
+    assert "within noise (CI contains 1)" in why
+    assert "the tie within noise goes to the order of the recipes" in why
+    swapped = {k: s[k] for k in ("x", "y", "z")}
+    assert select_winner(swapped, v, "median_latency")[0] == "x"
+    assert select_winner(s, v, "peak_rss")[0] == "z"
+    assert select_winner(s, v, "size")[0] == "z"
 
 
 def test_no_passing_candidate() -> None:
