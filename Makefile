@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml
 # compiler and delegate, else it is reported unavailable). A venv that `make install` set up
 # already has every extra: it counts as installed here.
 DEMO_EXTRAS ?= example,openvino,olive,tflite
-LLAMA_EXTRAS ?= example,llama
+LLAMA_EXTRAS ?= example,llama,mlx
 
 install-demo: $(VENV)/.installed-demo
 install-llama: $(VENV)/.installed-llama
@@ -108,6 +108,7 @@ prefect-setup:
 	    $(BIN)/prefect work-pool create "$$pool" --type process || exit 1; \
 	done
 	@for pool in $(WORK_POOLS); do \
+	  $(BIN)/prefect work-pool set-concurrency-limit "$$pool" 1 >/dev/null || exit 1; \
 	  $(BIN)/prefect concurrency-limit create "edgeproof-device:$$pool" 1 || exit 1; \
 	done
 

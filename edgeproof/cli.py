@@ -512,15 +512,21 @@ def example_tiny_llama(
     model: Annotated[Path, typer.Option("--model")] = Path("model/tiny-llama-f16.gguf"),
     data_dir: Annotated[Path, typer.Option("--data")] = Path("data"),
     metrics: Annotated[Path, typer.Option("--metrics")] = Path("metrics/train.json"),
+    hf_dir: Annotated[
+        Path | None,
+        typer.Option("--hf", help="also write the weights as a Hugging Face folder (mlx)"),
+    ] = None,
     debug: DebugOption = False,
 ) -> None:
     """Train the byte-level llama example and write it as GGUF with its token-window splits
-    (DVC stage ``train`` of examples/tiny-llama)."""
+    (DVC stage ``train`` of examples/tiny-llama); with ``--hf``, the same weights as a
+    Hugging Face-layout folder too (the ``mlx`` target's ``hf_model``)."""
     from edgeproof.example.tiny_llama import build
     from edgeproof.params import load_params
 
     with one_line_errors(debug):
-        result = build(model, data_dir, metrics, load_params(params).llama_example)
+        config = load_params(params).llama_example
+        result = build(model, data_dir, metrics, config, hf_dir=hf_dir)
     out.print(json.dumps(result), markup=False)
 
 

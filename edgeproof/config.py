@@ -330,12 +330,17 @@ class ChampionCompare(StrictModel):
 
     "Worse" needs the whole confidence interval past the tolerance: the winner is slower
     (speedup vs champion CI below ``1 - max_slowdown``) or less accurate (accuracy drop CI
-    above ``max_accuracy_drop``). Within noise, the winner is promoted.
+    above ``max_accuracy_drop``). Within noise, the winner is promoted when its source
+    (model and data contents, model / data / gates / target params) differs from the
+    champion's; from the same source it must be clearly better (``same_source_tolerance``).
     """
 
     enabled: bool = True
     max_slowdown: Fraction = 0.02  # per-process layout effects; A/A runs measure ~0.1%
     max_accuracy_drop: Fraction = 0.0
+    # same model, data and params as the champion: move it only when the winner's whole
+    # paired CI is this much better (a re-roll of equal recipes is "not worse" half the time)
+    same_source_tolerance: Fraction = 0.03
 
 
 class RegistryConfig(StrictModel):

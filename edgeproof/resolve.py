@@ -22,7 +22,8 @@ from edgeproof.records.measurement import InputSpec, MeasureJob
 from edgeproof.targets.registry import known_targets, make_target, measure_job, target_spec
 from edgeproof.tasks.base import TaskKind
 from edgeproof.tasks.registry import task_kind
-from edgeproof.tracking.lineage import collect_lineage, dvc_changes
+from edgeproof.tracking.lineage import collect_lineage, content_md5, dvc_changes
+from gates.champion_policy import SourceKey, params_digest
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class ResolvedInputs:
     eval_data: Path
     calibration_data: Path
     lineage: Lineage
+    model_md5: str  # content md5s (DVC's, for a file): what a champion was made from
+    data_md5: str
     warnings: tuple[str, ...] = ()
 
     def load_eval(self, allow_nonfinite: bool = False) -> Dataset:
@@ -57,6 +60,21 @@ class ResolvedInputs:
     def load_truth(self) -> Any:
         """What the task scores candidates against on the eval split."""
         return self.task.load_truth(self.eval_data, self.params)
+
+    def source(self, target: str) -> SourceKey:
+        """What ``target``'s candidates are made from: model and data contents, and the
+        params of model (with the target's recipes), data and gates."""
+        # as written in params.yaml: ``targets`` holds the sections with absolute paths
+        section = self.params.targets.enabled()[target].model_dump(mode="json")
+        return SourceKey(
+            model_md5=self.model_md5,
+            data_md5=self.data_md5,
+            model_params=params_digest(
+                {"model": self.params.model.model_dump(mode="json"), target: section}
+            ),
+            data_params=params_digest(self.params.data.model_dump(mode="json")),
+            gates_params=params_digest(self.params.gates.model_dump(mode="json")),
+        )
 
     def measure_job(self, target: str, outputs_dir: Path) -> MeasureJob:
         """What the measurement workers of ``target`` need: its config, data, threads."""
@@ -150,6 +168,8 @@ def resolve_inputs(params_file: Path, requested: list[str] | None = None) -> Res
         eval_data=paths["eval"],
         calibration_data=paths["calibration"],
         lineage=collect_lineage(root, params_file),
+        model_md5=content_md5(model),
+        data_md5=content_md5(paths["eval"], paths["calibration"]),
         warnings=warnings,
     )
 

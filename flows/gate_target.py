@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +56,13 @@ def measure(
     candidates: list[Candidate],
     workdir: Path,
     settings: MeasureConfig | None = None,
+    early_fail: bool = False,
 ) -> TargetMeasurements:
+    """``early_fail``: stop timing a candidate the speed gate clearly fails (the gated
+    measurement; a re-measurement beside the champion is judged by other limits)."""
     job = inputs.measure_job(target_name, workdir / "outputs")
+    if early_fail:
+        job = replace(job, stop_below_speedup=inputs.params.gates.latency.min_speedup)
     settings = settings or inputs.params.measure
     return inputs.task.measure(baseline, candidates, job, settings, get_run_logger().info)
 
@@ -133,6 +139,9 @@ def versus_champion(
         champion.registered_model,
         champion.version,
         inputs.params.registry.compare_with_champion,
+        inputs.source(outcome.target),
+        champion.source,
+        objective,
     )
 
 
@@ -174,14 +183,14 @@ def optimize_measure_decide(
     """The target's outcome (champion comparison included) and its measurements."""
     baseline, built, failed = optimize(inputs, target, workdir)
     on_device = measure_on_device(inputs, target)
-    measured = on_device(inputs, target, baseline, built, workdir)
+    measured = on_device(inputs, target, baseline, built, workdir, early_fail=True)
     outcome = decide(inputs, target, baseline, built, failed, measured)
     again = rerun_candidates(outcome, inputs.params.gates.on_inconclusive)
     if again:
         get_run_logger().info("%s: measuring again, longer: %s", target, again)
         longer = extended(inputs.params.measure)
         retry = [c for c in built if c.name in again]
-        newer = on_device(inputs, target, baseline, retry, workdir, longer)
+        newer = on_device(inputs, target, baseline, retry, workdir, longer, early_fail=True)
         measured = measured.replacing(newer, again)
         outcome = decide(inputs, target, baseline, built, failed, measured)
     return versus_champion(inputs, outcome, built, workdir), measured

@@ -106,7 +106,8 @@ def promote(
     champions: dict[str, str | None],
 ) -> list[Promotion]:
     store = MlflowStore(inputs.params.tracking)
-    return promote_winners(store, inputs.params.registry, run, results, champions)
+    sources = {r.outcome.target: inputs.source(r.outcome.target) for r in results}
+    return promote_winners(store, inputs.params.registry, run, results, champions, sources)
 
 
 @task(name="report", cache_policy=NO_CACHE)

@@ -4,13 +4,16 @@ Both were measured in the same run on the same machine, interleaved, with the ch
 the baseline: ``summary.speedup`` is champion median / winner median and
 ``summary.accuracy_drop`` is champion accuracy minus winner accuracy, each with its CI.
 The winner is "worse" only when a CI lies wholly past the tolerance; an inconclusive
-comparison is within noise, so it is "not-worse".
+comparison is within noise, so it is "not-worse". A not-worse winner made from the
+champion's own source is a re-roll of equal recipes: it is "kept" out unless clearly better
+(``gates.champion_policy``), so unchanged runs do not move the champion on noise.
 """
 
 from __future__ import annotations
 
 from edgeproof.config import ChampionCompare
 from edgeproof.records import CandidateSummary, ChampionComparison, Check, TargetOutcome
+from gates.champion_policy import SourceKey, decide_champion
 from gates.checks import ci_check
 
 
@@ -102,11 +105,16 @@ def judge_against_champion(
     registered_model: str,
     champion_version: str,
     config: ChampionCompare,
+    now: SourceKey,
+    champion_source: SourceKey | None,
+    objective: str,
 ) -> TargetOutcome:
     """``outcome`` with the winner's comparison to the champion; a clear regression blocks.
 
     ``rematch``: the winner judged with the champion as its baseline (same run, machine).
-    A winner that could not be compared makes the target ``error`` with the reason."""
+    A winner that could not be compared makes the target ``error`` with the reason.
+    ``now`` / ``champion_source``: what this run's and the champion's files were made from.
+    """
     mine = next((o for o in rematch.outcomes if o.candidate.name == winner), None)
     if mine is None or mine.summary is None:
         why = (mine.error if mine else None) or rematch.reason or "not measured"
@@ -120,10 +128,40 @@ def judge_against_champion(
             update={"champion": versus, "status": "error", "reason": versus.reason}
         )
     versus = compare_with_champion(winner, mine.summary, registered_model, champion_version, config)
+    if versus.status == "not-worse":
+        versus = hold_if_same_source(versus, winner, now, champion_source, config, objective)
     update: dict[str, object] = {"champion": versus}
     if versus.status == "worse":
         update["status"] = "blocked"
     return outcome.model_copy(update=update)
+
+
+def hold_if_same_source(
+    versus: ChampionComparison,
+    winner: str,
+    now: SourceKey,
+    champion_source: SourceKey | None,
+    config: ChampionCompare,
+    objective: str,
+) -> ChampionComparison:
+    """A not-worse comparison, "kept" when the source is the champion's and the winner is
+    not clearly better on ``objective`` (its whole paired CI above the tolerance)."""
+    assert versus.summary is not None
+    latency = objective in ("median_latency", "p90_latency")
+    decision = decide_champion(
+        winner,
+        versus.champion_version,
+        now,
+        champion_source,
+        gain=versus.summary.speedup if latency else None,
+        objective="speedup" if latency else objective.replace("_", " "),
+        tolerance=config.same_source_tolerance,
+        max_slowdown=config.max_slowdown,
+        max_accuracy_drop=config.max_accuracy_drop,
+    )
+    if decision.move:
+        return versus.model_copy(update={"reason": f"{versus.reason}; {decision.reason}"})
+    return versus.model_copy(update={"status": "kept", "reason": decision.reason})
 
 
 def identical_to_champion(

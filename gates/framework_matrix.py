@@ -5,9 +5,11 @@ measured candidate with the fingerprint digest of the device that measured it, i
 and its latency with a confidence interval (``edgeproof.tracking.matrix_runs`` reads them
 back as ``Cell``s). Per device:
 
-* the **winner** is the passing, non-baseline candidate with the lowest p50 over all
-  targets; the **runner-up** is the best passing non-baseline candidate of *another*
-  target (the matrix compares frameworks, not recipes of one framework);
+* each target's **best** is its passing, non-baseline candidate with the highest speedup
+  over that target's baseline (timed interleaved with it, so it is the target's own gate
+  winner's rule; the lowest p50 when a speedup is missing);
+* the **winner** is the target best with the lowest p50; the **runner-up** is the best of
+  *another* target (the matrix compares frameworks, not recipes of one framework);
 * the **margin** is runner-up p50 / winner p50, and it is **clear** when the CIs are apart
   (winner's upper bound below the runner-up's lower bound), otherwise "within noise".
 
@@ -63,8 +65,8 @@ class DeviceRow:
     runs: int  # candidate runs read for this device, older re-measurements included
 
     def best(self, target: str) -> Cell | None:
-        """The fastest passing non-baseline cell of ``target`` on this device."""
-        return _fastest(c for c in self.cells if c.target == target and c.eligible)
+        """The passing non-baseline cell of ``target`` its gate would pick on this device."""
+        return _target_best(c for c in self.cells if c.target == target and c.eligible)
 
 
 @dataclass(frozen=True)
@@ -94,14 +96,26 @@ def _fastest(cells: Iterable[Cell]) -> Cell | None:
     return min(cells, key=lambda c: (c.p50_ms, c.target, c.candidate), default=None)
 
 
+def _target_best(cells: Iterable[Cell]) -> Cell | None:
+    """Highest paired speedup (drift between windows cancels), else the lowest p50."""
+    pool = list(cells)
+    if pool and all(c.speedup is not None for c in pool):
+        return min(pool, key=lambda c: (-(c.speedup or 0.0), c.p50_ms, c.candidate))
+    return _fastest(pool)
+
+
 def _device_row(device: str, entries: list[tuple[Cell, str]], runs: int) -> DeviceRow:
     cells = sorted((c for c, _ in entries), key=lambda c: (c.target, c.candidate))
     device_name = max(entries, key=lambda e: e[0].when)[1]  # as the newest run names it
-    winner = _fastest(c for c in cells if c.eligible)
+    targets = sorted({c.target for c in cells})
+    bests = [
+        b for t in targets if (b := _target_best(c for c in cells if c.target == t and c.eligible))
+    ]
+    winner = _fastest(bests)
     runner_up = margin = None
     clear = False
     if winner is not None:
-        runner_up = _fastest(c for c in cells if c.eligible and c.target != winner.target)
+        runner_up = _fastest(c for c in bests if c.target != winner.target)
     if winner is not None and runner_up is not None:
         margin = runner_up.p50_ms / winner.p50_ms
         clear = (

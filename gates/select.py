@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from edgeproof.records import CandidateSummary
+from gates.paired_selection import ratio_of_ratios
 
 Key = Callable[[CandidateSummary], float]
 
@@ -37,12 +38,13 @@ def incumbent_ties(winner: CandidateSummary, incumbent: CandidateSummary, object
     kept unless the winner is clearly better, so a winner picked by noise among equals does
     not register a new version on every push. For median latency the speedups over the
     shared baseline are compared (each was measured interleaved with it, so load drifting
-    between the two candidates' turns cancels out): clearly better = the winner's whole
-    speedup CI above the incumbent's. Otherwise the objective's own intervals (lower is
-    better); a deterministic quantity must simply be lower.
+    between the two candidates' turns cancels out): clearly better = the whole CI of the
+    ratio of the two speedups above 1 (``gates.paired_selection.ratio_of_ratios``).
+    Otherwise the objective's own intervals (lower is better); a deterministic quantity
+    must simply be lower.
     """
     if objective == "median_latency" and winner.speedup and incumbent.speedup:
-        return not winner.speedup.low > incumbent.speedup.high
+        return not ratio_of_ratios(winner.speedup, incumbent.speedup).low > 1.0
     _, win_high = _interval(winner, objective)
     inc_low, _ = _interval(incumbent, objective)
     return not win_high < inc_low

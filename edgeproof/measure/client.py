@@ -48,9 +48,21 @@ class WorkerClient:
             self._replies.put(line)
         self._replies.put(b"")
 
+    def pause(self) -> None:
+        """Stop the worker (SIGSTOP to its process group) while another one is timed: a
+        runtime's idle threads (ONNX Runtime spins by default) then take no cycles from it.
+        The next ``call`` resumes it."""
+        self._signal(signal.SIGSTOP)
+
+    def _signal(self, sig: signal.Signals) -> None:
+        if self._proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, sig)
+
     def call(self, cmd: str, **fields: Any) -> dict[str, Any]:
         """Send one request and wait for its reply; raises MeasurementError."""
         assert self._proc.stdin is not None
+        self._signal(signal.SIGCONT)
         try:
             self._proc.stdin.write((json.dumps({"cmd": cmd, **fields}) + "\n").encode())
             self._proc.stdin.flush()
@@ -107,6 +119,7 @@ class WorkerClient:
     def close(self) -> None:
         """Ask the worker to quit; kill it if it does not."""
         self._rss.stop()
+        self._signal(signal.SIGCONT)
         if self._proc.poll() is None:
             try:
                 assert self._proc.stdin is not None

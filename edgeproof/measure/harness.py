@@ -7,8 +7,11 @@ Protocol (one target, one device, never two measurements at once):
 2. Each candidate gets a fresh worker: load, warm up, then latency blocks interleaved with
    the baseline's (A B or B A, the order drawn at random per pair). Slow drift of the
    machine hits both alike, and block ``i`` of the candidate is paired with block ``i`` of
-   the baseline for the speedup. Sampling stops early once the CIs of the speedup and of
-   both medians are within ``target_rel_halfwidth`` (after ``min_samples``), else at
+   the baseline for the speedup. The worker not being timed is paused (SIGSTOP), so the
+   runtimes keep their defaults (ONNX Runtime's spinning threads) without stealing
+   cycles. Sampling stops early once the CIs of the speedup and of both medians are
+   within ``target_rel_halfwidth`` (after ``min_samples``), or once the speed gate
+   clearly fails the candidate (a repeated CI, ``EarlyFail``), else at
    ``max_samples`` or ``max_seconds``.
 3. Then throughput at ``throughput_batch``, the outputs on the eval split (for accuracy and
    fidelity) and the peak RSS of that process.
@@ -32,6 +35,7 @@ from edgeproof.measure.environment import busy_reason, machine_state
 from edgeproof.measure.fingerprint import device_fingerprint
 from edgeproof.records import Candidate, RawMeasurement
 from edgeproof.records.measurement import MeasureJob, Progress, TargetMeasurements
+from gates.sequential import SequentialDesign, log_ratios, looks_schedule, speed_look
 from gates.stats import median_ci, speedup_ci
 
 
@@ -193,6 +197,37 @@ def precise_enough(
     return all(e.half_width <= target * abs(e.value) for e in estimates)
 
 
+class EarlyFail:
+    """Stop timing a candidate as soon as the speed gate clearly fails it.
+
+    At planned looks (``looks_schedule``: block pairs 4, 8, 16, ..., fixed before any
+    data) the repeated confidence interval of ``gates.sequential.speed_look`` is checked
+    against ``limit``; wholly below it is a fail at any look with error <= alpha overall,
+    so the trust figures hold however often it looks. A pass does not stop: the winner's
+    selection needs the precision target.
+    """
+
+    def __init__(
+        self, limit: float | None, min_blocks: int, max_blocks: int, measure: MeasureConfig
+    ) -> None:
+        self.limit = limit
+        self.block_size = measure.block_size
+        self.planned = frozenset(looks_schedule(min(min_blocks, max_blocks), max_blocks))
+        self.design = SequentialDesign(
+            max_n=max_blocks, alpha=1.0 - measure.confidence, min_n=min(min_blocks, max_blocks)
+        )
+        self.taken: list[int] = []
+
+    def look(self, done: int, paired: list[float], samples: list[float]) -> str | None:
+        """Why to stop after ``done`` block pairs (a clear fail), else None."""
+        if self.limit is None or done not in self.planned:
+            return None
+        self.taken.append(done)
+        d = log_ratios(np.asarray(paired), np.asarray(samples), self.block_size)
+        seen = speed_look(d, self.taken, self.design, self.limit)
+        return f"speed gate failed early: {seen.message}" if seen.decision == "fail" else None
+
+
 def _sample_alone(base: _Measured, measure: MeasureConfig) -> str:
     deadline = time.monotonic() + measure.max_seconds
     while len(base.samples) < measure.max_samples:
@@ -222,21 +257,27 @@ def _interleave(
         paired: list[float] = []
         max_blocks = max(2, measure.max_samples // measure.block_size)
         min_blocks = max(4, -(-measure.min_samples // measure.block_size))
+        early = EarlyFail(job.stop_below_speedup, min_blocks, max_blocks, measure)
         deadline = time.monotonic() + measure.max_seconds
         stopped = "max_samples reached"
         for done in range(1, max_blocks + 1):
-            if rng.random() < 0.5:
-                paired.extend(base.block(measure.block_size, measure.block_warmup))
-                cand.block(measure.block_size, measure.block_warmup)
-            else:
-                cand.block(measure.block_size, measure.block_warmup)
-                paired.extend(base.block(measure.block_size, measure.block_warmup))
+            order = (base, cand) if rng.random() < 0.5 else (cand, base)
+            for timed, idle in (order, order[::-1]):
+                idle.client.pause()  # resumed by its next call
+                samples = timed.block(measure.block_size, measure.block_warmup)
+                if timed is base:
+                    paired.extend(samples)
+            failed = early.look(done, paired, cand.samples)
+            if failed is not None:
+                stopped = failed
+                break
             if done >= min_blocks and precise_enough(paired, cand.samples, measure):
                 stopped = "precision reached"
                 break
             if done >= 2 and time.monotonic() > deadline:
                 stopped = "max_seconds reached"
                 break
+        base.client.pause()  # while the candidate's throughput and outputs run
         return cand.finish(job, measure, paired, environment, stopped)
     finally:
         cand.client.close()

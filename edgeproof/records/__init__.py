@@ -227,7 +227,8 @@ class ChampionComparison(Record):
 
     registered_model: str
     champion_version: str
-    status: Literal["not-worse", "worse", "identical", "error"]
+    # kept: not worse, but from the champion's own source and not clearly better
+    status: Literal["not-worse", "kept", "worse", "identical", "error"]
     checks: tuple[Check, ...] = ()
     summary: CandidateSummary | None = None  # the winner, with the champion as baseline
     reason: str

@@ -33,6 +33,8 @@ class MeasureJob:
 
     ``backend``: ``module:Class`` of the target backend and ``config_model`` of its config
     section, so a worker rebuilds any registered target (a test's too) from the job alone.
+    ``stop_below_speedup``: the speed gate's limit, for an early verdict on a clear failure
+    (``gates.sequential``); None times every candidate to the precision target.
     """
 
     target: str
@@ -43,6 +45,8 @@ class MeasureJob:
     labels_key: str
     threads: int
     outputs_dir: Path  # <candidate>.npz eval outputs (one array per output) are written here
+    # the speed gate: a candidate whose repeated CI is wholly below it stops being timed
+    stop_below_speedup: float | None = None
 
 
 @dataclass(frozen=True)

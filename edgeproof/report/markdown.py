@@ -59,7 +59,13 @@ def _row(outcome: CandidateOutcome, winner: str | None) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-_CHAMPION_ICONS = {"not-worse": "✅", "identical": "🟰", "worse": "❌", "error": "💥"}
+_CHAMPION_ICONS = {
+    "not-worse": "✅",
+    "kept": "🟰",
+    "identical": "🟰",
+    "worse": "❌",
+    "error": "💥",
+}
 _HEADER = (
     "| candidate | precision | accuracy % | drop (pt) | top-1 agree % | mean KL | max logit err "
     "| p50 ms | p90 ms | speedup | peak RSS MB | size MB | verdict |\n"

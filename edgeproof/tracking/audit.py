@@ -18,7 +18,8 @@ from edgeproof.records import Record
 from edgeproof.tracking import tags as tagnames
 from edgeproof.tracking.mlflow_store import MlflowStore
 
-Action = Literal["promote", "rollback", "refused", "unrecorded"]
+Action = Literal["promote", "rollback", "refused", "kept", "unrecorded"]
+MOVES: frozenset[str] = frozenset({"promote", "rollback", "unrecorded"})  # the alias moved
 
 
 class AliasEvent(Record):
@@ -94,6 +95,6 @@ def append_event(
 def last_recorded(history: list[AliasEvent], alias: str) -> str | None:
     """Where the history says ``alias`` points now (None if never set)."""
     for event in reversed(history):
-        if event.alias == alias and event.action != "refused":
+        if event.alias == alias and event.action in MOVES:
             return event.to_version
     return None

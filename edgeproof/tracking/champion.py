@@ -14,6 +14,7 @@ from edgeproof.errors import RegistryConflict, RegistryRefused
 from edgeproof.tracking import tags as tagnames
 from edgeproof.tracking.alias_lock import alias_lock
 from edgeproof.tracking.audit import (
+    MOVES,
     Action,
     AliasEvent,
     append_event,
@@ -85,13 +86,43 @@ def move_champion(
         )
 
 
+def keep_champion(
+    store: MlflowStore,
+    registry: RegistryConfig,
+    name: str,
+    *,
+    champion: str,
+    run: str | None,
+    reason: str,
+) -> AliasEvent:
+    """Record that this run's winner left ``champion`` where it is (no alias moves)."""
+    alias = registry.champion_alias
+    with alias_lock(
+        store,
+        name,
+        run or current_actor(),
+        registry.lock_timeout_seconds,
+        registry.lock_stale_seconds,
+    ):
+        return append_event(
+            store,
+            name,
+            action="kept",
+            alias=alias,
+            from_version=champion,
+            to_version=champion,
+            run=run,
+            reason=reason,
+        )
+
+
 def _v(version: str | None) -> str:
     return f"version {version}" if version else "unset"
 
 
 def previous_champion(history: list[AliasEvent], alias: str, current: str) -> str | None:
     """The champion before ``current`` was promoted (undoing a rollback is not "previous")."""
-    moves = [e for e in history if e.alias == alias and e.action != "refused"]
+    moves = [e for e in history if e.alias == alias and e.action in MOVES]
     into_current = [e for e in moves if e.to_version == current]
     promoted = [e for e in into_current if e.action in ("promote", "unrecorded")]
     chosen = (promoted or into_current or [None])[-1]

@@ -16,6 +16,7 @@ from edgeproof.tracking import tags as tagnames
 from edgeproof.tracking.evidence import sha256_file
 from edgeproof.tracking.mlflow_store import MlflowStore
 from edgeproof.tracking.run_log import MODEL_ARTIFACT_DIR
+from gates.champion_policy import SourceKey
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,20 @@ class ChampionModel:
     version: str
     run_id: str  # the candidate run that logged its files (and its evidence.json)
     candidate: Candidate
+    source: SourceKey | None = None  # what it was made from (None: registered before)
+
+
+def source_tags(key: SourceKey) -> dict[str, str]:
+    """A version's source as model version tags."""
+    return {f"{tagnames.SOURCE_PREFIX}{k}": v for k, v in key.as_dict().items()}
+
+
+def source_from_tags(tags: dict[str, str]) -> SourceKey | None:
+    """The source recorded by ``source_tags``; None when it is missing or incomplete."""
+    prefix = tagnames.SOURCE_PREFIX
+    return SourceKey.from_dict(
+        {k[len(prefix) :]: v for k, v in tags.items() if k.startswith(prefix)}
+    )
 
 
 def fetch_champion(
@@ -59,7 +74,7 @@ def fetch_champion(
         workdir=workdir,
         is_baseline=is_baseline,
     )
-    return ChampionModel(name, version, run_id, candidate)
+    return ChampionModel(name, version, run_id, candidate, source_from_tags(tags))
 
 
 def run_candidate(

@@ -54,6 +54,30 @@ def collect_lineage(repo: Path, params_file: Path) -> Lineage:
     )
 
 
+def content_md5(*paths: Path) -> str:
+    """md5 of the contents of ``paths``: for one file, the md5 DVC records for it; a
+    folder (an HF model) or several files hash their relative names and file md5s in order.
+    """
+    files: list[tuple[str, Path]] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted((str(f.relative_to(path)), f) for f in path.rglob("*") if f.is_file())
+        else:
+            files.append((path.name, path))
+    digests = [(name, _file_md5(f)) for name, f in files]
+    if len(paths) == 1 and not paths[0].is_dir():
+        return digests[0][1]
+    return hashlib.md5("\n".join(f"{n} {d}" for n, d in digests).encode()).hexdigest()
+
+
+def _file_md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def dvc_changes(project: Path) -> list[str] | None:
     """Outputs of the project's own pipeline (``project/dvc.yaml``) that differ from its
     dvc.lock ("path: deleted"); None without one. The DVC repository may be an ancestor

@@ -4,6 +4,8 @@ The winner becomes a new version of ``<model>.<target>`` with alias ``challenger
 ``champion`` moves to it only when it passed every gate (a winner, by definition, did) and
 the champion is still the one this run started with (compare-and-set, ``move_champion``).
 With no winner nothing is registered and no alias moves: the champion stays where it was.
+A winner "kept" out by the stable-champion rule (same source, not clearly better) registers
+nothing either, and the history records that the champion was kept, and why.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from edgeproof.config import RegistryConfig
 from edgeproof.errors import RegistryConflict
 from edgeproof.records import Promotion, RunInfo, TargetOutcome, TargetResult
 from edgeproof.tracking import tags as tagnames
-from edgeproof.tracking.champion import move_champion
+from edgeproof.tracking.champion import keep_champion, move_champion
+from edgeproof.tracking.champion_model import source_tags
 from edgeproof.tracking.mlflow_store import MlflowStore
 from edgeproof.tracking.run_log import MODEL_ARTIFACT_DIR
+from gates.champion_policy import SourceKey
 from gates.outcome import wants_promotion
 
 
@@ -27,8 +31,10 @@ def promote(
     outcome: TargetOutcome,
     candidate_runs: dict[str, str],
     champion_at_start: str | None,
+    source: SourceKey | None = None,
 ) -> Promotion:
-    """Register the winner (if any) and move ``challenger`` and ``champion``."""
+    """Register the winner (if any) and move ``challenger`` and ``champion``; the version
+    records ``source`` (what it was made from) for the next run's stable-champion rule."""
     name = registry.registered_name(run.model, outcome.target)
     before = champion_at_start
     where = f"stays at version {before}" if before else "is not set"
@@ -36,8 +42,11 @@ def promote(
     if outcome.winner is None:
         why_not = f"no candidate passed every gate; {registry.champion_alias} {where}"
     elif outcome.champion is not None and outcome.champion.status != "not-worse":
-        kept = "nothing registered" if outcome.champion.status == "identical" else "not promoted"
+        held = outcome.champion.status in ("identical", "kept")
+        kept = "nothing registered" if held else "not promoted"
         why_not = f"{outcome.champion.reason}; {kept}, {registry.champion_alias} {where}"
+        if outcome.champion.status == "kept" and before is not None:
+            keep_champion(store, registry, name, champion=before, run=run.run_name, reason=why_not)
     if why_not is not None:
         return Promotion(
             target=outcome.target,
@@ -57,6 +66,8 @@ def promote(
     }
     if run.lineage.git_sha:
         tags["git.sha"] = run.lineage.git_sha
+    if source is not None:
+        tags |= source_tags(source)
     version = store.register(name, candidate_runs[outcome.winner], MODEL_ARTIFACT_DIR, tags)
     store.set_alias(name, registry.challenger_alias, version)
     reason = f"{outcome.winner} passed every gate: {outcome.reason}"
@@ -102,6 +113,7 @@ def promote_winners(
     run: RunInfo,
     results: list[TargetResult],
     champions: dict[str, str | None],
+    sources: dict[str, SourceKey] | None = None,
 ) -> list[Promotion]:
     """Register (and, where it passed, promote) each target's winner; one record each."""
     return [
@@ -112,6 +124,7 @@ def promote_winners(
             result.outcome,
             result.candidate_runs,
             champions.get(result.outcome.target),
+            (sources or {}).get(result.outcome.target),
         )
         for result in results
         if wants_promotion(result.outcome)

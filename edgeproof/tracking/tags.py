@@ -37,6 +37,7 @@ REGISTERED_MODEL = "edgeproof.registered_model"
 
 # model versions
 RUN = "edgeproof.run"
+SOURCE_PREFIX = "edgeproof.source."  # + a SourceKey field: what the version was made from
 RECIPE = "edgeproof.recipe"
 PRECISION = "edgeproof.precision"
 GATES = "edgeproof.gates"

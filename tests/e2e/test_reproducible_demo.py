@@ -84,6 +84,7 @@ TARGET_EXTRAS = {
     "tflite-cpu": {"tflite"},
     "edgetpu": {"tflite"},
     "llama-cpp": {"llama"},
+    "mlx": {"mlx"},
 }
 
 

@@ -5,7 +5,8 @@ pools, as on two devices); pools and device limits come from `make prefect-setup
 change into this checkout through the pull step (EDGEPROOF_CHECKOUT, resolved on the worker)
 and gate a small DVC-built example project. `prefect deployment run 'quality-gate/default'
 --watch` then: each target's `gate-target` run ran on its own pool, concurrently, the
-parent collected both verdicts from MLflow, and a blocked gate exits non-zero. Every
+parent collected both verdicts from MLflow, a blocked gate exits non-zero, and two gates
+for one device (pool) run one after the other. Every
 process started here is stopped by PID and checked gone, also when a test fails.
 """
 
@@ -272,6 +273,32 @@ def test_a_blocked_gate_fails_the_deployment_run(cluster: Cluster) -> None:
     (outcome,) = verdict["targets"]
     assert outcome["target"] == "onnxruntime-cpu" and outcome["status"] == "blocked"
     assert "< min 50.00x" in json.dumps(outcome)
+
+
+@pytest.mark.slow
+def test_one_device_runs_one_gate_at_a_time(cluster: Cluster) -> None:
+    """Two quality gates started together, both for the target of one pool: the pool's
+    concurrency limit (``make prefect-setup``) runs their gate-target flows (optimize,
+    measure, champion re-measure) one after the other, never side by side."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    target = ["onnxruntime-cpu"]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = [
+            pool.submit(cluster.gate, params, targets=target)
+            for params in ("params.yaml", "params-strict.yaml")
+        ]
+        (rc_ok, ok_id, ok_out), (rc_strict, strict_id, strict_out) = (r.result() for r in runs)
+    assert rc_ok == 0, ok_out[-3000:]
+    assert rc_strict == 1, strict_out[-3000:]
+    children = [c for parent in (ok_id, strict_id) for c in _flow_runs(cluster, parent)[1]]
+    assert len(children) == 2
+    assert {c.work_pool_name for c in children} == {POOLS["onnxruntime-cpu"]}
+    first, second = sorted(children, key=lambda c: c.start_time)
+    assert first.end_time is not None and second.start_time >= first.end_time, (
+        f"two gates ran on one device at once: {first.start_time}-{first.end_time} and "
+        f"{second.start_time}-{second.end_time}"
+    )
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,26 @@ def test_sampling_stops_at_the_target_precision_or_the_cap(
     got = measure_target(base, [twin], measure_job_for(tiny_data, tmp_path), strict).raw["twin"]
     assert got.environment["stopped"] == "max_samples reached"
     assert len(got.latency_ms) == 60 == len(got.paired_baseline_ms)
+
+
+def test_a_clear_speed_failure_stops_at_the_first_look(
+    tiny_model: Path, tiny_data: dict[str, Path], tmp_path: Path
+) -> None:
+    """A twin of the baseline (speedup ~1x) against a 3x gate: decided at an early look
+    (4 or 8 block pairs on a quiet or busy machine) by the repeated CI; against a 0.2x gate
+    nothing stops it before its budget."""
+    target = OnnxRuntimeCpu(TINY_ORT_CONFIG)
+    base = target.baseline(tiny_model, tmp_path)
+    twin = base.model_copy(update={"name": "twin", "is_baseline": False})
+    budget = FAST_MEASURE.model_copy(update={"max_samples": 200, "target_rel_halfwidth": 1e-9})
+    job = measure_job_for(tiny_data, tmp_path)
+    failing = measure_target(base, [twin], replace(job, stop_below_speedup=3.0), budget)
+    got = failing.raw["twin"]
+    assert got.environment["stopped"].startswith("speed gate failed early: look ")
+    assert len(got.latency_ms) in (40, 80) and len(got.paired_baseline_ms) == len(got.latency_ms)
+    passing = measure_target(base, [twin], replace(job, stop_below_speedup=0.2), budget)
+    assert passing.raw["twin"].environment["stopped"] == "max_samples reached"
+    assert len(passing.raw["twin"].latency_ms) == 200
 
 
 def test_precision_rule_needs_every_interval_narrow() -> None:

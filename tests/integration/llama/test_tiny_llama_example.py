@@ -2,10 +2,11 @@
 
 A copy of examples/tiny-llama (its dvc.yaml and params.yaml, and the sources the stage
 depends on) in its own git + DVC repository: `dvc repro` trains the byte-level llama on
-text shipped with Python, writes it as GGUF (checked against PyTorch through llama.cpp by
-the stage itself) with token-window splits and an importance matrix, and records it in
-dvc.lock. Even a few seconds of training put its held-out perplexity far below a uniform
-model's, which is what makes quantization loss visible in the full-length demo.
+text shipped with Python, writes it as GGUF and as a Hugging Face folder (checked against
+PyTorch through llama.cpp and MLX by the stage itself) with token-window splits and an
+importance matrix, and records it in dvc.lock. Even a few seconds of training put its
+held-out perplexity far below a uniform model's, which is what makes quantization loss
+visible in the full-length demo.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ SOURCES = (
     "examples/tiny-llama/params.yaml",
     "edgeproof/example/tiny_llama.py",
     "edgeproof/llama/gguf_model.py",
+    "edgeproof/mlx/hf_model.py",
 )
 
 
@@ -54,6 +56,10 @@ def test_dvc_repro_builds_the_language_model_example(tmp_path: Path) -> None:
     metrics = json.loads((example / "metrics" / "train.json").read_text())
     assert metrics["heldout_perplexity_per_byte"] < metrics["uniform_perplexity"] / 2
     assert metrics["llama_cpp_top1_agreement"] >= 0.99
+    hf = example / "model" / "tiny-llama-hf"  # the same weights for the mlx target
+    assert {"config.json", "model.safetensors"} <= {f.name for f in hf.iterdir()}
+    assert "tiny-llama-hf" in lock and metrics["hf_bytes"] > 0
+    assert metrics["mlx_top1_agreement"] >= 0.99  # MLX reads them as PyTorch computed
     assert 3.4e6 < metrics["params"] < 3.7e6
     status = check(["dvc", "status", "examples/tiny-llama/dvc.yaml"], tmp_path)
     assert "changed" not in status and "modified" not in status, status

@@ -21,6 +21,7 @@ from edgeproof.errors import RegistryConflict, RegistryRefused
 from edgeproof.records import (
     Candidate,
     CandidateOutcome,
+    ChampionComparison,
     Lineage,
     RunInfo,
     TargetOutcome,
@@ -29,8 +30,10 @@ from edgeproof.records import (
 from edgeproof.tracking.alias_lock import lock_name
 from edgeproof.tracking.audit import read_history
 from edgeproof.tracking.champion import move_champion, rollback
+from edgeproof.tracking.champion_model import source_from_tags
 from edgeproof.tracking.mlflow_store import MlflowStore
 from edgeproof.tracking.promote import promote as register_and_promote
+from gates.champion_policy import SourceKey
 from tests.helpers import (
     BIN,
     RACE_LOST,
@@ -300,11 +303,8 @@ def test_the_prefect_rollback_flow(
     assert champion(store, name) == v1
 
 
-def test_a_run_whose_champion_moved_registers_but_does_not_promote(
-    store: MlflowStore, name: str
-) -> None:
-    """promote() as the quality-gate flow calls it: version + challenger, champion refused."""
-    (v1,) = promoted_in_turn(store, name, "pass")
+def winner_run(store: MlflowStore, name: str, run_name: str) -> tuple[TargetOutcome, RunInfo, str]:
+    """A passing winner ``int8`` logged in a run, as the quality-gate flow hands it over."""
     model, target = name.split(".", 1)
     experiment = store.experiment("registry-tests")
     run_id = store.start_run(experiment, "winner")
@@ -325,7 +325,7 @@ def test_a_run_whose_champion_moved_registers_but_does_not_promote(
         git_sha=None, git_branch=None, git_dirty=None, params_sha256="0" * 64, dvc_md5={}
     )
     run = RunInfo(
-        run_name="late-run",
+        run_name=run_name,
         model=model,
         mlflow_run_id=None,
         mlflow_experiment_id=None,
@@ -334,6 +334,43 @@ def test_a_run_whose_champion_moved_registers_but_does_not_promote(
         trigger="test",
         lineage=lineage,
     )
+    return outcome, run, run_id
+
+
+def test_a_version_records_its_source_and_a_kept_champion_is_recorded_not_moved(
+    store: MlflowStore, name: str
+) -> None:
+    source = SourceKey("m" * 32, "d" * 32, "mp", "dp", "gp")
+    outcome, run, run_id = winner_run(store, name, "first-run")
+    first = register_and_promote(store, REGISTRY, run, outcome, {"int8": run_id}, None, source)
+    assert first.moved and champion(store, name) == first.version
+    assert source_from_tags(store.version_tags(name, first.version) or {}) == source
+    outcome, run, run_id = winner_run(store, name, "unchanged-run")
+    kept = ChampionComparison(
+        registered_model=name,
+        champion_version=first.version,
+        status="kept",
+        reason="same source as champion v1; int8 is not clearly better",
+    )
+    outcome = outcome.model_copy(update={"champion": kept})
+    got = register_and_promote(
+        store, REGISTRY, run, outcome, {"int8": run_id}, first.version, source
+    )
+    assert not got.moved and not got.refused and got.version is None
+    assert got.reason.endswith("nothing registered, champion stays at version 1")
+    assert champion(store, name) == first.version
+    assert [v.version for v in store.client.search_model_versions(f"name = '{name}'")] == ["1"]
+    last = read_history(store, name)[-1]
+    assert (last.action, last.from_version, last.to_version) == ("kept", "1", "1")
+    assert last.run == "unchanged-run" and "not clearly better" in last.reason
+
+
+def test_a_run_whose_champion_moved_registers_but_does_not_promote(
+    store: MlflowStore, name: str
+) -> None:
+    """promote() as the quality-gate flow calls it: version + challenger, champion refused."""
+    (v1,) = promoted_in_turn(store, name, "pass")
+    outcome, run, run_id = winner_run(store, name, "late-run")
     got = register_and_promote(store, REGISTRY, run, outcome, {"int8": run_id}, None)
     assert got.refused and not got.moved and got.version == str(int(v1) + 1)
     assert "champion moved from unset to version 1" in got.reason

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from edgeproof.config import ChampionCompare
 from edgeproof.records import (
     Candidate,
@@ -12,6 +14,7 @@ from edgeproof.records import (
     Verdict,
 )
 from gates.champion import identical_to_champion, judge_against_champion, prefer_champion_twin
+from gates.champion_policy import SourceKey
 from gates.outcome import (
     champion_twin,
     latency_inconclusive,
@@ -94,22 +97,66 @@ def test_champion_twin_keeps_a_tie_but_not_a_clear_loss() -> None:
     assert "twin is the champion's bytes and within noise of fast" in kept.reason
 
 
+SOURCE = SourceKey("model-md5", "data-md5", "model-p", "data-p", "gates-p")
+OTHER_DATA = replace(SOURCE, data_md5="new-data-md5")
+
+
+def judge(outcome: TargetOutcome, rematch: TargetOutcome, champion_source: SourceKey | None):
+    return judge_against_champion(
+        outcome,
+        rematch,
+        "fast",
+        "m.t",
+        "3",
+        ChampionCompare(),
+        SOURCE,
+        champion_source,
+        "median_latency",
+    )
+
+
 def test_judging_the_winner_against_the_champion() -> None:
     outcome = _outcome({"fp32": ("pass", {}), "fast": ("pass", {})}, winner="fast")
     slower = _outcome({"fast": ("pass", {"speedup": est(0.9, 0.88, 0.92)})})
-    judged = judge_against_champion(outcome, slower, "fast", "m.t", "3", ChampionCompare())
+    judged = judge(outcome, slower, OTHER_DATA)
     assert judged.status == "blocked" and judged.champion is not None
     assert judged.champion.status == "worse"
     same = _outcome({"fast": ("pass", {"speedup": est(1.0, 0.97, 1.03)})})
-    judged = judge_against_champion(outcome, same, "fast", "m.t", "3", ChampionCompare())
+    judged = judge(outcome, same, OTHER_DATA)
     assert judged.status == "pass" and judged.champion.status == "not-worse"
+    assert "source differs from champion v3 (changed data_md5)" in judged.champion.reason
     missing = TargetOutcome(target="t", available=True, reason="crashed", status="error")
-    judged = judge_against_champion(outcome, missing, "fast", "m.t", "3", ChampionCompare())
+    judged = judge(outcome, missing, OTHER_DATA)
     assert judged.status == "error"
     assert judged.reason == "could not compare fast with champion v3: crashed"
     twin = identical_to_champion(outcome, "m.t", "3")
     assert twin.champion.status == "identical" and twin.status == "pass"
     assert twin.champion.reason == "fast is byte-identical to champion v3"
+
+
+def test_from_the_champions_own_source_only_a_clear_gain_moves_it() -> None:
+    """The demo's churn: nothing changed, a re-rolled winner "not worse" at 0.98x [0.94,
+    1.01] moved the champion. Now it is kept; a gain wholly above 1.03x still moves it."""
+    outcome = _outcome({"fp32": ("pass", {}), "fast": ("pass", {})}, winner="fast")
+    reroll = _outcome({"fast": ("pass", {"speedup": est(0.98, 0.94, 1.01)})})
+    judged = judge(outcome, reroll, SOURCE)
+    assert judged.status == "pass" and judged.champion is not None
+    assert judged.champion.status == "kept"
+    assert judged.champion.reason == (
+        "same source as champion v3; fast is not clearly better (speedup gain 0.980x "
+        "[0.940, 1.010], needs the whole CI above 1.03x): champion v3 kept"
+    )
+    slightly = _outcome({"fast": ("pass", {"speedup": est(1.05, 1.02, 1.08)})})
+    assert judge(outcome, slightly, SOURCE).champion.status == "kept"  # CI reaches 1.02
+    better = _outcome({"fast": ("pass", {"speedup": est(1.20, 1.12, 1.28)})})
+    judged = judge(outcome, better, SOURCE)
+    assert judged.champion.status == "not-worse"
+    assert "clearly better: speedup gain 1.200x [1.120, 1.280] wholly above 1.03x" in (
+        judged.champion.reason
+    )
+    unrecorded = judge(outcome, reroll, None)  # a champion registered before sources
+    assert unrecorded.champion.status == "not-worse"
+    assert "no recorded source" in unrecorded.champion.reason
 
 
 def test_recheck_status() -> None:

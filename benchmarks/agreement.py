@@ -1,0 +1,251 @@
+"""Agreement benchmark: edgeproof's paired speedups beside the runtimes' own tools.
+
+On the same model files, the speedup (baseline latency / candidate latency) that edgeproof's
+harness measures (fresh worker processes, warm-up, interleaved blocks, the idle worker
+paused, runtime defaults) is set beside what each runtime's own tool measures:
+
+- onnxruntime-cpu: a plain ``InferenceSession`` loop with ONNX Runtime's defaults (spinning
+  on), both sessions in one process, blocks alternating; median of each;
+- openvino-cpu: OpenVINO's ``benchmark_app`` (sync API, one stream, the target's threads,
+  hint none, batch 1), runs alternating baseline / candidate, the median of their medians;
+- tflite-cpu: ``litert-benchmark`` (the LiteRT wheel's tool, CPU, the target's threads),
+  runs alternating likewise, when the tool can run here.
+
+Goal: the tool's ratio inside edgeproof's CI or within 5% of its point. Run it in the
+repository (the example's params.yaml, after ``make data`` / ``dvc repro``):
+
+    .venv/bin/python benchmarks/agreement.py [--params params.yaml] [--out benchmarks/results]
+
+Never beside another benchmark: the machine has 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeproof.measure.environment import machine_state
+from edgeproof.measure.harness import measure_target
+from edgeproof.records import Candidate
+from edgeproof.resolve import ResolvedInputs, resolve_inputs
+from edgeproof.runtime_env import apply_quiet_defaults
+from edgeproof.targets.registry import make_target
+from gates.stats import speedup_ci
+
+RECIPES = {  # the recipe each target is checked on: its int8 recipe of the example
+    "onnxruntime-cpu": "static-qdq-minmax",
+    "openvino-cpu": "nncf-int8",
+    "tflite-cpu": "full-int8",
+}
+TOOL_ROUNDS = 5  # alternating runs of the runtime's tool per model
+
+
+def build(inputs: ResolvedInputs, target: str, work: Path) -> tuple[Candidate, Candidate]:
+    """The target's baseline and its int8 candidate, built as the pipeline builds them."""
+    built = make_target(target, inputs.targets[target])
+    calibration = inputs.load_calibration()
+    base = built.baseline(inputs.model, work, calibration)
+    return base, built.optimize(RECIPES[target], base, calibration, work)
+
+
+def edgeproof_speedup(
+    inputs: ResolvedInputs, target: str, base: Candidate, cand: Candidate, work: Path
+) -> dict[str, Any]:
+    """The harness's paired speedup with its CI (the gate's numbers)."""
+    measure = inputs.params.measure
+    got = measure_target(base, [cand], inputs.measure_job(target, work / "outputs"), measure)
+    raw = got.raw[cand.name]
+    est = speedup_ci(
+        raw.paired_baseline_ms, raw.latency_ms, raw.block_size, measure.confidence, 2000, 0
+    )
+    return {
+        "speedup": est.value,
+        "low": est.low,
+        "high": est.high,
+        "samples": len(raw.latency_ms),
+        "stopped": raw.environment["stopped"],
+    }
+
+
+def ort_loop(inputs: ResolvedInputs, base: Candidate, cand: Candidate) -> dict[str, Any]:
+    """A plain onnxruntime loop with the runtime's defaults; blocks alternate."""
+    import onnxruntime as ort
+
+    threads = inputs.targets["onnxruntime-cpu"].threads
+    sessions = []
+    for c in (base, cand):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        sessions.append(ort.InferenceSession(str(c.model_file), options))
+    feed = inputs.load_eval().batch(0, 1)
+    times: list[list[float]] = [[], []]
+    for s in sessions:
+        for _ in range(200):
+            s.run(None, feed)
+    for block in range(40):
+        order = (0, 1) if block % 2 == 0 else (1, 0)
+        for i in order:
+            for _ in range(50):
+                t0 = time.perf_counter()
+                sessions[i].run(None, feed)
+                times[i].append((time.perf_counter() - t0) * 1e3)
+    b, c = (float(np.median(t)) for t in times)
+    return {"tool": "onnxruntime InferenceSession loop (defaults)", "base_ms": b, "cand_ms": c}
+
+
+def _alternate(run_one: Any, base: Path, cand: Path) -> dict[str, float]:
+    got: dict[str, list[float]] = {"base": [], "cand": []}
+    for _ in range(TOOL_ROUNDS):
+        got["base"].append(run_one(base))
+        got["cand"].append(run_one(cand))
+    return {
+        "base_ms": statistics.median(got["base"]),
+        "cand_ms": statistics.median(got["cand"]),
+        "rounds": TOOL_ROUNDS,
+    }
+
+
+def benchmark_app(inputs: ResolvedInputs, base: Candidate, cand: Candidate) -> dict[str, Any]:
+    """OpenVINO's benchmark_app, sync, one stream, the target's threads, batch 1."""
+    threads = inputs.targets["openvino-cpu"].threads
+    tool = Path(sys.executable).with_name("benchmark_app")
+
+    def once(model: Path) -> float:
+        command = [str(tool), "-m", str(model), "-d", "CPU", "-api", "sync", "-nstreams", "1"]
+        command += ["-nthreads", str(threads), "-hint", "none", "-b", "1", "-t", "5"]
+        out = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
+        found = re.search(r"Median:\s+([0-9.]+)\s*ms", out.stdout)
+        if found is None:
+            raise RuntimeError(f"no median latency in benchmark_app output: {out.stdout[-500:]}")
+        return float(found.group(1))
+
+    row = _alternate(once, base.model_file, cand.model_file)
+    return {"tool": "benchmark_app -api sync -nstreams 1 -hint none -b 1", **row}
+
+
+def litert_benchmark(inputs: ResolvedInputs, base: Candidate, cand: Candidate) -> dict[str, Any]:
+    """The LiteRT wheel's ``litert-benchmark`` on the CPU, the target's threads."""
+    threads = inputs.targets["tflite-cpu"].threads
+    tool = Path(sys.executable).with_name("litert-benchmark")
+
+    def once(model: Path) -> float:
+        with tempfile.TemporaryDirectory() as scratch:
+            result = Path(scratch) / "result.json"
+            command = [str(tool), "--model", str(model), "--num_runs", "2000"]
+            command += ["--warmup_runs", "200", "--num_threads", str(threads)]
+            command += ["--result_json", str(result)]
+            subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
+            found = json.loads(result.read_text())
+        return _latency_ms(found)
+
+    row = _alternate(once, base.model_file, cand.model_file)
+    return {"tool": "litert-benchmark --use_cpu", **row}
+
+
+def _latency_ms(found: dict[str, Any]) -> float:
+    """The median (else average) per-run latency in a litert-benchmark result, in ms."""
+    flat = json.dumps(found)
+    for key in ("median_ms", "latency_median_ms", "avg_ms", "latency_avg_ms", "mean_ms"):
+        hit = re.search(rf'"{key}":\s*([0-9.eE+-]+)', flat)
+        if hit:
+            return float(hit.group(1))
+    raise RuntimeError(f"no latency in litert-benchmark result: {flat[:500]}")
+
+
+TOOLS = {
+    "onnxruntime-cpu": ort_loop,
+    "openvino-cpu": benchmark_app,
+    "tflite-cpu": litert_benchmark,
+}
+
+
+def compare(inputs: ResolvedInputs, target: str, scratch: Path) -> dict[str, Any]:
+    work = scratch / target
+    base, cand = build(inputs, target, work)
+    ours = edgeproof_speedup(inputs, target, base, cand, work)
+    row: dict[str, Any] = {"target": target, "candidate": cand.name, "edgeproof": ours}
+    try:
+        tool = TOOLS[target](inputs, base, cand)
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", "") or ""
+        row["tool_error"] = f"{type(exc).__name__}: {exc} {detail[-300:]}".strip()
+        return row
+    ratio = tool["base_ms"] / tool["cand_ms"]
+    row["tool"] = {**tool, "speedup": ratio}
+    row["difference"] = ratio / ours["speedup"] - 1.0
+    row["inside_ci"] = ours["low"] <= ratio <= ours["high"]
+    row["agrees"] = row["inside_ci"] or abs(row["difference"]) <= 0.05
+    return row
+
+
+def markdown(rows: list[dict[str, Any]], machine: dict[str, Any]) -> str:
+    lines = [
+        "# Agreement: edgeproof's paired speedups vs the runtimes' own tools",
+        "",
+        f"Machine: {machine.get('cpu_model', '?')} x{machine.get('cpu_count', '?')}; "
+        "same model files, runtime defaults, one benchmark at a time.",
+        "",
+        "| target | candidate | edgeproof speedup [99% CI] | tool | tool speedup "
+        "| difference | agrees |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        e = r["edgeproof"]
+        ours = f"{e['speedup']:.3f}x [{e['low']:.3f}, {e['high']:.3f}]"
+        if "tool" not in r:
+            lines.append(
+                f"| {r['target']} | {r['candidate']} | {ours} | not run: "
+                f"{r['tool_error'][:120]} | | | |"
+            )
+            continue
+        t = r["tool"]
+        lines.append(
+            f"| {r['target']} | {r['candidate']} | {ours} | {t['tool']} "
+            f"({t['base_ms']:.3f} / {t['cand_ms']:.3f} ms) | {t['speedup']:.3f}x "
+            f"| {r['difference']:+.1%} | {'yes' if r['agrees'] else '**no**'} |"
+        )
+    lines += [
+        "",
+        "Agrees: the tool's ratio lies inside edgeproof's CI, or within 5% of its point.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--targets", nargs="*", default=list(RECIPES))
+    args = parser.parse_args()
+    apply_quiet_defaults()
+    inputs = resolve_inputs(args.params, args.targets)
+    scratch = Path(tempfile.mkdtemp(prefix="edgeproof-agreement-"))
+    try:
+        rows = [compare(inputs, target, scratch) for target in args.targets]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    machine = machine_state()
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "agreement.json").write_text(
+        json.dumps({"machine": machine, "rows": rows}, indent=2, default=str) + "\n"
+    )
+    text = markdown(rows, machine)
+    (args.out / "agreement.md").write_text(text)
+    print(text)
+    return 0 if all(r.get("agrees", False) for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
