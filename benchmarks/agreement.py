@@ -5,11 +5,14 @@ harness measures (fresh worker processes, warm-up, interleaved blocks, the idle 
 paused, runtime defaults) is set beside what each runtime's own tool measures:
 
 - onnxruntime-cpu: a plain ``InferenceSession`` loop with ONNX Runtime's defaults (spinning
-  on), both sessions in one process, blocks alternating; median of each;
+  on), both sessions in one process, blocks of 50 runs alternating; the median of the
+  block pairs' ratios;
 - openvino-cpu: OpenVINO's ``benchmark_app`` (sync API, one stream, the target's threads,
-  hint none, batch 1), runs alternating baseline / candidate, the median of their medians;
+  hint none, batch 1; precision as the target compiles: f32 for the baseline, OpenVINO's
+  default for int8), 5-second runs in
+  A B B A order, the median of the adjacent pairs' ratios;
 - tflite-cpu: ``litert-benchmark`` (the LiteRT wheel's tool, CPU, the target's threads),
-  runs alternating likewise, when the tool can run here.
+  runs paired likewise, when the tool can run here.
 
 Goal: the tool's ratio inside edgeproof's CI or within 5% of its point. Run it in the
 repository (the example's params.yaml, after ``make data`` / ``dvc repro``):
@@ -48,7 +51,7 @@ RECIPES = {  # the recipe each target is checked on: its int8 recipe of the exam
     "openvino-cpu": "nncf-int8",
     "tflite-cpu": "full-int8",
 }
-TOOL_ROUNDS = 5  # alternating runs of the runtime's tool per model
+TOOL_ROUNDS = 8  # rounds of the runtime's tool, each one run per model
 
 
 def build(inputs: ResolvedInputs, target: str, work: Path) -> tuple[Candidate, Candidate]:
@@ -101,17 +104,32 @@ def ort_loop(inputs: ResolvedInputs, base: Candidate, cand: Candidate) -> dict[s
                 sessions[i].run(None, feed)
                 times[i].append((time.perf_counter() - t0) * 1e3)
     b, c = (float(np.median(t)) for t in times)
-    return {"tool": "onnxruntime InferenceSession loop (defaults)", "base_ms": b, "cand_ms": c}
+    pairs = [
+        float(np.median(times[0][i : i + 50]) / np.median(times[1][i : i + 50]))
+        for i in range(0, len(times[0]), 50)
+    ]
+    return {
+        "tool": "onnxruntime InferenceSession loop (defaults)",
+        "base_ms": b,
+        "cand_ms": c,
+        "speedup": float(np.median(pairs)),
+    }
 
 
 def _alternate(run_one: Any, base: Path, cand: Path) -> dict[str, float]:
+    """Tool runs in A B B A order per round; the ratio of each round's adjacent pair (drift
+    between rounds cancels, as in edgeproof's blocks), the median over rounds."""
     got: dict[str, list[float]] = {"base": [], "cand": []}
-    for _ in range(TOOL_ROUNDS):
-        got["base"].append(run_one(base))
-        got["cand"].append(run_one(cand))
+    for i in range(TOOL_ROUNDS):
+        order = (("base", base), ("cand", cand))
+        for key, model in order if i % 2 == 0 else order[::-1]:
+            got[key].append(run_one(model))
+    ratios = [b / c for b, c in zip(got["base"], got["cand"], strict=True)]
     return {
         "base_ms": statistics.median(got["base"]),
         "cand_ms": statistics.median(got["cand"]),
+        "speedup": statistics.median(ratios),
+        "round_speedups": ratios,
         "rounds": TOOL_ROUNDS,
     }
 
@@ -124,14 +142,16 @@ def benchmark_app(inputs: ResolvedInputs, base: Candidate, cand: Candidate) -> d
     def once(model: Path) -> float:
         command = [str(tool), "-m", str(model), "-d", "CPU", "-api", "sync", "-nstreams", "1"]
         command += ["-nthreads", str(threads), "-hint", "none", "-b", "1", "-t", "5"]
+        if model == base.model_file:  # as the target compiles: the fp32 baseline with an
+            command += ["-infer_precision", "f32"]  # f32 hint, int8 with OpenVINO's default
         out = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
-        found = re.search(r"Median:\s+([0-9.]+)\s*ms", out.stdout)
+        found = re.search(r"Median:\s+([0-9.]+)\s*(ms|us)", out.stdout)
         if found is None:
             raise RuntimeError(f"no median latency in benchmark_app output: {out.stdout[-500:]}")
-        return float(found.group(1))
+        return float(found.group(1)) / (1000.0 if found.group(2) == "us" else 1.0)
 
     row = _alternate(once, base.model_file, cand.model_file)
-    return {"tool": "benchmark_app -api sync -nstreams 1 -hint none -b 1", **row}
+    return {"tool": "benchmark_app -api sync -nstreams 1 -hint none", **row}
 
 
 def litert_benchmark(inputs: ResolvedInputs, base: Candidate, cand: Candidate) -> dict[str, Any]:
@@ -181,8 +201,8 @@ def compare(inputs: ResolvedInputs, target: str, scratch: Path) -> dict[str, Any
         detail = getattr(exc, "stderr", "") or ""
         row["tool_error"] = f"{type(exc).__name__}: {exc} {detail[-300:]}".strip()
         return row
-    ratio = tool["base_ms"] / tool["cand_ms"]
-    row["tool"] = {**tool, "speedup": ratio}
+    ratio = tool["speedup"]
+    row["tool"] = tool
     row["difference"] = ratio / ours["speedup"] - 1.0
     row["inside_ci"] = ours["low"] <= ratio <= ours["high"]
     row["agrees"] = row["inside_ci"] or abs(row["difference"]) <= 0.05

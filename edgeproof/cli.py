@@ -97,7 +97,7 @@ def run(
 
     if not debug:
         hide_expected_tracebacks()
-    with one_line_errors(debug):
+    with one_line_errors(debug), stdout_to_stderr(as_json):
         if junit is not None and not junit.parent.is_dir():
             raise InputError(f"--junit: folder does not exist: {junit.parent}")
         inputs = resolve_inputs(params, target)  # fail fast, before Prefect or MLflow start
@@ -128,6 +128,24 @@ def run(
     if result.status == "error":  # e.g. the data gate: the report is written, this names why
         err.print(f"edgeproof: error: {_run_error(result)}", markup=False)
     raise typer.Exit(result.exit_code)
+
+
+@contextmanager
+def stdout_to_stderr(enabled: bool) -> Iterator[None]:
+    """While ``enabled``, whatever is written to stdout (file descriptor 1: a library's
+    progress bars, a subprocess) goes to stderr, so ``--json`` leaves stdout to the JSON."""
+    if not enabled:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _run_error(result: RunResult) -> str:

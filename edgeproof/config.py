@@ -190,7 +190,9 @@ class MeasureConfig(StrictModel):
 
     Sampling stops when the CI half-width of the gated statistics (speedup and median
     latency) is at most ``target_rel_halfwidth`` of their value, once ``min_samples`` are
-    taken, or when ``max_samples`` or ``max_seconds`` per candidate is reached.
+    taken, or when ``max_samples`` or ``max_seconds`` per candidate is reached (a slow
+    candidate still gets ``min_samples``: the percentiles' CIs need them), or when the speed
+    gate clearly fails the candidate (an early verdict).
     """
 
     warmup_runs: Annotated[int, Field(ge=1)] = 20  # minimum; more until timings settle
@@ -255,8 +257,13 @@ class RegressionGate(StrictModel):
 
 
 class LatencyGate(StrictModel):
+    """Speed checks. ``on_inconclusive`` overrides ``gates.on_inconclusive`` for them alone:
+    ``warn`` makes the speed gate a non-regression gate, blocking only a candidate whose
+    whole CI misses the limit (for models whose speed is within a runner's noise)."""
+
     p90_budget_ms: PositiveFloat | None = None
     min_speedup: PositiveFloat | None = 1.2
+    on_inconclusive: Literal["fail", "warn"] | None = None
 
 
 class MemoryGate(StrictModel):

@@ -20,7 +20,8 @@ with message "baseline". A non-baseline candidate without paired baseline timing
 Verdict status (the literal "inconclusive" verdict status is never emitted here; it is left
 to callers): "fail" if any check fails; else, if any check is inconclusive, it depends on
 ``gates.on_inconclusive``: "fail" and "rerun" give "fail" ("rerun": the flow measures such
-candidates again before calling this for the final decision), "warn" gives "pass". ``reasons``
+candidates again before calling this for the final decision), "warn" gives "pass";
+``gates.latency.on_inconclusive`` overrides it for the speed checks alone. ``reasons``
 lists every failing and inconclusive check in check order, as ``"<name>: <message>"``,
 ``"<name>: inconclusive: <message>"`` or, under "warn", ``"<name>: warning: inconclusive:
 <message>"``.
@@ -357,17 +358,24 @@ def decide(
     checks = run_checks(summary, baseline, gates)
     if optimizer_failure is not None:
         checks.insert(0, Check(name="optimizer", status="fail", message=optimizer_failure))
-    warn = gates.on_inconclusive == "warn"
     reasons: list[str] = []
     for c in checks:
         if c.status == "fail":
             reasons.append(f"{c.name}: {c.message}")
         elif c.status == "inconclusive":
-            prefix = "warning: inconclusive" if warn else "inconclusive"
+            prefix = "warning: inconclusive" if _warns(c, gates) else "inconclusive"
             reasons.append(f"{c.name}: {prefix}: {c.message}")
     failed = any(c.status == "fail" for c in checks)
-    unsure = any(c.status == "inconclusive" for c in checks)
-    status = "fail" if failed or (unsure and not warn) else "pass"
+    unsure = any(c.status == "inconclusive" and not _warns(c, gates) for c in checks)
+    status = "fail" if failed or unsure else "pass"
     return Verdict(
         candidate=summary.candidate, status=status, checks=tuple(checks), reasons=tuple(reasons)
     )
+
+
+def _warns(check: Check, gates: GatesConfig) -> bool:
+    """An inconclusive ``check`` only warns (``latency.on_inconclusive`` for speed checks,
+    else ``gates.on_inconclusive``)."""
+    if check.name.startswith("latency.") and gates.latency.on_inconclusive is not None:
+        return gates.latency.on_inconclusive == "warn"
+    return gates.on_inconclusive == "warn"

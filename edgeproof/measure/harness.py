@@ -274,7 +274,7 @@ def _interleave(
             if done >= min_blocks and precise_enough(paired, cand.samples, measure):
                 stopped = "precision reached"
                 break
-            if done >= 2 and time.monotonic() > deadline:
+            if done >= min_blocks and time.monotonic() > deadline:  # min_samples first
                 stopped = "max_seconds reached"
                 break
         base.client.pause()  # while the candidate's throughput and outputs run

@@ -121,6 +121,14 @@ def _target_section(outcome: TargetOutcome, promotion: Promotion | None) -> list
     ]
     if failing:
         lines += ["", "Why candidates failed:", "", *failing]
+    skipped = [
+        f"- `{o.candidate.name}`: skipped {step}"
+        for o in outcome.outcomes
+        for step in o.candidate.recipe.get("preprocess_skipped") or ()
+    ]
+    if skipped:
+        lines += ["", "Preparation steps the model could not take (a safer one was used):", ""]
+        lines += skipped
     if promotion is not None:
         lines += ["", f"Registry `{promotion.registered_model}`: {_promotion_text(promotion)}"]
     for name in outcome.plots:

@@ -64,14 +64,15 @@ def content_md5(*paths: Path) -> str:
             files += sorted((str(f.relative_to(path)), f) for f in path.rglob("*") if f.is_file())
         else:
             files.append((path.name, path))
-    digests = [(name, _file_md5(f)) for name, f in files]
+    digests = [(name, file_digest(f, "md5")) for name, f in files]
     if len(paths) == 1 and not paths[0].is_dir():
         return digests[0][1]
     return hashlib.md5("\n".join(f"{n} {d}" for n, d in digests).encode()).hexdigest()
 
 
-def _file_md5(path: Path) -> str:
-    digest = hashlib.md5()
+def file_digest(path: Path, algorithm: str) -> str:
+    """Hex digest of a file's bytes with ``hashlib`` algorithm ``algorithm``, read in chunks."""
+    digest = hashlib.new(algorithm)
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)

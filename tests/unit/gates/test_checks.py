@@ -141,6 +141,21 @@ def test_on_inconclusive_policy() -> None:
     assert decide(failing, BASE, gates(on_inconclusive="warn", size={"max_mb": 5})).status == "fail"
 
 
+def test_a_non_regression_speed_gate_warns_on_inconclusive_speed_alone() -> None:
+    """``latency.on_inconclusive: warn``: speed within noise passes with a warning, a clear
+    regression still fails, and other inconclusive checks still follow the global policy."""
+    non_regression = {"min_speedup": 0.95, "on_inconclusive": "warn"}
+    noisy = make_summary("q8", speedup=est(1.01, 0.87, 1.20))
+    verdict = decide(noisy, BASE, gates(latency=non_regression))
+    assert verdict.status == "pass"
+    assert verdict.reasons[0].startswith("latency.min_speedup: warning: inconclusive:")
+    slower = make_summary("q2", speedup=est(0.85, 0.80, 0.90))
+    assert decide(slower, BASE, gates(latency=non_regression)).status == "fail"
+    unsure = noisy.model_copy(update={"top1_agreement": est(0.985, 0.975, 0.995)})
+    strict = gates(latency=non_regression, fidelity={"min_top1_agreement": 0.98})
+    assert decide(unsure, BASE, strict).status == "fail"  # agreement straddles: global fail
+
+
 def test_disabled_thresholds_are_not_checked() -> None:
     off = gates(
         accuracy={"max_drop_abs": None},

@@ -176,3 +176,18 @@ def test_gate_metrics_are_the_winners_figures(tmp_path: Path) -> None:
     figures = gate_metrics(_result().model_copy(update={"targets": (blocked,)}))
     assert figures["targets"]["onnxruntime-cpu"]["figures_of"] == "static-qdq"  # fastest
     assert figures["targets"]["onnxruntime-cpu"]["winner"] == "none"
+
+
+def test_the_preparation_steps_a_model_could_not_take_are_listed() -> None:
+    result = _result()
+    (target,) = result.targets
+    baseline = target.outcomes[0]
+    why = "symbolic shape inference: AssertionError (no message) at _infer_Concat:932"
+    prepared = baseline.candidate.model_copy(update={"recipe": {"preprocess_skipped": [why]}})
+    outcomes = (baseline.model_copy(update={"candidate": prepared}), *target.outcomes[1:])
+    text = render_summary(
+        result.model_copy(update={"targets": (target.model_copy(update={"outcomes": outcomes}),)})
+    )
+    assert "Preparation steps the model could not take (a safer one was used):" in text
+    assert f"- `fp32`: skipped {why}" in text
+    assert "could not take" not in render_summary(result)

@@ -1,0 +1,81 @@
+"""Real third-party models gated end to end by ``edgeproof run``, on every ONNX target that
+takes them: each candidate gets a verdict with numbers (never an error), and the baseline's
+preparation says which step it had to skip and why.
+
+The OCR classifier (0.6 MB) runs in ``make test``; the larger models carry the ``corpus``
+marker (``make test-corpus``). ``benchmarks/real_models.py`` runs the same projects and
+writes docs/real-models.md.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import BIN, tool_env
+from tests.integration.corpus.models import (
+    MINILM_L3,
+    MINILM_L6_INT8,
+    PPOCR_CLS,
+    PPOCR_DET,
+    CorpusModel,
+)
+from tests.integration.corpus.project import write_project
+from tests.integration.corpus.runtime import corpus_model
+
+ONNX_TARGETS = ("onnxruntime-cpu", "openvino-cpu", "olive")
+
+
+def gate(model: CorpusModel, folder: Path) -> tuple[subprocess.CompletedProcess[str], dict]:
+    """``edgeproof run --json`` on the model's project; (process, verdict.json)."""
+    params = write_project(model, folder)
+    command = [str(BIN / "edgeproof"), "run", "--params", str(params), "--json"]
+    for target in ONNX_TARGETS:
+        command += ["--target", target]
+    done = subprocess.run(
+        command, cwd=folder, env=tool_env(folder), capture_output=True, text=True, timeout=1800
+    )
+    assert done.returncode in (0, 1), done.stdout[-3000:] + done.stderr[-3000:]
+    return done, json.loads(done.stdout)
+
+
+def check_gated(verdict: dict[str, Any]) -> None:
+    """Every target ran; every candidate has a verdict with its numbers."""
+    assert [t["target"] for t in verdict["targets"]] == list(ONNX_TARGETS)
+    for target in verdict["targets"]:
+        assert target["status"] in ("pass", "blocked"), (target["target"], target["reason"])
+        assert len(target["outcomes"]) >= 2, target["target"]
+        for outcome in target["outcomes"]:
+            where = f"{target['target']}/{outcome['candidate']['name']}"
+            assert outcome["error"] is None, (where, outcome["error"])
+            assert outcome["verdict"]["status"] in ("pass", "fail", "inconclusive"), where
+            summary = outcome["summary"]
+            assert summary["median_ms"]["value"] > 0, where
+            if not outcome["candidate"]["is_baseline"]:
+                assert summary["speedup"]["value"] > 0, where
+
+
+def test_the_paddle_ocr_classifier_is_gated_on_every_onnx_target(tmp_path: Path) -> None:
+    corpus_model(PPOCR_CLS)
+    done, verdict = gate(PPOCR_CLS, tmp_path / PPOCR_CLS.name)
+    check_gated(verdict)
+    ort = next(t for t in verdict["targets"] if t["target"] == "onnxruntime-cpu")
+    baseline = next(o for o in ort["outcomes"] if o["candidate"]["is_baseline"])
+    assert baseline["summary"]["accuracy"]["value"] >= 0.9  # the FP32 model reads the text
+    skipped = json.dumps(baseline["candidate"]["recipe"])
+    assert "AssertionError" in skipped and "_infer_Concat" in skipped, skipped
+    assert "_infer_Concat" in done.stderr  # the summary shows what was skipped and why
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("model", [PPOCR_DET, MINILM_L3, MINILM_L6_INT8], ids=lambda m: m.name)
+def test_the_larger_corpus_models_are_gated_on_every_onnx_target(
+    model: CorpusModel, tmp_path: Path
+) -> None:
+    corpus_model(model)
+    _, verdict = gate(model, tmp_path / model.name)
+    check_gated(verdict)
