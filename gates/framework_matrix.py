@@ -5,9 +5,10 @@ measured candidate with the fingerprint digest of the device that measured it, i
 and its latency with a confidence interval (``edgeproof.tracking.matrix_runs`` reads them
 back as ``Cell``s). Per device:
 
-* each target's **best** is its passing, non-baseline candidate with the highest speedup
-  over that target's baseline (timed interleaved with it, so it is the target's own gate
-  winner's rule; the lowest p50 when a speedup is missing);
+* each target's **best** is the candidate its gate picked as winner in the newest run that
+  picked one of these cells; else its passing, non-baseline candidate with the highest
+  speedup over that target's baseline (timed interleaved with it; the lowest p50 when a
+  speedup is missing);
 * the **winner** is the target best with the lowest p50; the **runner-up** is the best of
   *another* target (the matrix compares frameworks, not recipes of one framework);
 * the **margin** is runner-up p50 / winner p50, and it is **clear** when the CIs are apart
@@ -39,6 +40,7 @@ class Cell:
     when: datetime
     baseline: bool = False
     run_id: str = ""
+    won: bool = False  # its run's gate picked it as the target's winner
 
     @property
     def label(self) -> str:
@@ -97,8 +99,12 @@ def _fastest(cells: Iterable[Cell]) -> Cell | None:
 
 
 def _target_best(cells: Iterable[Cell]) -> Cell | None:
-    """Highest paired speedup (drift between windows cancels), else the lowest p50."""
+    """The newest gate winner among ``cells``; else the highest paired speedup (drift
+    between windows cancels), else the lowest p50."""
     pool = list(cells)
+    won = [c for c in pool if c.won]
+    if won:
+        return max(won, key=lambda c: (c.when, c.candidate))
     if pool and all(c.speedup is not None for c in pool):
         return min(pool, key=lambda c: (-(c.speedup or 0.0), c.p50_ms, c.candidate))
     return _fastest(pool)

@@ -73,8 +73,8 @@ def matrix_markdown(matrix: Matrix) -> str:
         lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
     lines += [
         "",
-        "Each target column: its passing recipe with the highest speedup over that target's "
-        "baseline (timed interleaved with it: the gate's own rule) and its median batch-1 "
+        "Each target column: the recipe its gate picked in the newest run (else its passing "
+        "recipe with the highest speedup over that target's baseline) and its median batch-1 "
         "latency (p50), from each recipe's latest run on that device. Winner: the target "
         "whose pick has the lowest p50; margin: the best other target's p50 / the winner's, "
         '"CIs apart" when their p50 confidence intervals do not overlap.',

@@ -86,5 +86,6 @@ def _cell(run: Any) -> tuple[Cell, str, str] | None:
         when=datetime.fromtimestamp((run.info.start_time or 0) / 1000, tz=UTC),
         baseline=tags.get(tagnames.BASELINE, "false").lower() == "true",
         run_id=run.info.run_id,
+        won=tags.get(tagnames.WINNER, "false").lower() == "true",
     )
     return cell, device, tags.get(tagnames.DEVICE_NAME) or "unknown device"
