@@ -39,6 +39,7 @@ class WorkerClient:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         self._rss = RssTrail(self._proc.pid)
+        self._paused = False
         self._replies: queue.Queue[bytes] = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
 
@@ -51,8 +52,15 @@ class WorkerClient:
     def pause(self) -> None:
         """Stop the worker (SIGSTOP to its process group) while another one is timed: a
         runtime's idle threads (ONNX Runtime spins by default) then take no cycles from it.
-        The next ``call`` resumes it."""
+        The next ``call`` resumes it (only a pause of ours: a worker stopped by something
+        else stays stopped, and a request to it times out as a hang)."""
         self._signal(signal.SIGSTOP)
+        self._paused = True
+
+    def _resume(self) -> None:
+        if self._paused:
+            self._signal(signal.SIGCONT)
+            self._paused = False
 
     def _signal(self, sig: signal.Signals) -> None:
         if self._proc.poll() is None:
@@ -62,7 +70,7 @@ class WorkerClient:
     def call(self, cmd: str, **fields: Any) -> dict[str, Any]:
         """Send one request and wait for its reply; raises MeasurementError."""
         assert self._proc.stdin is not None
-        self._signal(signal.SIGCONT)
+        self._resume()
         try:
             self._proc.stdin.write((json.dumps({"cmd": cmd, **fields}) + "\n").encode())
             self._proc.stdin.flush()
@@ -119,7 +127,7 @@ class WorkerClient:
     def close(self) -> None:
         """Ask the worker to quit; kill it if it does not."""
         self._rss.stop()
-        self._signal(signal.SIGCONT)
+        self._resume()
         if self._proc.poll() is None:
             try:
                 assert self._proc.stdin is not None
