@@ -10,6 +10,7 @@ The task kind is chosen here, once, and travels with the inputs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,6 @@ class ResolvedInputs:
     eval_data: Path
     calibration_data: Path
     lineage: Lineage
-    model_md5: str  # content md5s (DVC's, for a file): what a champion was made from
-    data_md5: str
     warnings: tuple[str, ...] = ()
 
     def load_eval(self, allow_nonfinite: bool = False) -> Dataset:
@@ -61,14 +60,21 @@ class ResolvedInputs:
         """What the task scores candidates against on the eval split."""
         return self.task.load_truth(self.eval_data, self.params)
 
+    @cached_property
+    def _content_md5s(self) -> tuple[str, str]:
+        """(model, data) content md5s (DVC's md5, for a file); hashed on first use only,
+        when a champion is compared or a winner registered, not at every start."""
+        return content_md5(self.model), content_md5(self.eval_data, self.calibration_data)
+
     def source(self, target: str) -> SourceKey:
         """What ``target``'s candidates are made from: model and data contents, and the
         params of model (with the target's recipes), data and gates."""
         # as written in params.yaml: ``targets`` holds the sections with absolute paths
         section = self.params.targets.enabled()[target].model_dump(mode="json")
+        model_md5, data_md5 = self._content_md5s
         return SourceKey(
-            model_md5=self.model_md5,
-            data_md5=self.data_md5,
+            model_md5=model_md5,
+            data_md5=data_md5,
             model_params=params_digest(
                 {"model": self.params.model.model_dump(mode="json"), target: section}
             ),
@@ -168,8 +174,6 @@ def resolve_inputs(params_file: Path, requested: list[str] | None = None) -> Res
         eval_data=paths["eval"],
         calibration_data=paths["calibration"],
         lineage=collect_lineage(root, params_file),
-        model_md5=content_md5(model),
-        data_md5=content_md5(paths["eval"], paths["calibration"]),
         warnings=warnings,
     )
 

@@ -54,13 +54,6 @@ METRICS: dict[str, Metric] = {
 DEFAULT_METRICS: tuple[Metric, ...] = tuple(
     METRICS[n] for n in ("accuracy", "latency", "peak_rss", "size")
 )
-# gates.select objective name -> metric name
-OBJECTIVE_METRIC: dict[str, str] = {
-    "median_latency": "latency",
-    "p90_latency": "p90",
-    "size": "size",
-    "peak_rss": "peak_rss",
-}
 
 
 def _resolve(metrics: Iterable[Metric | str]) -> tuple[Metric, ...]:

@@ -11,9 +11,10 @@ import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
+import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -369,6 +370,14 @@ def write_params(path: Path, params: dict) -> None:
 
 def load_params_dict(project: Path) -> dict:
     return yaml.safe_load((project / "params.yaml").read_text())
+
+
+def missing_prerequisite(why: str, required_flag: str) -> NoReturn:
+    """Skip a test whose prerequisite (a server binary, the corpus wheels) is absent; fail
+    it instead where ``.ci/run`` installed it and says so (``required_flag`` set to 1)."""
+    if os.environ.get(required_flag) == "1":
+        pytest.fail(f"required by {required_flag}=1: {why}")
+    pytest.skip(why)
 
 
 # --- the MLflow registry: versions tagged with their verdict, promoted in turn

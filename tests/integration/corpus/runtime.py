@@ -6,11 +6,9 @@ line as the reason; with ``EDGEPROOF_REQUIRE_CORPUS=1`` (CI) a missing corpus fa
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import pytest
-
+from tests.helpers import missing_prerequisite
 from tests.integration.corpus.models import CorpusMissing, CorpusModel, model_path
 
 
@@ -19,9 +17,7 @@ def corpus_model(model: CorpusModel) -> Path:
     try:
         return model_path(model)
     except CorpusMissing as exc:
-        if os.environ.get("EDGEPROOF_REQUIRE_CORPUS") == "1":
-            pytest.fail(f"corpus required: {exc}")
-        pytest.skip(f"corpus not installed: {exc}")
+        missing_prerequisite(f"corpus not installed: {exc}", "EDGEPROOF_REQUIRE_CORPUS")
 
 
 def session(path: Path):  # -> onnxruntime.InferenceSession
