@@ -102,15 +102,18 @@ def run(
             raise InputError(f"--junit: folder does not exist: {junit.parent}")
         inputs = resolve_inputs(params, target)  # fail fast, before Prefect or MLflow start
         require_available(inputs.targets)  # embedded: the targets run in this process
+        from edgeproof.report.live import follow_run
         from flows.quality_gate import quality_gate
 
-        raw = quality_gate(
-            params_file=str(params),
-            targets=target,
-            report_dir=str(report_dir) if report_dir else None,
-            trigger=_trigger(),
-            dispatch="local",  # `edgeproof run` measures here; deployments dispatch
-        )
+        recipes = {name: _recipe_count(section) for name, section in inputs.targets.items()}
+        with follow_run(err, recipes, prefect_lines=debug):
+            raw = quality_gate(
+                params_file=str(params),
+                targets=target,
+                report_dir=str(report_dir) if report_dir else None,
+                trigger=_trigger(),
+                dispatch="local",  # `edgeproof run` measures here; deployments dispatch
+            )
     result = RunResult.model_validate(raw)
     if junit is not None:
         from edgeproof.report.junit import write_junit
@@ -146,6 +149,12 @@ def stdout_to_stderr(enabled: bool) -> Iterator[None]:
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+
+
+def _recipe_count(section: object) -> int | None:
+    """How many candidates a target's section asks for (None: it names no recipes)."""
+    recipes = getattr(section, "recipes", None)
+    return None if recipes is None else len(recipes)
 
 
 def _run_error(result: RunResult) -> str:

@@ -217,6 +217,7 @@ def gate_target(
         if measured is not None and outcome.status != "error":
             outcome = plot(inputs, outcome, measured, workdir / "plots")
         result = track(inputs, experiment_id, parent_run_id, outcome, measured, workdir / "plots")
+        get_run_logger().info("%s: finished: %s", target, outcome.headline())
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return result.model_dump(mode="json")

@@ -15,6 +15,7 @@ returned status to its exit code itself.
 from __future__ import annotations
 
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
 from edgeproof.datagate import DataGateResult, validate_data
 from edgeproof.errors import EdgeproofError
@@ -29,6 +31,7 @@ from edgeproof.records import EXIT_CODES, Promotion, RunInfo, RunResult, TargetR
 from edgeproof.report.files import artifact_key, prefect_markdown, write_report
 from edgeproof.resolve import ResolvedInputs, resolve_inputs
 from edgeproof.runtime_env import apply_quiet_defaults
+from edgeproof.tracking.abandoned import reap_abandoned_runs
 from edgeproof.tracking.mlflow_store import MlflowStore
 from edgeproof.tracking.pipeline_run import (
     champions_now,
@@ -51,14 +54,20 @@ class GateNotPassed(Exception):
 def open_tracking(inputs: ResolvedInputs) -> tuple[str, dict[str, str | None]]:
     """The model's experiment (get or create) and the champions this run starts with.
 
-    Idempotent, so retried: a server that is briefly away costs a retry, not the run."""
+    Idempotent, so retried: a server that is briefly away costs a retry, not the run.
+    Runs a killed process left RUNNING in the experiment are ended FAILED here."""
     store = MlflowStore(inputs.params.tracking)
     model = inputs.params.model.name
     experiment_id = store.experiment(model)
+    reaped = reap_abandoned_runs(store, experiment_id, now_ms=int(time.time() * 1000))
+    if reaped:
+        get_run_logger().warning(
+            "ended %d abandoned MLflow run(s) FAILED: %s", len(reaped), ", ".join(reaped)
+        )
     return experiment_id, champions_now(store, inputs.params.registry, model, list(inputs.targets))
 
 
-@task(name="start-tracking", cache_policy=NO_CACHE)
+@task(name="start-tracking", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=3)
 def start_tracking(
     inputs: ResolvedInputs,
     run_name: str,
@@ -66,8 +75,8 @@ def start_tracking(
     experiment_id: str,
     champions: dict[str, str | None],
 ) -> str:
-    """Parent MLflow run (lineage tags, params file); its id. Not retried: a retry would
-    create a second run."""
+    """Parent MLflow run (lineage tags, params file, datasets); its id. A retry takes up
+    the run its first attempt opened (keyed by this flow run)."""
     return start_pipeline_run(
         MlflowStore(inputs.params.tracking),
         experiment_id,
@@ -79,6 +88,9 @@ def start_tracking(
         warnings=inputs.warnings,
         model_path=inputs.params.model.path,
         params_file=inputs.params_file,
+        root=inputs.root,
+        data_files={"eval": inputs.eval_data, "calibration": inputs.calibration_data},
+        key=f"{flow_run.get_id()}/{run_name}",
     )
 
 
@@ -161,6 +173,7 @@ def quality_gate(
     results: list[TargetResult] = []
     warnings = inputs.warnings
     try:
+        logger.info("validating data (eval, calibration) with Great Expectations")
         data_gate = validate(inputs, parent_id)
         if not data_gate.success:
             result = RunResult(
@@ -176,6 +189,7 @@ def quality_gate(
             remote = remote_targets(dispatch_mode(dispatch), list(inputs.targets))
             results = gate_all(inputs, remote, experiment_id, parent_id, target_timeout_seconds)
             outcomes = [r.outcome for r in results]
+            logger.info("promoting winners")
             promotions = promote(inputs, run, results, champions)
             status = run_status(outcomes, promotions)
             result = RunResult(

@@ -269,6 +269,12 @@ class TargetOutcome(Record):
     plots: tuple[str, ...] = ()  # PNG file names, in the target's MLflow run and the report
     champion: ChampionComparison | None = None  # None: no champion yet, or comparison off
 
+    def headline(self) -> str:
+        """One line: the status and the winner, or why there is none."""
+        if self.winner is not None:
+            return f"{self.status}, winner {self.winner}"
+        return f"{self.status}: {self.reason}" if self.reason else self.status
+
 
 class TargetResult(Record):
     """What gating one target gives the pipeline: its outcome and its MLflow runs."""

@@ -39,6 +39,11 @@ class EvidenceContext:
     calibration_data: Path
     signing_key: Ed25519PrivateKey | None = None  # sign each evidence.json when given
 
+    @property
+    def data_files(self) -> dict[str, Path]:
+        """The data by role: what the candidates were scored and calibrated on."""
+        return {"eval": self.eval_data, "calibration": self.calibration_data}
+
 
 def sha256_file(path: Path) -> str:
     return file_digest(path, "sha256")

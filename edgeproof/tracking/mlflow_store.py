@@ -1,7 +1,7 @@
 """MLflow tracking and registry through ``MlflowClient`` with explicit run ids.
 
 The fluent API keeps the active run in thread-local state, which breaks inside Prefect's
-task threads (mlflow#15131), so every call here names its run. Layout (DESIGN §4):
+task threads (mlflow#15131), so every call here names its run. Layout (docs/architecture.md):
 experiment per model; a parent run per pipeline run; nested runs (tag
 ``mlflow.parentRunId``) per target and per candidate; a registered model per
 (model, target) whose versions point at the winning candidate's logged model files.
@@ -10,8 +10,10 @@ Every MLflow failure becomes a one-line ``TrackingError``.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import Any
 
 from edgeproof.config import TrackingConfig
 from edgeproof.errors import TrackingError
+from edgeproof.tracking import tags as tagnames
 
 PARENT_TAG = "mlflow.parentRunId"
 MAX_PARAM_CHARS = 6000
@@ -58,6 +61,11 @@ def _describe(exc: BaseException) -> str:
     return (text.splitlines() or [type(exc).__name__])[0][:200]
 
 
+def run_owner() -> str:
+    """``host:pid`` of this process: who must close the runs it opens."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def tracking_uri(config: TrackingConfig) -> str:
     """MLFLOW_TRACKING_URI from the environment wins over params.yaml."""
     return os.environ.get("MLFLOW_TRACKING_URI") or config.uri
@@ -92,12 +100,36 @@ class MlflowStore:
         name: str,
         parent_id: str | None = None,
         tags: Mapping[str, str] | None = None,
+        key: str | None = None,
     ) -> str:
-        all_tags = dict(tags or {})
+        """A new run tagged with its owner (host:pid); with ``key``, the run already
+        started under that key is taken up again instead (a retried task logs into the run
+        its first attempt opened, never a second one)."""
+        all_tags = {tagnames.OWNER: run_owner(), **(tags or {})}
         if parent_id:
             all_tags[PARENT_TAG] = parent_id
         with mlflow_errors(f"start run {name!r}"):
+            if key is not None:
+                digest = hashlib.sha256(key.encode()).hexdigest()[:32]  # safe in a filter
+                all_tags[tagnames.RUN_KEY] = digest
+                found = self.client.search_runs(
+                    [experiment_id], f"tags.`{tagnames.RUN_KEY}` = '{digest}'", max_results=1
+                )
+                if found:
+                    run_id = found[0].info.run_id
+                    if found[0].info.status != "RUNNING":
+                        self.client.update_run(run_id, status="RUNNING")
+                    return run_id
             return self.client.create_run(experiment_id, run_name=name, tags=all_tags).info.run_id
+
+    def running_runs(self, experiment_id: str) -> list[Any]:
+        """The experiment's runs whose status is still RUNNING."""
+        with mlflow_errors("search running runs"):
+            return list(
+                self.client.search_runs(
+                    [experiment_id], "attributes.status = 'RUNNING'", max_results=1000
+                )
+            )
 
     def log(
         self,
@@ -120,6 +152,11 @@ class MlflowStore:
                 params=[Param(k, str(v)[:MAX_PARAM_CHARS]) for k, v in (params or {}).items()],
                 tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
             )
+
+    def log_inputs(self, run_id: str, datasets: list[Any]) -> None:
+        """MLflow ``DatasetInput`` entities, listed on the run as its datasets."""
+        with mlflow_errors(f"log datasets to run {run_id}"):
+            self.client.log_inputs(run_id, datasets=datasets)
 
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
         with mlflow_errors(f"log artifact {path.name}"):

@@ -1,7 +1,8 @@
 """The parent MLflow run of one pipeline run: opened with its lineage, closed with its report.
 
-The run is not retried on a failed log (a retry would create a second run): a run whose
-first logging fails is ended FAILED, never left RUNNING. Each target logs its own nested
+The run is opened under a key, so a retried start takes up the same run; a run whose first
+logging fails is ended FAILED, never left RUNNING (one a killed process left is ended by
+``tracking.abandoned``). Each target logs its own nested
 runs (``run_log``); this module writes what belongs to the whole run.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from edgeproof.datagate import DataGateResult
 from edgeproof.errors import EdgeproofError
 from edgeproof.records import Lineage, TargetResult
 from edgeproof.tracking import tags as tagnames
+from edgeproof.tracking.datasets import data_inputs
 from edgeproof.tracking.lineage import lineage_tags
 from edgeproof.tracking.mlflow_store import MlflowStore
 from edgeproof.tracking.run_log import PLOTS_DIR
@@ -52,8 +55,12 @@ def start_pipeline_run(
     warnings: tuple[str, ...],
     model_path: Path,
     params_file: Path,
+    root: Path,
+    data_files: Mapping[str, Path],
+    key: str | None = None,
 ) -> str:
-    """The parent run (lineage and champion tags, the params file); its id."""
+    """The parent run (lineage and champion tags, the params file, the data as MLflow
+    datasets); its id."""
     tags = {
         **lineage_tags(lineage),
         tagnames.LEVEL: tagnames.PIPELINE_LEVEL,
@@ -63,10 +70,11 @@ def start_pipeline_run(
     }
     if warnings:
         tags[tagnames.WARNINGS] = "; ".join(warnings)[:5000]
-    run_id = store.start_run(experiment_id, run_name, tags=tags)
+    run_id = store.start_run(experiment_id, run_name, tags=tags, key=key)
     try:
         store.log(run_id, params={"model.path": str(model_path), "targets": ",".join(targets)})
         store.log_artifact(run_id, params_file)
+        store.log_inputs(run_id, data_inputs(root, data_files))
     except EdgeproofError as exc:
         with contextlib.suppress(EdgeproofError):
             store.log(run_id, tags={tagnames.STATUS: "error", tagnames.ERROR: str(exc)})

@@ -18,6 +18,7 @@ from edgeproof.measure.fingerprint import HARDWARE_FIELDS, fingerprint_digest
 from edgeproof.records import CandidateOutcome, CandidateSummary, Estimate, TargetOutcome
 from edgeproof.records.measurement import TargetMeasurements
 from edgeproof.tracking import tags as tagnames
+from edgeproof.tracking.datasets import data_inputs
 from edgeproof.tracking.evidence import (
     EVIDENCE_FILE,
     EvidenceContext,
@@ -113,11 +114,13 @@ def log_target(
         outcome.target,
         parent_id=parent_run_id,
         tags={tagnames.LEVEL: tagnames.TARGET_LEVEL, tagnames.TARGET: outcome.target},
+        key=f"{parent_run_id}/{outcome.target}",  # a retried track task: the same runs
     )
     run_ids: dict[str, str] = {}
+    datasets = data_inputs(evidence.root, evidence.data_files)
     for cand in outcome.outcomes:
         run_ids[cand.candidate.name] = _log_candidate(
-            store, experiment_id, target_run, outcome, cand, measured, evidence
+            store, experiment_id, target_run, outcome, cand, measured, evidence, datasets
         )
     metrics: dict[str, float | None] = {"candidates": len(outcome.outcomes)}
     tags = {tagnames.STATUS: outcome.status, tagnames.REASON: outcome.reason or ""}
@@ -168,6 +171,7 @@ def _log_candidate(
     cand: CandidateOutcome,
     measured: TargetMeasurements | None,
     evidence: EvidenceContext,
+    datasets: list[Any],
 ) -> str:
     name = cand.candidate.name
     run_id = store.start_run(
@@ -182,6 +186,7 @@ def _log_candidate(
             tagnames.BASELINE: str(cand.candidate.is_baseline).lower(),
             tagnames.WINNER: str(name == outcome.winner).lower(),
         },
+        key=f"{target_run}/{name}",
     )
     raw = measured.raw.get(name) if measured else None
     store.log(
@@ -190,6 +195,7 @@ def _log_candidate(
         metrics=summary_metrics(cand.summary) if cand.summary else None,
         tags=device_tags(raw.environment) if raw else None,
     )
+    store.log_inputs(run_id, datasets)
     for path in cand.candidate.files:
         if path.exists():
             store.log_artifact(run_id, path, MODEL_ARTIFACT_DIR)

@@ -34,6 +34,8 @@ CHAMPION_VERSION = "edgeproof.champion.version"
 CHAMPION_COMPARISON = "edgeproof.champion.comparison"
 CHAMPION_REASON = "edgeproof.champion.reason"
 REGISTERED_MODEL = "edgeproof.registered_model"
+OWNER = "edgeproof.owner"  # host:pid of the process that opened the run
+RUN_KEY = "edgeproof.run_key"  # digest of the key a retried task finds its run by
 
 # model versions
 RUN = "edgeproof.run"

@@ -17,6 +17,7 @@ import subprocess
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -111,6 +112,7 @@ def test_run_tracks_registers_and_promotes(project: Path) -> None:
     parent_files = {f.path for f in client.list_artifacts(parent.info.run_id)}
     assert {"summary.md", "verdict.json", "params.yaml"} <= parent_files
 
+    _check_datasets(project, client.get_run(parent.info.run_id))
     for r in candidates:
         assert r.data.metrics["latency_p50_ms"] > 0
         assert r.data.metrics["latency_p50_ms_low"] <= r.data.metrics["latency_p50_ms"]
@@ -128,6 +130,9 @@ def test_run_tracks_registers_and_promotes(project: Path) -> None:
     assert "(onnxruntime-cpu-latency.png)" in (report / "summary.md").read_text(encoding="utf-8")
     winner = verdict["targets"][0]["winner"]
     assert verdict["status"] == "pass" and verdict["exit_code"] == 0 and winner
+    # progress off a terminal: one plain line per step, on stderr, ending with the verdict
+    assert "] onnxruntime-cpu: measuring static-qdq-minmax against fp32" in done.stderr
+    assert f"] onnxruntime-cpu: finished: pass, winner {winner}" in done.stderr
     _check_junit(report / "junit.xml")
     shown = run(["edgeproof", "matrix"], project, timeout=300)
     assert shown.returncode == 0, shown.stderr
@@ -140,6 +145,21 @@ def test_run_tracks_registers_and_promotes(project: Path) -> None:
     winner_run = next(r for r in candidates if r.data.tags["edgeproof.candidate"] == winner)
     assert champion.run_id == winner_run.info.run_id
     assert champion.tags["edgeproof.gates"] == "pass"
+    _check_datasets(project, client.get_run(champion.run_id))
+
+
+def _check_datasets(project: Path, run: Any) -> None:
+    """The eval and calibration data are the run's MLflow datasets, digest = DVC's md5."""
+    roles = {
+        next(t.value for t in d.tags if t.key == "mlflow.data.context"): d.dataset
+        for d in run.inputs.dataset_inputs
+    }
+    assert set(roles) == {"eval", "calibration"}
+    for role, dataset in roles.items():
+        path = project / "data" / "splits" / f"{role}.npz"
+        assert dataset.digest == _md5(path)
+        assert json.loads(dataset.source)["uri"] == f"data/splits/{role}.npz"
+        assert "mlflow_tensorspec" in dataset.schema
 
 
 def _check_junit(path: Path) -> None:

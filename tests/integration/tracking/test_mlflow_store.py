@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from edgeproof.config import TrackingConfig
 from edgeproof.errors import TrackingError
+from edgeproof.tracking import tags as tagnames
+from edgeproof.tracking.abandoned import abandoned_reason, reap_abandoned_runs
 from edgeproof.tracking.mlflow_store import PARENT_TAG, MlflowStore
 
 
@@ -61,3 +68,45 @@ def test_unreachable_server_is_a_one_line_tracking_error(
         store.experiment("m")
     assert str(info.value).startswith("MLflow: cannot get or create experiment 'm'")
     assert "\n" not in str(info.value)
+
+
+def test_a_retried_start_takes_up_the_run_its_first_attempt_opened(store: MlflowStore) -> None:
+    exp = store.experiment("m")
+    first = store.start_run(exp, "target", key="parent-1/onnxruntime-cpu")
+    store.end(first, "FAILED")  # the attempt failed after opening its run
+    again = store.start_run(exp, "target", key="parent-1/onnxruntime-cpu")
+    other = store.start_run(exp, "target", key="parent-1/openvino-cpu")
+    assert again == first != other
+    assert store.client.get_run(first).info.status == "RUNNING"  # open again for the retry
+    assert len(store.client.search_runs([exp])) == 2
+    assert store.start_run(exp, "no key") != store.start_run(exp, "no key")
+
+
+def test_runs_a_dead_process_left_running_are_ended_failed(store: MlflowStore) -> None:
+    exp = store.experiment("m")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    host = socket.gethostname()
+    left = store.start_run(exp, "killed", tags={tagnames.OWNER: f"{host}:{dead.stdout.strip()}"})
+    old = store.start_run(exp, "elsewhere", tags={tagnames.OWNER: "another-host:1"})
+    mine = store.start_run(exp, "this process")  # alive: never touched
+    alive = store.start_run(exp, "parent", tags={tagnames.OWNER: f"{host}:{os.getppid()}"})
+    now_ms = int(time.time() * 1000)
+    assert reap_abandoned_runs(store, exp, now_ms) == [left]
+    run = store.client.get_run(left)
+    assert run.info.status == "FAILED"
+    assert run.data.tags[tagnames.ERROR].startswith("abandoned: its process")
+    for run_id in (old, mine, alive):
+        assert store.client.get_run(run_id).info.status == "RUNNING"
+    # another host's run (any run) is judged by its age: RUNNING longer than a gate takes
+    assert set(reap_abandoned_runs(store, exp, now_ms + 25 * 3600 * 1000)) == {old, mine, alive}
+
+
+def test_abandoned_reason_reads_the_owner_and_age() -> None:
+    def gone(pid: int) -> bool:
+        return False
+
+    assert abandoned_reason("h:42", 10, host="h", alive=gone) is not None
+    assert abandoned_reason("h:42", 10, host="h", alive=lambda _pid: True) is None
+    assert abandoned_reason("x:42", 10, host="h", alive=gone) is None
+    assert "RUNNING for 25.0 h" in (abandoned_reason(None, 25 * 3600, host="h", alive=gone) or "")

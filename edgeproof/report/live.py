@@ -1,0 +1,241 @@
+"""What ``edgeproof run`` shows while it works: a live table on a terminal, plain lines in a log.
+
+The flows already say what they do in their Prefect run logs ("onnxruntime-cpu: optimizing
+static-qdq", "onnxruntime-cpu: measuring static-qdq against fp32", "onnxruntime-cpu:
+finished: pass, winner static-qdq"). :class:`RunProgress` follows those lines into one row
+per target (phase, what it works on, how many candidates are left, elapsed time);
+:func:`follow_run` attaches it to the Prefect run loggers for the length of a run. On a
+terminal the rows are a rich ``Live`` table and Prefect's own console lines are held back
+to warnings; elsewhere (CI logs, a pipe) each step is one plain line on stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+_MESSAGE = re.compile(r"^(?P<target>[\w.-]+): (?P<text>.+)$", re.DOTALL)
+_VS_CHAMPION = re.compile(r"^measuring (\S+) against champion (\S+)")
+_MEASURING = re.compile(r"^measuring (\S+) against (\S+)")
+
+
+@dataclass
+class TargetRow:
+    """One target's progress, as its run-log lines tell it."""
+
+    name: str
+    candidates: int | None  # recipes to build and measure; None when unknown
+    phase: str = "waiting"
+    detail: str = ""
+    optimized: int = 0
+    measured: int = 0
+    started: float | None = None
+    ended: float | None = None
+
+    def left(self) -> str:
+        """What is left of the current phase, e.g. '3 of 5 to measure'."""
+        if self.candidates is None or self.phase not in ("optimize", "measure"):
+            return ""
+        done = self.optimized if self.phase == "optimize" else self.measured
+        verb = "to build" if self.phase == "optimize" else "to measure"
+        return f"{max(self.candidates - done, 0)} of {self.candidates} {verb}"
+
+    def elapsed(self, now: float) -> float | None:
+        if self.started is None:
+            return None
+        return (self.ended or now) - self.started
+
+
+@dataclass
+class RunProgress:
+    """The run's progress: the stage of the whole run and one row per target."""
+
+    rows: dict[str, TargetRow]
+    started: float = field(default_factory=time.monotonic)
+    stage: str = "starting"
+    warnings: list[str] = field(default_factory=list)
+
+    @classmethod
+    def for_targets(cls, candidates: dict[str, int | None]) -> RunProgress:
+        """``candidates``: target name -> number of recipes (None when not known)."""
+        return cls(rows={name: TargetRow(name, count) for name, count in candidates.items()})
+
+    def update(self, message: str, now: float | None = None) -> str | None:
+        """Take one run-log line; the plain progress line it makes, None when it is noise."""
+        now = time.monotonic() if now is None else now
+        match = _MESSAGE.match(message)
+        if match and match["target"] in self.rows:
+            row = self.rows[match["target"]]
+            self._update_row(row, match["text"].strip(), now)
+            return f"{row.name}: {match['text'].strip()}"
+        stage = _stage_of(message)
+        if stage is None:
+            return None
+        self.stage = stage
+        return stage
+
+    def _update_row(self, row: TargetRow, text: str, now: float) -> None:
+        if row.started is None:
+            row.started = now
+        if text.startswith("warning:"):
+            self.warnings.append(f"{row.name}: {text}")
+            return
+        if text == "building baseline":
+            row.phase, row.detail = "optimize", "baseline"
+        elif text.startswith("optimizing "):
+            row.phase, row.detail = "optimize", text.removeprefix("optimizing ")
+            row.optimized += 1
+        elif text.startswith("loading baseline"):
+            row.phase, row.detail = "measure", "baseline"
+        elif match := _VS_CHAMPION.match(text):
+            row.phase, row.detail = "vs champion", f"{match[1]} vs {match[2]}"
+        elif text.startswith("measuring again"):
+            row.phase, row.detail, row.measured = "re-measure", text.split(":", 1)[-1].strip(), 0
+        elif match := _MEASURING.match(text):
+            if row.phase != "re-measure":
+                row.phase = "measure"
+                row.measured += 1
+            row.detail = match[1]
+        elif text.startswith("finished:"):
+            row.phase, row.detail, row.ended = "done", text.removeprefix("finished:").strip(), now
+        else:
+            row.detail = text
+
+    def table(self, now: float | None = None) -> Group:
+        """The live view: a header line and the targets' table."""
+        now = time.monotonic() if now is None else now
+        grid = Table(box=None, pad_edge=False, header_style="bold")
+        for column in ("target", "phase", "working on", "left", "elapsed"):
+            grid.add_column(column, no_wrap=column != "working on", overflow="ellipsis")
+        for row in self.rows.values():
+            took = row.elapsed(now)
+            grid.add_row(
+                row.name,
+                row.phase,
+                row.detail,
+                row.left(),
+                "" if took is None else _clock(took),
+            )
+        header = Text(f"edgeproof run · {_clock(now - self.started)} · {self.stage}", "bold")
+        return Group(header, grid)
+
+
+_STAGES: tuple[tuple[str, str], ...] = (
+    ("validating data", "data gate"),
+    ("gating target", "gating targets"),
+    ("dispatching target", "gating targets"),
+    ("promoting", "promoting winners"),
+    ("report written", "report written"),
+)
+
+
+def _stage_of(message: str) -> str | None:
+    for prefix, stage in _STAGES:
+        if message.startswith(prefix):
+            return message if stage == "gating targets" else stage
+    return None
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}m {rest:02d}s" if minutes else f"{seconds:.0f}s"
+
+
+class _RunLogHandler(logging.Handler):
+    """Feeds the Prefect run-log lines of this process to a callback."""
+
+    def __init__(self, callback: Callable[[str], None]) -> None:
+        super().__init__(level=logging.INFO)
+        self._callback = callback
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._callback(record.getMessage())
+        except Exception:  # a display problem must never end the run
+            self.handleError(record)
+
+
+@contextmanager
+def follow_run(
+    console: Console, candidates: dict[str, int | None], prefect_lines: bool = False
+) -> Iterator[RunProgress]:
+    """Show the run's progress on ``console`` while the block runs (see the module doc).
+
+    ``prefect_lines``: keep Prefect's own console lines (``--debug``); else they are held
+    back to warnings, and the progress lines say what happens."""
+    progress = RunProgress.for_targets(candidates)
+    loggers = [logging.getLogger(name) for name in RUN_LOGGERS]
+    quiet = _keep_console_handlers if prefect_lines else _quiet_console_handlers
+    if not console.is_terminal:
+
+        def say(message: str) -> None:
+            line = progress.update(message)
+            if line is not None:
+                took = time.monotonic() - progress.started
+                console.print(f"[{took:7.1f}s] {line}", markup=False, highlight=False)
+
+        with quiet(), _attached(loggers, _RunLogHandler(say)):
+            yield progress
+        return
+    with (
+        quiet(),
+        Live(progress.table(), console=console, refresh_per_second=4, transient=False) as live,
+    ):
+
+        def show(message: str) -> None:
+            before = len(progress.warnings)
+            progress.update(message)
+            for warning in progress.warnings[before:]:
+                live.console.print(warning, markup=False, style="yellow")
+            live.update(progress.table())
+
+        with _attached(loggers, _RunLogHandler(show)):
+            yield progress
+        live.update(progress.table())
+
+
+@contextmanager
+def _attached(loggers: list[logging.Logger], handler: logging.Handler) -> Iterator[None]:
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+
+
+@contextmanager
+def _keep_console_handlers() -> Iterator[None]:
+    yield
+
+
+@contextmanager
+def _quiet_console_handlers() -> Iterator[None]:
+    """Hold Prefect's console lines back to warnings while the live table owns the screen."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    handlers = [
+        handler
+        for name in ("prefect", *RUN_LOGGERS)
+        for handler in logging.getLogger(name).handlers
+        if isinstance(handler, PrefectConsoleHandler)
+    ]
+    levels = [handler.level for handler in handlers]
+    for handler in handlers:
+        handler.setLevel(max(handler.level, logging.WARNING))
+    try:
+        yield
+    finally:
+        for handler, level in zip(handlers, levels, strict=True):
+            handler.setLevel(level)

@@ -1,0 +1,53 @@
+"""The eval and calibration data as MLflow datasets (``log_inputs``), so the run's page in
+MLflow lists what it was measured on.
+
+Each file is one dataset: its name is the file's stem, its digest the md5 DVC records for
+the file's contents, its source the path inside the project (the DVC path), its schema the
+arrays it holds (name, dtype, shape with the item axis open), and the input's context tag
+says which role it played (``eval`` or ``calibration``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeproof.tracking.lineage import file_digest
+
+CONTEXT_TAG = "mlflow.data.context"  # MLflow's own tag for a dataset input's role
+
+
+def data_inputs(root: Path, files: Mapping[str, Path]) -> list[Any]:
+    """``DatasetInput`` entities for ``files`` (role -> .npz path) of the project at ``root``."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    inputs = []
+    for role, path in files.items():
+        resolved, project = path.resolve(), root.resolve()
+        source = resolved.relative_to(project) if resolved.is_relative_to(project) else resolved
+        dataset = Dataset(
+            name=path.stem,
+            digest=file_digest(path, "md5"),
+            source_type="local",
+            source=json.dumps({"uri": source.as_posix()}),
+            schema=_schema(path),
+        )
+        inputs.append(DatasetInput(dataset, tags=[InputTag(CONTEXT_TAG, role)]))
+    return inputs
+
+
+def _schema(path: Path) -> str:
+    """The arrays of a .npz file as MLflow's tensor schema JSON (as its numpy datasets write
+    it), the item axis left open."""
+    from mlflow.types import Schema, TensorSpec
+
+    with np.load(path, allow_pickle=False) as arrays:
+        specs = [
+            TensorSpec(arrays[name].dtype, (-1, *arrays[name].shape[1:]), name)
+            for name in sorted(arrays.files)
+        ]
+    return json.dumps({"mlflow_tensorspec": {"features": Schema(specs).to_json(), "targets": None}})
