@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgeproof.errors import EvidenceRefused, InputError
 from edgeproof.tracking.evidence import EVIDENCE_FILE, SCHEMA, sha256_file
+from edgeproof.tracking.mlflow_model import REGISTRATION_FILE
 from edgeproof.tracking.mlflow_store import mlflow_errors
 from edgeproof.tracking.run_log import MODEL_ARTIFACT_DIR
 from edgeproof.tracking.signing import SIGNATURE_FILE, verify
@@ -131,6 +132,7 @@ def pull(
             evidence_text, signature_path.read_text(encoding="utf-8"), public_key, target
         )
         store.download(run_id, MODEL_ARTIFACT_DIR, staged)
+        (staged / MODEL_ARTIFACT_DIR / REGISTRATION_FILE).unlink(missing_ok=True)
         problems = check_files(evidence, staged / MODEL_ARTIFACT_DIR)
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""

@@ -24,6 +24,7 @@ from edgeproof.targets.registry import known_targets, make_target, measure_job, 
 from edgeproof.tasks.base import TaskKind
 from edgeproof.tasks.registry import task_kind
 from edgeproof.tracking.lineage import collect_lineage, content_md5, dvc_changes
+from edgeproof.tracking.mlflow_model import ServingContext
 from gates.champion_policy import SourceKey, params_digest
 
 
@@ -81,6 +82,15 @@ class ResolvedInputs:
             data_params=params_digest(self.params.data.model_dump(mode="json")),
             gates_params=params_digest(self.params.gates.model_dump(mode="json")),
         )
+
+    def serving_context(self, target: str) -> ServingContext | None:
+        """How ``target``'s candidates load as MLflow Models (None for a language model:
+        GGUF and MLX candidates are logged as files only)."""
+        if self.params.model.task == "language_model":
+            return None
+        job = self.measure_job(target, self.root)
+        example = {name: array[:1] for name, array in self.load_eval().inputs.items()}
+        return ServingContext(job.backend, job.config_model, job.target_config, example)
 
     def measure_job(self, target: str, outputs_dir: Path) -> MeasureJob:
         """What the measurement workers of ``target`` need: its config, data, threads."""

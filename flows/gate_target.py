@@ -163,6 +163,7 @@ def track(
         params_file=inputs.params_file,
         eval_data=inputs.eval_data,
         calibration_data=inputs.calibration_data,
+        serving=inputs.serving_context(outcome.target),
     )
     target_run, runs = log_target(
         store, experiment_id, parent_run_id, outcome, measured, evidence, plot_dir

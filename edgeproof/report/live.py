@@ -27,6 +27,7 @@ RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 _MESSAGE = re.compile(r"^(?P<target>[\w.-]+): (?P<text>.+)$", re.DOTALL)
 _VS_CHAMPION = re.compile(r"^measuring (\S+) against champion (\S+)")
 _MEASURING = re.compile(r"^measuring (\S+) against (\S+)")
+_RETRY = re.compile(r"Retry \d+/\d+ will start")
 
 
 @dataclass
@@ -70,9 +71,14 @@ class RunProgress:
         """``candidates``: target name -> number of recipes (None when not known)."""
         return cls(rows={name: TargetRow(name, count) for name, count in candidates.items()})
 
-    def update(self, message: str, now: float | None = None) -> str | None:
-        """Take one run-log line; the plain progress line it makes, None when it is noise."""
+    def update(self, message: str, now: float | None = None, task: str | None = None) -> str | None:
+        """Take one run-log line (``task``: the Prefect task run that logged it); the plain
+        progress line it makes, None when it is noise. A retried task is a warning."""
         now = time.monotonic() if now is None else now
+        if _RETRY.search(message):
+            line = f"Task run '{task or '?'}' - {message}"
+            self.warnings.append(line)
+            return line
         match = _MESSAGE.match(message)
         if match and match["target"] in self.rows:
             row = self.rows[match["target"]]
@@ -154,13 +160,13 @@ def _clock(seconds: float) -> str:
 class _RunLogHandler(logging.Handler):
     """Feeds the Prefect run-log lines of this process to a callback."""
 
-    def __init__(self, callback: Callable[[str], None]) -> None:
+    def __init__(self, callback: Callable[[str, str | None], None]) -> None:
         super().__init__(level=logging.INFO)
         self._callback = callback
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._callback(record.getMessage())
+            self._callback(record.getMessage(), getattr(record, "task_run_name", None))
         except Exception:  # a display problem must never end the run
             self.handleError(record)
 
@@ -178,8 +184,8 @@ def follow_run(
     quiet = _keep_console_handlers if prefect_lines else _quiet_console_handlers
     if not console.is_terminal:
 
-        def say(message: str) -> None:
-            line = progress.update(message)
+        def say(message: str, task: str | None) -> None:
+            line = progress.update(message, task=task)
             if line is not None:
                 took = time.monotonic() - progress.started
                 console.print(f"[{took:7.1f}s] {line}", markup=False, highlight=False)
@@ -192,9 +198,9 @@ def follow_run(
         Live(progress.table(), console=console, refresh_per_second=4, transient=False) as live,
     ):
 
-        def show(message: str) -> None:
+        def show(message: str, task: str | None) -> None:
             before = len(progress.warnings)
-            progress.update(message)
+            progress.update(message, task=task)
             for warning in progress.warnings[before:]:
                 live.console.print(warning, markup=False, style="yellow")
             live.update(progress.table())
@@ -222,14 +228,13 @@ def _keep_console_handlers() -> Iterator[None]:
 
 @contextmanager
 def _quiet_console_handlers() -> Iterator[None]:
-    """Hold Prefect's console lines back to warnings while the live table owns the screen."""
-    from prefect.logging.handlers import PrefectConsoleHandler
-
+    """Hold Prefect's console lines back to warnings (its console handlers are the stream
+    handlers of its loggers) while the progress lines say what happens."""
     handlers = [
         handler
         for name in ("prefect", *RUN_LOGGERS)
         for handler in logging.getLogger(name).handlers
-        if isinstance(handler, PrefectConsoleHandler)
+        if isinstance(handler, logging.StreamHandler)
     ]
     levels = [handler.level for handler in handlers]
     for handler in handlers:

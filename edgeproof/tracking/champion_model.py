@@ -14,6 +14,7 @@ from edgeproof.errors import TrackingError
 from edgeproof.records import Candidate
 from edgeproof.tracking import tags as tagnames
 from edgeproof.tracking.evidence import sha256_file
+from edgeproof.tracking.mlflow_model import MLFLOW_MODEL_FILES
 from edgeproof.tracking.mlflow_store import MlflowStore
 from edgeproof.tracking.run_log import MODEL_ARTIFACT_DIR
 from gates.champion_policy import SourceKey
@@ -90,10 +91,12 @@ def run_candidate(
     is_baseline: bool = True,
 ) -> Candidate:
     """The model files a candidate run logged, downloaded, as a ``Candidate`` (the first
-    file with ``suffix`` is the primary one)."""
+    file with ``suffix`` is the primary one; the MLflow Model's own files are not model
+    files)."""
     folder = store.download(run_id, MODEL_ARTIFACT_DIR, workdir / name)
     files = sorted(
-        (p for p in folder.rglob("*") if p.is_file()), key=lambda p: (p.suffix != suffix, p.name)
+        (p for p in folder.rglob("*") if p.is_file() and p.name not in MLFLOW_MODEL_FILES),
+        key=lambda p: (p.suffix != suffix, p.name),
     )
     if not files:
         raise TrackingError(f"{name}: no model files in MLflow run {run_id}")

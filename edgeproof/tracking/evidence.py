@@ -10,6 +10,7 @@ anyone can check that a registered model is the one that was gated, on the data 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgeproof.records import CandidateOutcome, Lineage, RawMeasurement
 from edgeproof.tracking.lineage import file_digest
+from edgeproof.tracking.mlflow_model import ServingContext
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -38,6 +40,7 @@ class EvidenceContext:
     eval_data: Path
     calibration_data: Path
     signing_key: Ed25519PrivateKey | None = None  # sign each evidence.json when given
+    serving: ServingContext | None = None  # log each candidate as an MLflow Model when given
 
     @property
     def data_files(self) -> dict[str, Path]:
@@ -83,8 +86,10 @@ def build_evidence(
     outcome: CandidateOutcome,
     raw: RawMeasurement | None,
     model_artifact_dir: str,
+    extra_files: Sequence[Path] = (),
 ) -> dict[str, Any]:
-    """The evidence of one candidate's verdict, as JSON-ready values."""
+    """The evidence of one candidate's verdict, as JSON-ready values. ``extra_files``:
+    logged beside the model files (the ``MLmodel``), hashed like them."""
     root = context.root
     model_files = [
         {
@@ -92,7 +97,7 @@ def build_evidence(
             "size_bytes": path.stat().st_size,
             "sha256": sha256_file(path),
         }
-        for path in outcome.candidate.files
+        for path in (*outcome.candidate.files, *extra_files)
         if path.is_file()
     ]
     inputs = {

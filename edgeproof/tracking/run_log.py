@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from edgeproof.tracking.evidence import (
     evidence_json,
     measurement_record,
 )
+from edgeproof.tracking.mlflow_model import write_mlmodel
 from edgeproof.tracking.mlflow_store import MlflowStore
 from edgeproof.tracking.signing import SIGNATURE_FILE, signature_json
 
@@ -196,13 +198,17 @@ def _log_candidate(
         tags=device_tags(raw.environment) if raw else None,
     )
     store.log_inputs(run_id, datasets)
-    for path in cand.candidate.files:
-        if path.exists():
-            store.log_artifact(run_id, path, MODEL_ARTIFACT_DIR)
+    with tempfile.TemporaryDirectory(prefix="edgeproof-mlmodel-") as scratch:
+        extra: list[Path] = []
+        if evidence.serving is not None and cand.candidate.model_file.is_file():
+            extra = write_mlmodel(cand.candidate, evidence.serving, Path(scratch))
+        for path in (*cand.candidate.files, *extra):
+            if path.exists():
+                store.log_artifact(run_id, path, MODEL_ARTIFACT_DIR)
+        bundle = build_evidence(evidence, cand, raw, MODEL_ARTIFACT_DIR, extra)
     if raw is not None:
         store.log_text(run_id, json.dumps(measurement_record(raw)), "measurements/samples.json")
     store.log_text(run_id, cand.model_dump_json(indent=2), "verdict.json")
-    bundle = build_evidence(evidence, cand, raw, MODEL_ARTIFACT_DIR)
     text = evidence_json(bundle)
     store.log_text(run_id, text, EVIDENCE_FILE)
     if evidence.signing_key is not None:

@@ -146,6 +146,32 @@ def test_run_tracks_registers_and_promotes(project: Path) -> None:
     assert champion.run_id == winner_run.info.run_id
     assert champion.tags["edgeproof.gates"] == "pass"
     _check_datasets(project, client.get_run(champion.run_id))
+    _check_champion_serves(project, winner_run.data.metrics["top1_agreement"])
+
+
+def _check_champion_serves(project: Path, gate_agreement: float) -> None:
+    """``mlflow.pyfunc.load_model`` on ``models:/...@champion`` predicts the eval items with
+    the top-1 agreement the gate measured (against ONNX Runtime on the user's model)."""
+    import mlflow
+    import onnxruntime as ort
+
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        served = mlflow.pyfunc.load_model(f"models:/{REGISTERED}@champion")
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+    with np.load(project / "data/splits/eval.npz") as data:
+        images = data["input"]
+    logits = served.predict({"input": images})["logits"]
+    session = ort.InferenceSession(str(project / "models/digits-cnn.onnx"))
+    reference = session.run(None, {"input": images})[0]
+    agreement = float((logits.argmax(1) == reference.argmax(1)).mean())
+    # batched here, batch 1 in the gate: a near-tie may round the other way, 2 items at most
+    assert agreement == pytest.approx(gate_agreement, abs=2 / len(images))
 
 
 def _check_datasets(project: Path, run: Any) -> None:
@@ -196,7 +222,9 @@ def test_champion_history_and_evidence(project: Path) -> None:
     source = f"models:/{REGISTERED}@champion"
     ok = run(["edgeproof", "verify-evidence", source], project, timeout=120)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert ok.stdout.count("\nok ") + ok.stdout.startswith("ok ") == 4  # model, params, 2 data
+    # model, MLmodel, input example, params, 2 data files
+    assert ok.stdout.count("\nok ") + ok.stdout.startswith("ok ") == 6
+    assert "model: model/MLmodel sha256" in ok.stdout
     assert "(verdict pass): all files match" in ok.stdout
     calibration = project / "data" / "splits" / "calibration.npz"
     original = calibration.read_bytes()
@@ -207,7 +235,7 @@ def test_champion_history_and_evidence(project: Path) -> None:
         calibration.write_bytes(original)
     assert bad.returncode == 1
     assert "MISMATCH  calibration_data: data/splits/calibration.npz" in bad.stdout
-    assert "1 of 4 files do not match" in bad.stdout
+    assert "1 of 6 files do not match" in bad.stdout
 
 
 def _versions(client: MlflowClient) -> int:

@@ -43,6 +43,9 @@ def test_a_line_of_another_kind_is_noise_and_warnings_are_kept() -> None:
     assert progress.update(f"{ORT}: warning: the machine is busy") is not None
     assert progress.warnings == [f"{ORT}: warning: the machine is busy"]
     assert progress.rows[ORT].phase == "waiting"
+    retry = "Task run failed with exception: TrackingError('x') - Retry 1/2 will start 3 s"
+    assert progress.update(retry, task="open-tracking-0") == f"Task run 'open-tracking-0' - {retry}"
+    assert progress.warnings[-1].endswith("Retry 1/2 will start 3 s")
 
 
 def test_off_a_terminal_each_step_is_one_plain_line() -> None:

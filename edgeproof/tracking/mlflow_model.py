@@ -1,0 +1,117 @@
+"""Each logged candidate as an MLflow Model: an ``MLmodel`` file beside its files.
+
+``mlflow.pyfunc.load_model("models:/<model>.<target>@champion")`` then loads the champion:
+- an ONNX file gets MLflow's own ``onnx`` flavor (pyfunc through ``mlflow.onnx``), with a
+  signature read from the graph's inputs and outputs and an input example (the first eval
+  item, ``input_example.json``);
+- another format (OpenVINO IR, LiteRT) gets a pyfunc flavor whose loader
+  (``edgeproof.serving``) rebuilds the target from the ``edgeproof`` flavor's references and
+  runs the candidate in the target's own runtime session, the one the gate measured.
+The ``MLmodel`` and the example are model files like the others: hashed into the evidence,
+so a signed evidence also covers which code loads the model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeproof.records import Candidate
+
+MLMODEL_FILE = "MLmodel"
+EXAMPLE_FILE = "input_example.json"
+# MLflow writes this into a model folder when a version of it is registered (after the
+# evidence was signed): it names the registered model and version, and holds no code
+REGISTRATION_FILE = "registered_model_meta"
+MLFLOW_MODEL_FILES = frozenset({MLMODEL_FILE, EXAMPLE_FILE, REGISTRATION_FILE})  # not the model
+SERVING_LOADER = "edgeproof.serving"
+EDGEPROOF_FLAVOR = "edgeproof"
+
+
+@dataclass(frozen=True)
+class ServingContext:
+    """What a loader needs to run a target's candidate: the target's references (as in a
+    measurement job) and one eval item per input, for the example."""
+
+    backend: str
+    config_model: str
+    target_config: dict[str, Any]
+    example: Mapping[str, np.ndarray]
+
+
+def write_mlmodel(candidate: Candidate, context: ServingContext, dest: Path) -> list[Path]:
+    """Write ``MLmodel`` (and the input example) for ``candidate`` into ``dest``; the files."""
+    from mlflow.models import Model
+    from mlflow.models.signature import ModelSignature
+
+    model = Model()
+    data = candidate.model_file.name
+    example = {name: np.asarray(value) for name, value in context.example.items()}
+    if candidate.model_file.suffix == ".onnx":
+        import onnx
+
+        graph = onnx.load(str(candidate.model_file), load_external_data=False).graph
+        inputs, outputs = _tensor_specs(graph, inputs=True), _tensor_specs(graph, inputs=False)
+        model.signature = ModelSignature(inputs=inputs, outputs=outputs)
+        model.add_flavor("python_function", loader_module="mlflow.onnx", data=data)
+        model.add_flavor(
+            "onnx",
+            onnx_version=onnx.__version__,
+            data=data,
+            providers=["CPUExecutionProvider"],
+            code=None,
+        )
+        example = {k: v.astype(_dtype_of(inputs, k)) for k, v in example.items()}
+    else:
+        model.add_flavor("python_function", loader_module=SERVING_LOADER, data=data)
+    model.add_flavor(
+        EDGEPROOF_FLAVOR,
+        target=candidate.target,
+        candidate=candidate.name,
+        precision=candidate.precision,
+        files=[f.name for f in candidate.files],
+        backend=context.backend,
+        config_model=context.config_model,
+        target_config=context.target_config,
+    )
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    if example:
+        path = dest / EXAMPLE_FILE
+        path.write_text(json.dumps({"inputs": {k: v.tolist() for k, v in example.items()}}))
+        model.saved_input_example_info = {
+            "artifact_path": EXAMPLE_FILE,
+            "type": "ndarray",
+            "format": "tf-serving",
+        }
+        written.append(path)
+    model.save(str(dest / MLMODEL_FILE))
+    return [dest / MLMODEL_FILE, *written]
+
+
+def _tensor_specs(graph: Any, *, inputs: bool) -> Any:
+    """MLflow tensor specs of a graph's inputs (initializers excluded) or outputs."""
+    from mlflow.types import Schema, TensorSpec
+    from onnx import helper
+
+    initializers = {init.name for init in graph.initializer}
+    values = [v for v in graph.input if v.name not in initializers] if inputs else graph.output
+    specs = []
+    for value in values:
+        tensor = value.type.tensor_type
+        shape = tuple(
+            d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1
+            for d in tensor.shape.dim
+        )
+        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.elem_type))
+        specs.append(TensorSpec(dtype, shape, value.name))
+    return Schema(specs)
+
+
+def _dtype_of(schema: Any, name: str) -> np.dtype:
+    return next(spec.type for spec in schema.inputs if spec.name == name)
