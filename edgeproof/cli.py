@@ -21,7 +21,11 @@ from rich.console import Console
 
 from edgeproof import cli_device
 from edgeproof.errors import EdgeproofError, InputError
-from edgeproof.runtime_env import apply_quiet_defaults, hide_expected_tracebacks
+from edgeproof.runtime_env import (
+    apply_quiet_defaults,
+    hide_expected_tracebacks,
+    quiet_third_party_progress,
+)
 
 if TYPE_CHECKING:
     from edgeproof.config import Params
@@ -97,6 +101,7 @@ def run(
 
     if not debug:
         hide_expected_tracebacks()
+        quiet_third_party_progress()  # the progress lines say what happens
     with one_line_errors(debug), stdout_to_stderr(as_json):
         if junit is not None and not junit.parent.is_dir():
             raise InputError(f"--junit: folder does not exist: {junit.parent}")

@@ -37,6 +37,25 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class MetricConfig(StrictModel):
+    """The team's own metric: ``function`` = ``file.py:function``, a Python file in the
+    project (imported, never unpickled) whose function takes the candidate's outputs, the
+    baseline's outputs (name -> array, items first) and the eval labels / targets (or None)
+    and returns one score per item. The accuracy of a task it replaces is gated on it."""
+
+    function: Annotated[str, Field(pattern=r"^[^:]+\.py:[A-Za-z_][A-Za-z0-9_]*$")]
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = "metric"
+    higher_is_better: bool = True
+
+    @property
+    def file(self) -> Path:
+        return Path(self.function.rsplit(":", 1)[0])
+
+    @property
+    def function_name(self) -> str:
+        return self.function.rsplit(":", 1)[1]
+
+
 class ModelConfig(StrictModel):
     """The model under test and what it does."""
 
@@ -50,6 +69,7 @@ class ModelConfig(StrictModel):
     )
     input_name: str | None = None  # None: the model's single input
     num_classes: Annotated[int, Field(ge=2)] = 10
+    metric: MetricConfig | None = None  # the team's own per-item metric (tensor tasks)
 
 
 class DataChecks(StrictModel):
@@ -256,6 +276,17 @@ class RegressionGate(StrictModel):
     max_mae_increase_rel: Fraction | None = 0.05  # share of the baseline's MAE
 
 
+class MetricGate(StrictModel):
+    """The team's own metric (``model.metric``): its mean drop against the baseline, paired
+    per item (a drop = worse in the metric's direction), absolute or relative to the
+    baseline's mean; with a ``slice`` array in the eval data, the worst slice's drop too."""
+
+    max_drop_abs: Annotated[float, Field(ge=0.0)] | None = None
+    max_drop_rel: Fraction | None = 0.02
+    max_worst_slice_drop_abs: Annotated[float, Field(ge=0.0)] | None = None
+    max_worst_slice_drop_rel: Fraction | None = 0.05
+
+
 class LatencyGate(StrictModel):
     """Speed checks. ``on_inconclusive`` overrides ``gates.on_inconclusive`` for them alone:
     ``warn`` makes the speed gate a non-regression gate, blocking only a candidate whose
@@ -315,6 +346,7 @@ class GatesConfig(StrictModel):
     size: SizeGate = SizeGate()
     energy: EnergyGate = EnergyGate()
     regression: RegressionGate = RegressionGate()
+    metric: MetricGate = MetricGate()
     op_coverage: OpCoverageGate = OpCoverageGate()
     language_model: LanguageModelGate = LanguageModelGate()
     on_inconclusive: Literal["fail", "warn", "rerun"] = "fail"

@@ -20,6 +20,7 @@ import numpy as np
 from edgeproof.errors import InputError
 
 MAX_DATA_BYTES = 2 * 1024**3
+SLICE_KEY = "slice"  # reserved: the eval items' groups for the worst-slice gate, not an input
 LabelKind = Literal["classes", "values"]
 
 
@@ -30,6 +31,7 @@ class Dataset:
     inputs: dict[str, np.ndarray]
     labels: np.ndarray | None
     source: Path
+    slices: np.ndarray | None = None  # the ``slice`` array: a group per item, for the metric
 
     def __len__(self) -> int:
         return len(next(iter(self.inputs.values())))
@@ -81,12 +83,27 @@ def load_dataset(
         if not isinstance(value, np.ndarray):
             raise InputError(f"data file member {key!r} is not a NumPy .npy array: {path}")
     labels = arrays.pop(labels_key, None)
+    slices = arrays.pop(SLICE_KEY, None)
     if not arrays:
         raise InputError(f"data file has no input arrays (only {labels_key!r}): {path}")
     _check_arrays(arrays, labels, path, allow_nonfinite)
     if labels is not None:
         _check_labels(labels, label_kind, path, allow_nonfinite)
-    return Dataset(arrays, labels, path)
+    if slices is not None:
+        _check_slices(slices, len(next(iter(arrays.values()))), path)
+    return Dataset(arrays, labels, path, slices)
+
+
+def _check_slices(slices: np.ndarray, items: int, path: Path) -> None:
+    if slices.ndim != 1 or len(slices) != items:
+        raise InputError(
+            f"data {SLICE_KEY!r} must hold one value per item ({items},), has {slices.shape}: "
+            f"{path}"
+        )
+    if slices.dtype.kind not in "iuUSb":
+        raise InputError(
+            f"data {SLICE_KEY!r} must be integers or strings, not {slices.dtype}: {path}"
+        )
 
 
 def _check_arrays(

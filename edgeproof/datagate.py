@@ -118,8 +118,11 @@ def validate_data(
 ) -> DataGateResult:
     """Validate every split; leakage is checked between eval and calibration."""
     import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
+    # no progress bars: a CI log or the live progress would show them as noise
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     source = context.data_sources.add_pandas("edgeproof")
     shape, dtypes = expected_signature(specs)
     hashes = {name: set(item_hashes(data)) for name, data in splits.items()}

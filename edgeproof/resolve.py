@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeproof.config import Params, TargetCommon
+from edgeproof.custom_metric import load_metric
 from edgeproof.data import Dataset, load_dataset
 from edgeproof.errors import ConfigError, InputError, TargetUnavailable
 from edgeproof.params import load_params
@@ -59,7 +60,7 @@ class ResolvedInputs:
 
     def load_truth(self) -> Any:
         """What the task scores candidates against on the eval split."""
-        return self.task.load_truth(self.eval_data, self.params)
+        return self.task.load_truth(self.eval_data, self.params, self.root)
 
     @cached_property
     def _content_md5s(self) -> tuple[str, str]:
@@ -166,6 +167,10 @@ def resolve_inputs(params_file: Path, requested: list[str] | None = None) -> Res
     warnings = _dvc_sync(root, params.data.dvc_sync)  # first: the cause of any odd file
     model = project_path(root, params.model.path, "model")
     specs = task.inspect_model(model, params)
+    if params.model.metric is not None:  # imported now: a broken metric file stops here
+        if task.name == "language_model":
+            raise ConfigError("params.yaml: model.metric: not for a language_model task")
+        load_metric(root, params.model.metric)
     paths = {}
     for what, value in (("eval", params.data.eval), ("calibration", params.data.calibration)):
         paths[what] = project_path(root, value, f"{what} data")

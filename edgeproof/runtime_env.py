@@ -36,6 +36,19 @@ def apply_quiet_defaults() -> None:
         os.environ.setdefault(key, value)
 
 
+# what `edgeproof run` turns down while its own progress lines say what happens
+# (``--debug`` keeps it all): third-party progress bars (tqdm reads TQDM_* when imported:
+# DVC's hashing, Great Expectations' metrics, NNCF) and MLflow's INFO lines
+PROGRESS_QUIET = {"TQDM_DISABLE": "1", "MLFLOW_LOGGING_LEVEL": "WARNING"}
+
+
+def quiet_third_party_progress() -> None:
+    """Turn down other libraries' progress output, unless the user set these variables;
+    call before they are imported."""
+    for key, value in PROGRESS_QUIET.items():
+        os.environ.setdefault(key, value)
+
+
 # loggers whose records carry tracebacks of failures that reach the CLI as one line:
 # Prefect's run loggers (a failed task or flow run) and MLflow's database session, which
 # logs an OperationalError (e.g. a read-only sqlite file) before re-raising it

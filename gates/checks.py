@@ -56,6 +56,10 @@ CHECK_NAMES = (
     "energy.min_reduction",
     "regression.max_mae_increase",
     "regression.max_mae_increase_rel",
+    "metric.max_drop_abs",
+    "metric.max_drop_rel",
+    "metric.max_worst_slice_drop_abs",
+    "metric.max_worst_slice_drop_rel",
 )
 # label-free tasks: one check per output tensor, named e.g. "fidelity.min_cosine_low[emb]"
 OUTPUT_CHECKS = (
@@ -213,6 +217,8 @@ def _check(name: str, limit: float, s: CandidateSummary, base: CandidateSummary)
         return _op_coverage_check(name, limit, s)
     if name.startswith("regression."):
         return _regression_check(name, limit, s, base)
+    if name.startswith("metric."):
+        return _metric_check(name, limit, s)
     if name.startswith("energy."):
         return _energy_check(name, limit, s, base)
     raise ValueError(f"unknown check {name!r}")
@@ -230,6 +236,30 @@ def _regression_check(
     return ci_check(
         name, "relative MAE increase", _relative(s.mae_increase, ref), limit, "max", "%", ref
     )
+
+
+def _metric_check(name: str, limit: float, s: CandidateSummary) -> Check:
+    """The team's metric: mean drop (absolute, or relative to the baseline's mean) and the
+    worst slice's relative drop; a drop is positive when the candidate is worse."""
+    m = s.metric
+    assert m is not None
+    what = f"{m.name} drop"
+    if name == "metric.max_drop_abs":
+        return ci_check(name, what, m.drop, limit, "max", "", m.baseline)
+    if name == "metric.max_drop_rel":
+        if m.baseline == 0.0:
+            return _skipped(name, f"baseline {m.name} is 0: relative drop undefined", limit)
+        rel = _relative(m.drop, abs(m.baseline))
+        return ci_check(name, f"relative {what}", rel, limit, "max", "%", m.baseline)
+    if m.worst_slice_drop is None or m.worst_slice_baseline is None:
+        return _skipped(name, "no slices in the eval data (a 'slice' array)", limit)
+    worst = f"{what} of the worst slice {m.worst_slice!r} (of {m.slices})"
+    if name == "metric.max_worst_slice_drop_abs":
+        return ci_check(name, worst, m.worst_slice_drop, limit, "max", "", m.worst_slice_baseline)
+    if m.worst_slice_baseline == 0.0:
+        return _skipped(name, f"worst slice's baseline {m.name} is 0: undefined", limit)
+    rel = _relative(m.worst_slice_drop, abs(m.worst_slice_baseline))
+    return ci_check(name, f"relative {worst}", rel, limit, "max", "%", m.worst_slice_baseline)
 
 
 def _language_model_check(name: str, limit: float, s: CandidateSummary) -> Check:
@@ -299,6 +329,8 @@ def _applies(name: str, s: CandidateSummary) -> bool:
         return s.top1_agreement is not None and s.language is None
     if name.startswith("regression."):
         return s.mae is not None
+    if name.startswith("metric."):
+        return s.metric is not None
     if name.startswith("op_coverage."):
         return s.op_coverage is not None
     return True

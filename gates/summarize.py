@@ -9,8 +9,10 @@ import numpy as np
 from edgeproof.config import FidelityGate, MeasureConfig
 from edgeproof.records import (
     CandidateSummary,
+    CustomMetricScores,
     Estimate,
     ItemScores,
+    MetricSummary,
     OutputFidelity,
     OutputScores,
     RawMeasurement,
@@ -73,7 +75,34 @@ def summarize(
         outputs=tuple(_fidelity(o, low_quantile, measure) for o in scores.outputs),
         mae=None if scores.abs_error is None else mean_ci(scores.abs_error, conf, resamples, seed),
         mae_increase=_mae_increase(scores, measure),
+        metric=None if scores.metric is None else metric_summary(scores.metric, measure),
         **speed_fields(raw, is_baseline, measure),
+    )
+
+
+def metric_summary(scores: CustomMetricScores, measure: MeasureConfig) -> MetricSummary:
+    """The team's metric: mean with CI, paired mean drop with CI, and the worst slice (the
+    one whose mean drop is largest) with its drop's CI and its baseline mean."""
+    conf, resamples, seed = measure.confidence, measure.bootstrap_resamples, measure.seed
+    worst = worst_drop = worst_base = None
+    groups = [] if scores.slices is None else list(np.unique(scores.slices))
+    if len(groups) > 1:
+        assert scores.slices is not None
+        members = {g: scores.slices == g for g in groups}
+        worst = max(groups, key=lambda g: (float(scores.drop[members[g]].mean()), str(g)))
+        chosen = members[worst]
+        worst_drop = mean_ci(scores.drop[chosen], conf, resamples, seed)
+        worst_base = float(scores.baseline[chosen].mean())
+    return MetricSummary(
+        name=scores.name,
+        higher_is_better=scores.higher_is_better,
+        value=mean_ci(scores.candidate, conf, resamples, seed),
+        baseline=float(scores.baseline.mean()),
+        drop=mean_ci(scores.drop, conf, resamples, seed),
+        worst_slice=None if worst is None else str(worst),
+        worst_slice_drop=worst_drop,
+        worst_slice_baseline=worst_base,
+        slices=len(groups),
     )
 
 

@@ -97,6 +97,20 @@ class ItemScores:
     outputs: tuple[OutputScores, ...] = ()
     abs_error: np.ndarray | None = None  # regression: mean |candidate - target| per item
     baseline_abs_error: np.ndarray | None = None
+    metric: CustomMetricScores | None = None  # the team's own metric (model.metric)
+
+
+@dataclass(frozen=True)
+class CustomMetricScores:
+    """The team's metric per eval item: the candidate's and the baseline's scores, the drop
+    (how much worse the candidate is, in the metric's direction) and each item's slice."""
+
+    name: str
+    higher_is_better: bool
+    candidate: np.ndarray
+    baseline: np.ndarray
+    drop: np.ndarray
+    slices: np.ndarray | None = None
 
 
 class Estimate(Record):
@@ -155,6 +169,21 @@ class OpCoverage(Record):
     subgraphs: int | None = None
 
 
+class MetricSummary(Record):
+    """The team's metric: the candidate's mean, its paired drop against the baseline (positive
+    = worse), and the worst slice's drop where the eval data has slices."""
+
+    name: str
+    higher_is_better: bool
+    value: Estimate
+    baseline: float
+    drop: Estimate
+    worst_slice: str | None = None
+    worst_slice_drop: Estimate | None = None
+    worst_slice_baseline: float | None = None
+    slices: int = 0
+
+
 class CandidateSummary(Record):
     """Everything gated or reported about one candidate, with CIs where sampled.
 
@@ -189,6 +218,7 @@ class CandidateSummary(Record):
     mae_increase: Estimate | None = None  # candidate MAE - baseline MAE (positive = worse)
     language: LanguageModelScores | None = None  # task language_model
     op_coverage: OpCoverage | None = None  # accelerator targets that compile the graph
+    metric: MetricSummary | None = None  # the team's own metric (model.metric)
 
 
 class Check(Record):

@@ -117,6 +117,10 @@ class RunProgress:
         else:
             row.detail = text
 
+    def __rich__(self) -> Group:
+        """What ``Live`` shows at each refresh: the table as of now (the clocks tick)."""
+        return self.table()
+
     def table(self, now: float | None = None) -> Group:
         """The live view: a header line and the targets' table."""
         now = time.monotonic() if now is None else now
@@ -195,7 +199,7 @@ def follow_run(
         return
     with (
         quiet(),
-        Live(progress.table(), console=console, refresh_per_second=4, transient=False) as live,
+        Live(progress, console=console, refresh_per_second=4, transient=False) as live,
     ):
 
         def show(message: str, task: str | None) -> None:
@@ -203,11 +207,11 @@ def follow_run(
             progress.update(message, task=task)
             for warning in progress.warnings[before:]:
                 live.console.print(warning, markup=False, style="yellow")
-            live.update(progress.table())
+            live.refresh()
 
         with _attached(loggers, _RunLogHandler(show)):
             yield progress
-        live.update(progress.table())
+        live.refresh()
 
 
 @contextmanager
@@ -228,13 +232,14 @@ def _keep_console_handlers() -> Iterator[None]:
 
 @contextmanager
 def _quiet_console_handlers() -> Iterator[None]:
-    """Hold Prefect's console lines back to warnings (its console handlers are the stream
-    handlers of its loggers) while the progress lines say what happens."""
+    """Hold Prefect's console lines back to warnings while the progress lines say what
+    happens (its console handler sits on the root logger; found by name, as only flows may
+    import Prefect)."""
     handlers = [
         handler
-        for name in ("prefect", *RUN_LOGGERS)
+        for name in ("", "prefect", *RUN_LOGGERS)
         for handler in logging.getLogger(name).handlers
-        if isinstance(handler, logging.StreamHandler)
+        if type(handler).__name__ == "PrefectConsoleHandler"
     ]
     levels = [handler.level for handler in handlers]
     for handler in handlers:

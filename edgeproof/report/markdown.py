@@ -81,6 +81,7 @@ def _target_section(outcome: TargetOutcome, promotion: Promotion | None) -> list
         return [*lines, ""]
     lines += [_HEADER, *(_row(o, outcome.winner) for o in outcome.outcomes), ""]
     lines += _fidelity_table(outcome)
+    lines += _metric_table(outcome)
     lines += _language_table(outcome)
     if outcome.winner:
         lines.append(f"Winner: **{outcome.winner}** — {outcome.reason}")
@@ -172,6 +173,31 @@ def _fidelity_table(outcome: TargetOutcome) -> list[str]:
         "Fidelity to the baseline per output (label-free task):",
         "",
         _FIDELITY_HEADER,
+        *rows,
+        "",
+    ]
+
+
+def _metric_table(outcome: TargetOutcome) -> list[str]:
+    """The team's own metric (``model.metric``): mean, drop against the baseline, worst slice."""
+    rows, name = [], ""
+    for o in outcome.outcomes:
+        m = o.summary.metric if o.summary is not None else None
+        if m is None:
+            continue
+        name = f"{m.name} ({'higher' if m.higher_is_better else 'lower'} is better)"
+        worst = "-"
+        if m.worst_slice is not None:
+            worst = f"`{m.worst_slice}`: {format_estimate(m.worst_slice_drop, 4)}"
+        cells = [o.candidate.name, format_estimate(m.value, 4), format_estimate(m.drop, 4), worst]
+        rows.append("| " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return [
+        f"The team's metric, {name}; drop = worse than the baseline by (paired, per item):",
+        "",
+        "| candidate | mean [CI] | drop [CI] | worst slice: drop [CI] |",
+        "|---|---|---|---|",
         *rows,
         "",
     ]

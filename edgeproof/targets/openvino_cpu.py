@@ -256,7 +256,8 @@ def _compile_f32(model: Any) -> Any:
 
 @contextmanager
 def _nncf_log() -> Iterator[list[str]]:
-    """Collect what NNCF logs (its accuracy-control outcome exists only as a log line)."""
+    """Collect what NNCF logs (its accuracy-control outcome exists only as a log line);
+    meanwhile its own stdout handler shows only warnings (the outcome is in the report)."""
     messages: list[str] = []
 
     class _Collect(logging.Handler):
@@ -265,11 +266,16 @@ def _nncf_log() -> Iterator[list[str]]:
 
     handler = _Collect(logging.INFO)
     logger = logging.getLogger("nncf")
+    own = [(h, h.level) for h in logger.handlers if isinstance(h, logging.StreamHandler)]
+    for stream, _ in own:
+        stream.setLevel(max(stream.level, logging.WARNING))
     logger.addHandler(handler)
     try:
         yield messages
     finally:
         logger.removeHandler(handler)
+        for stream, level in own:
+            stream.setLevel(level)
 
 
 def _preset(spec: OpenVinoRecipe) -> Any:

@@ -36,8 +36,9 @@ class TaskKind(Protocol):
         """Refuse a data file (``what``: eval or calibration) this task cannot use."""
         ...
 
-    def load_truth(self, eval_data: Path, params: Params) -> Any:
-        """What candidates are scored against on the eval split (labels, token windows)."""
+    def load_truth(self, eval_data: Path, params: Params, root: Path) -> Any:
+        """What candidates are scored against on the eval split (labels, token windows, the
+        team's metric imported from the project at ``root``)."""
         ...
 
     def num_classes(self, params: Params) -> int | None:

@@ -41,7 +41,7 @@ class LanguageModelTask:
     def check_data(self, path: Path, what: str, specs: list[InputSpec], params: Params) -> None:
         load_token_windows(path)
 
-    def load_truth(self, eval_data: Path, params: Params) -> np.ndarray:
+    def load_truth(self, eval_data: Path, params: Params, root: Path) -> np.ndarray:
         return load_token_windows(eval_data)
 
     def num_classes(self, params: Params) -> int | None:

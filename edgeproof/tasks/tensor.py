@@ -10,22 +10,43 @@ or none (embedding and raw: fidelity to the baseline per output tensor).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgeproof.config import MeasureConfig, Params
+from edgeproof.custom_metric import LoadedMetric, load_metric
 from edgeproof.data import Dataset, LabelKind, load_dataset
 from edgeproof.errors import ConfigError, InputError
 from edgeproof.evaluate import load_outputs, score_candidate
 from edgeproof.measure.harness import measure_target
 from edgeproof.onnx_model import check_data_matches, check_onnx
-from edgeproof.records import Candidate, CandidateSummary, OpCoverage
+from edgeproof.records import Candidate, CandidateSummary, CustomMetricScores, OpCoverage
 from edgeproof.records.measurement import InputSpec, MeasureJob, Progress, TargetMeasurements
 from edgeproof.tasks.base import Summarizer
 from gates.summarize import summarize
+
+
+@dataclass(frozen=True)
+class TensorTruth:
+    """What tensor candidates are scored against: the eval labels / targets (None for a
+    label-free task), each item's slice, and the team's metric (``model.metric``)."""
+
+    labels: np.ndarray | None
+    slices: np.ndarray | None = None
+    metric: LoadedMetric | None = None
+
+    def metric_scores(
+        self, candidate: str, outputs: dict[str, np.ndarray], base: dict[str, np.ndarray]
+    ) -> CustomMetricScores:
+        assert self.metric is not None
+        cand, base_scores, drop = self.metric.scores(candidate, outputs, base, self.labels)
+        config = self.metric.config
+        return CustomMetricScores(
+            config.name, config.higher_is_better, cand, base_scores, drop, self.slices
+        )
 
 
 @dataclass(frozen=True)
@@ -64,8 +85,11 @@ class TensorTask:
         if self.labels == "classes" and not gated:
             _check_class_range(data, params.model.num_classes, path)
 
-    def load_truth(self, eval_data: Path, params: Params) -> np.ndarray | None:
-        return load_dataset(eval_data, params.data.labels_key, label_kind=self.label_kind).labels
+    def load_truth(self, eval_data: Path, params: Params, root: Path) -> TensorTruth:
+        data = load_dataset(eval_data, params.data.labels_key, label_kind=self.label_kind)
+        config = params.model.metric
+        metric = None if config is None else load_metric(root, config)
+        return TensorTruth(data.labels, data.slices, metric)
 
     def num_classes(self, params: Params) -> int | None:
         return params.model.num_classes if self.labels == "classes" else None
@@ -88,7 +112,12 @@ class TensorTask:
 
         def summarize_one(cand: Candidate) -> CandidateSummary:
             outputs = load_outputs(measured.outputs[cand.name])
-            scores = score_candidate(self.name, cand.name, outputs, base_outputs, truth, fidelity)
+            labels = truth.labels
+            scores = score_candidate(self.name, cand.name, outputs, base_outputs, labels, fidelity)
+            if truth.metric is not None:
+                scores = replace(
+                    scores, metric=truth.metric_scores(cand.name, outputs, base_outputs)
+                )
             summary = summarize(
                 cand.name,
                 cand.precision,

@@ -47,7 +47,12 @@ def _schema(path: Path) -> str:
 
     with np.load(path, allow_pickle=False) as arrays:
         specs = [
-            TensorSpec(arrays[name].dtype, (-1, *arrays[name].shape[1:]), name)
+            TensorSpec(_unsized(arrays[name].dtype), (-1, *arrays[name].shape[1:]), name)
             for name in sorted(arrays.files)
         ]
     return json.dumps({"mlflow_tensorspec": {"features": Schema(specs).to_json(), "targets": None}})
+
+
+def _unsized(dtype: np.dtype) -> np.dtype:
+    """MLflow takes strings and bytes without their size ('<U5' -> str)."""
+    return {"U": np.dtype(str), "S": np.dtype(bytes)}.get(dtype.kind, dtype)

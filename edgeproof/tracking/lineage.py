@@ -8,7 +8,9 @@ empty rather than guessed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import subprocess
 from pathlib import Path
 
@@ -92,7 +94,8 @@ def dvc_changes(project: Path) -> list[str] | None:
         return None
     from dvc.repo import Repo
 
-    with Repo(str(dvc_root)) as dvc_repo:
+    # DVC draws hashing progress bars on a terminal's stderr: a buffer is no terminal
+    with contextlib.redirect_stderr(io.StringIO()), Repo(str(dvc_root)) as dvc_repo:
         status = dvc_repo.status(targets=[str(pipeline)])
     changes = []
     for stage, entries in status.items():

@@ -60,6 +60,12 @@ def summary_metrics(summary: CandidateSummary) -> dict[str, float | None]:
             f"{key}.knn_agreement": out.knn_agreement,
         }
         metrics[f"{key}.max_abs_error"] = out.max_abs_error
+    if summary.metric is not None:
+        estimates |= {
+            "metric": summary.metric.value,
+            "metric_drop": summary.metric.drop,
+            "metric_worst_slice_drop": summary.metric.worst_slice_drop,
+        }
     lm = summary.language
     if lm is not None:
         estimates |= {

@@ -25,6 +25,7 @@ from edgeproof.params import parse_params
 from edgeproof.resolve import resolve_inputs
 from edgeproof.targets.onnxruntime_cpu import OnnxRuntimeCpu, OnnxRuntimeTargetConfig, OrtRecipe
 from edgeproof.tasks.registry import task_kind
+from edgeproof.tasks.tensor import TensorTruth
 from tests.helpers import make_tiny_encoder, measure_job_for, run, token_data, write_npz
 
 MEASURE = {"warmup_runs": 5, "max_warmup_runs": 60, "min_samples": 60, "max_samples": 60}
@@ -148,7 +149,7 @@ def test_regression_is_gated_on_mae_against_targets(tmp_path: Path) -> None:
             },
         }
     )
-    labels = load_dataset(eval_file, label_kind="values").labels
+    labels = TensorTruth(load_dataset(eval_file, label_kind="values").labels)
     outcome = judge_task(
         task_kind(params.model.task), "onnxruntime-cpu", base, [qdq], [], measured, labels, params
     )

@@ -266,3 +266,58 @@ def paraphrase_retrieval(embeddings: np.ndarray) -> float:
     unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
     similarity = unit[:count] @ unit[count:].T
     return float(np.mean(similarity.argmax(axis=1) == np.arange(count)))
+
+
+# --- OCR recognition: rendered lines with their characters ----------------------------
+
+REC_SHAPE = (3, 48, 320)  # rapidocr's rec_img_shape (height 48), lines up to 320 wide
+
+
+def rec_alphabet(model: Path) -> dict[str, int]:
+    """PaddleOCR's class id of each character of a recognizer: its ``character`` metadata
+    line number + 1 (0 is the CTC blank), and the space after the dictionary."""
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(model), load_external_data=False).metadata_props}
+    chars = meta["character"].splitlines()
+    alphabet = {c: i + 1 for i, c in enumerate(chars)}
+    alphabet.setdefault(" ", len(chars) + 1)
+    return alphabet
+
+
+def rec_input(image: np.ndarray) -> np.ndarray:
+    """rapidocr's recognizer preprocessing: height 48, width by aspect ratio up to 320,
+    scaled to [-1, 1], zero-padded on the right; (3, 48, 320) float32."""
+    from PIL import Image
+
+    channels, height, width = REC_SHAPE
+    resized_w = min(width, math.ceil(height * image.shape[1] / image.shape[0]))
+    resized = np.asarray(Image.fromarray(image).resize((resized_w, height), Image.BILINEAR))
+    scaled = (resized.astype(np.float32).transpose(2, 0, 1) / 255.0 - 0.5) / 0.5
+    out = np.zeros((channels, height, width), dtype=np.float32)
+    out[:, :, :resized_w] = scaled
+    return out
+
+
+@dataclass(frozen=True)
+class OcrRecSet:
+    inputs: np.ndarray  # (n, 3, 48, 320) float32
+    labels: np.ndarray  # (n, longest) int64 class ids, -1 padded
+    fonts: np.ndarray  # (n,) the font of each line: the slices
+
+
+def ocr_rec_set(alphabet: dict[str, int], n: int, seed: int = 0) -> OcrRecSet:
+    """``n`` rendered text lines (a word list, four fonts, sizes 24-40) and their ids."""
+    rng = np.random.default_rng(seed)
+    inputs, labels, fonts = [], [], []
+    for index in range(n):
+        text = WORDS[int(rng.integers(len(WORDS)))]
+        font = FONTS[index % len(FONTS)]
+        inputs.append(rec_input(render_line(text, font, int(rng.integers(24, 41)))))
+        labels.append([alphabet[c] for c in text])
+        fonts.append(font.removesuffix(".ttf"))
+    longest = max(map(len, labels))
+    padded = np.full((n, longest), -1, dtype=np.int64)
+    for row, ids in enumerate(labels):
+        padded[row, : len(ids)] = ids
+    return OcrRecSet(np.stack(inputs), padded, np.asarray(fonts))

@@ -18,9 +18,11 @@ from typing import Any
 import numpy as np
 import yaml
 
+from tests.helpers import ROOT
 from tests.integration.corpus import data
 from tests.integration.corpus.models import CORPUS, CorpusModel, model_path
 
+METRICS = ROOT / "examples" / "metrics"
 TARGETS: dict[str, Any] = {
     "onnxruntime-cpu": {
         "threads": 1,
@@ -76,6 +78,16 @@ def splits(model: CorpusModel) -> tuple[dict[str, np.ndarray], dict[str, np.ndar
             {"x": x[100:124], "labels": y[100:124]},
             ("classification"),
         )
+    if model.name == "ppocr-rec":
+        lines = data.ocr_rec_set(data.rec_alphabet(model_path(model)), 96, seed=15)
+        _, first = np.unique(lines.inputs.reshape(len(lines.inputs), -1), axis=0, return_index=True)
+        keep = np.sort(first)  # distinct items only: the data gate refuses leaked ones
+        x, labels, fonts = lines.inputs[keep], lines.labels[keep], lines.fonts[keep]
+        return (
+            {"x": x[:48], "labels": labels[:48], "slice": fonts[:48]},
+            {"x": x[48:64]},
+            "raw",
+        )
     if model.name == "ppocr-det":
         return (
             {"x": data.ocr_det_set(16, seed=12).inputs},
@@ -120,6 +132,21 @@ def write_project(model: CorpusModel, folder: Path) -> Path:
     }
     if task == "classification":
         params["model"]["num_classes"] = 2
+    if model.name == "ppocr-rec":  # gated on the character error rate, lower is better
+        shutil.copyfile(METRICS / "ocr_cer.py", folder / "ocr_cer.py")
+        params["model"]["metric"] = {
+            "function": "ocr_cer.py:character_error_rate",
+            "name": "cer",
+            "higher_is_better": False,
+        }
+        params["gates"] = {  # the FP32 model reads every line: CER 0, so absolute limits
+            "metric": {
+                "max_drop_abs": 0.02,
+                "max_drop_rel": None,
+                "max_worst_slice_drop_abs": 0.05,
+                "max_worst_slice_drop_rel": None,
+            }
+        }
     path = folder / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     return path

@@ -22,6 +22,7 @@ from tests.integration.corpus.models import (
     MINILM_L6_INT8,
     PPOCR_CLS,
     PPOCR_DET,
+    PPOCR_REC,
     CorpusModel,
 )
 from tests.integration.corpus.project import write_project
@@ -79,3 +80,37 @@ def test_the_larger_corpus_models_are_gated_on_every_onnx_target(
     corpus_model(model)
     _, verdict = gate(model, tmp_path / model.name)
     check_gated(verdict)
+
+
+@pytest.mark.corpus
+def test_the_ocr_recognizer_is_gated_on_its_character_error_rate(tmp_path: Path) -> None:
+    """PP-OCRv4's recognizer on the team's own metric (examples/metrics/ocr_cer.py): every
+    candidate's verdict carries CER, its paired increase and the worst font's; the FP32
+    CER is what plain ONNX Runtime and the same function give on the same lines."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from tests.integration.corpus.project import METRICS
+
+    corpus_model(PPOCR_REC)
+    folder = tmp_path / PPOCR_REC.name
+    done, verdict = gate(PPOCR_REC, folder)
+    check_gated(verdict)
+    with np.load(folder / "data" / "eval.npz") as data:
+        lines, labels = data["x"], data["labels"]
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    probabilities = session.run(None, {"x": lines})[0]
+    namespace: dict[str, Any] = {}
+    exec((METRICS / "ocr_cer.py").read_text(encoding="utf-8"), namespace)  # the team's file
+    reference = namespace["character_error_rate"]({"p": probabilities}, {}, labels).mean()
+    assert reference < 0.05  # the recognizer reads the rendered lines
+    for target in verdict["targets"]:
+        for outcome in target["outcomes"]:
+            metric = outcome["summary"]["metric"]
+            assert metric["name"] == "cer" and metric["higher_is_better"] is False
+            assert metric["baseline"] == pytest.approx(reference, abs=0.02), target["target"]
+            assert metric["slices"] == 4  # one per font
+            if not outcome["candidate"]["is_baseline"]:
+                names = {c["name"] for c in outcome["verdict"]["checks"]}
+                assert {"metric.max_drop_abs", "metric.max_worst_slice_drop_abs"} <= names
+    assert "The team's metric, cer (lower is better)" in done.stderr

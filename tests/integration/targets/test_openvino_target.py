@@ -22,6 +22,7 @@ from edgeproof.measure.harness import measure_target
 from edgeproof.params import parse_params
 from edgeproof.targets.openvino_cpu import OpenVinoCpu, OpenVinoRecipe, OpenVinoTargetConfig
 from edgeproof.tasks.registry import task_kind
+from edgeproof.tasks.tensor import TensorTruth
 from tests.helpers import (
     FAST_MEASURE,
     availability_without,
@@ -123,7 +124,9 @@ def test_accuracy_control_that_misses_max_drop_fails_the_candidate(
     measured = measure_target(base, [got], job, measure)
     params = parse_params(_params_for(config) | {"measure": measure.model_dump(mode="json")})
     labels = load_dataset(tiny_data["eval"]).labels
-    outcome = judge_task(CLASSIFICATION, "openvino-cpu", base, [got], [], measured, labels, params)
+    outcome = judge_task(
+        CLASSIFICATION, "openvino-cpu", base, [got], [], measured, TensorTruth(labels), params
+    )
     verdict = next(o.verdict for o in outcome.outcomes if o.candidate.name == "ac")
     assert verdict.status == "fail"
     assert verdict.checks[0].name == "optimizer" and verdict.checks[0].status == "fail"

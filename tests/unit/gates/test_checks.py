@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from edgeproof.config import GatesConfig
@@ -51,8 +52,8 @@ def test_good_candidate_passes_every_check_in_order() -> None:
     assert [c.name for c in verdict.checks] == [
         n
         for n in CHECK_NAMES
-        # a classifier on a CPU: no MAE, language-model or op-coverage checks
-        if not n.startswith(("regression.", "language_model.", "op_coverage."))
+        # a classifier on a CPU: no MAE, language-model, op-coverage or own-metric checks
+        if not n.startswith(("regression.", "language_model.", "op_coverage.", "metric."))
     ]
     assert set(statuses(verdict).values()) == {"pass"}
     speed = one(verdict, "latency.min_speedup")
@@ -344,3 +345,44 @@ def test_a_compiler_log_reaches_the_op_coverage_check(tmp_path: Path) -> None:
     assert summary.op_coverage is not None and summary.op_coverage.share == round(log.share, 4)
     check = one(decide(summary, BASE, gates(op_coverage={"min_accelerator_share": 1.0})), NAME_COV)
     assert check.status == "fail" and log.first_fallback in check.message
+
+
+def _metric_summary(higher_is_better: bool, candidate: float, slices: bool) -> Any:
+    """A summary with the team's metric: 200 items, baseline 0.80 (or 0.10 lower-is-better
+    error), the candidate worse by a share in its second slice only."""
+    from edgeproof.config import MeasureConfig
+    from edgeproof.records import CustomMetricScores
+    from gates.summarize import metric_summary
+
+    rng = np.random.default_rng(0)
+    base = np.full(200, 0.8 if higher_is_better else 0.1) + rng.normal(0, 0.01, 200)
+    cand = base.copy()
+    cand[100:] += candidate if not higher_is_better else -candidate
+    drop = base - cand if higher_is_better else cand - base
+    groups = np.array(["clean"] * 100 + ["noisy"] * 100) if slices else None
+    scores = CustomMetricScores("cer", higher_is_better, cand, base, drop, groups)
+    return metric_summary(scores, MeasureConfig())
+
+
+def test_the_teams_metric_gates_the_mean_drop_and_the_worst_slice() -> None:
+    limits = gates(metric={"max_drop_rel": 0.08, "max_worst_slice_drop_rel": 0.05})
+    # lower is better (an error rate): +0.01 on half the items = 5% mean, 10% on one slice
+    summary = _metric_summary(False, 0.01, slices=True)
+    assert summary.worst_slice == "noisy" and summary.slices == 2
+    assert summary.drop.value == pytest.approx(0.005, abs=1e-9)
+    candidate = make_summary("q", metric=summary)
+    verdict = decide(candidate, BASE, limits)
+    found = statuses(verdict)
+    assert found["metric.max_drop_rel"] == "pass"  # 0.005 / 0.1 = 5.0% <= 8%
+    assert found["metric.max_worst_slice_drop_rel"] == "fail"  # 10% on the noisy slice
+    assert "worst slice 'noisy' (of 2)" in one(verdict, "metric.max_worst_slice_drop_rel").message
+    assert found.get("metric.max_drop_abs") is None  # disabled by default
+
+
+def test_a_better_candidate_has_a_negative_drop_and_no_slices_skip_the_slice_check() -> None:
+    summary = _metric_summary(True, -0.05, slices=False)  # higher is better, and it is higher
+    assert summary.drop.high < 0 and summary.worst_slice is None
+    verdict = decide(make_summary("q", metric=summary), BASE, gates())
+    assert statuses(verdict)["metric.max_drop_rel"] == "pass"
+    skipped = one(verdict, "metric.max_worst_slice_drop_rel")
+    assert skipped.status == "skipped" and "no slices" in skipped.message
