@@ -528,8 +528,10 @@ def example_train(
     debug: DebugOption = False,
 ) -> None:
     """Train the example CNN and export it to ONNX (DVC stage ``train``)."""
-    from edgeproof.example.train import train_and_export
+    from edgeproof.example.train import pin_instruction_set, train_and_export
     from edgeproof.params import load_params
+
+    pin_instruction_set()  # before PyTorch loads: the model's bytes then match dvc.lock
 
     with one_line_errors(debug):
         model.parent.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ PublicKeyOption = Annotated[
     typer.Option(
         "--public-key",
         help="Trusted Ed25519 public key: base64 of its 32 bytes, PEM, or a file "
-        "(default: $EDGEPROOF_PUBLIC_KEY).",
+        "(default: $EDGEPROOF_PUBLIC_KEY, else signing.public_key in params.yaml).",
     ),
 ]
 ParamsOption = Annotated[Path, typer.Option("--params", help="params.yaml to use.")]
@@ -55,11 +55,11 @@ def pull_command(
     from edgeproof.params import load_params
     from edgeproof.pull import pull
     from edgeproof.tracking.mlflow_store import MlflowStore
-    from edgeproof.tracking.signing import load_public_key
+    from edgeproof.tracking.signing import load_public_key, trusted_key_spec
 
     try:
-        key = load_public_key(public_key)
         loaded = load_params(params)
+        key = load_public_key(trusted_key_spec(public_key, params.parent, loaded.signing))
         store = MlflowStore(loaded.tracking)
         pulled = pull(
             store, loaded.registry, model or loaded.model.name, target, alias, out_dir, key

@@ -428,6 +428,18 @@ class ReportConfig(StrictModel):
     dir: Path = Path("reports")
 
 
+class SigningConfig(StrictModel):
+    """Ed25519 signatures of every verdict's evidence. The private key: ``key_file`` (a path,
+    relative to params.yaml; keep it out of git) else ``$EDGEPROOF_SIGNING_KEY``; neither
+    leaves the evidence unsigned unless ``required``. ``public_key`` (base64, PEM, or a
+    file) is what ``edgeproof pull`` trusts when neither ``--public-key`` nor
+    ``$EDGEPROOF_PUBLIC_KEY`` is given."""
+
+    key_file: Path | None = None
+    public_key: str | None = None
+    required: bool = False
+
+
 class Params(StrictModel):
     """The whole of params.yaml (``targets`` is typed by ``params_model``)."""
 
@@ -441,6 +453,7 @@ class Params(StrictModel):
     registry: RegistryConfig = RegistryConfig()
     tracking: TrackingConfig = TrackingConfig()
     report: ReportConfig = ReportConfig()
+    signing: SigningConfig = SigningConfig()
 
     @model_validator(mode="before")
     @classmethod

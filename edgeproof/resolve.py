@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeproof.config import Params, TargetCommon
 from edgeproof.custom_metric import load_metric
@@ -26,7 +26,11 @@ from edgeproof.tasks.base import TaskKind
 from edgeproof.tasks.registry import task_kind
 from edgeproof.tracking.lineage import collect_lineage, content_md5, dvc_changes
 from edgeproof.tracking.mlflow_model import ServingContext
+from edgeproof.tracking.signing import signing_key
 from gates.champion_policy import SourceKey, params_digest
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,10 @@ class ResolvedInputs:
             data_params=params_digest(self.params.data.model_dump(mode="json")),
             gates_params=params_digest(self.params.gates.model_dump(mode="json")),
         )
+
+    def signing_key(self) -> Ed25519PrivateKey | None:
+        """The key that signs each verdict's evidence (``params.signing``), or None."""
+        return signing_key(self.root, self.params.signing)
 
     def serving_context(self, target: str) -> ServingContext | None:
         """How ``target``'s candidates load as MLflow Models (None for a language model:
@@ -171,6 +179,7 @@ def resolve_inputs(params_file: Path, requested: list[str] | None = None) -> Res
         if task.name == "language_model":
             raise ConfigError("params.yaml: model.metric: not for a language_model task")
         load_metric(root, params.model.metric)
+    signing_key(root, params.signing)  # a missing or malformed key stops the run here
     paths = {}
     for what, value in (("eval", params.data.eval), ("calibration", params.data.calibration)):
         paths[what] = project_path(root, value, f"{what} data")

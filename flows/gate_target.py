@@ -164,6 +164,7 @@ def track(
         eval_data=inputs.eval_data,
         calibration_data=inputs.calibration_data,
         serving=inputs.serving_context(outcome.target),
+        signing_key=inputs.signing_key(),
     )
     target_run, runs = log_target(
         store, experiment_id, parent_run_id, outcome, measured, evidence, plot_dir

@@ -10,8 +10,10 @@ must rebuild that same file. Training runs with fixed seeds (weights and batch o
 deterministic algorithms only, and a fixed number of threads (``example.threads``: how a
 float sum is split over threads changes its rounding); the export is byte-deterministic (the
 exporter's per-node stack traces, which name the venv's path, are dropped) and the metrics
-hold no timing. The same bytes come out on machines of the same CPU kind and the
-same PyTorch version (another instruction set may round differently).
+hold no timing. Kernels are pinned to AVX2 (``pin_instruction_set``: oneDNN, ATen, MKL),
+so an AVX-512 or AMX machine rounds as an AVX2 one does; the same bytes come out on any
+x86-64 CPU with AVX2 and the same PyTorch version. The ONNX check's own difference (ONNX
+Runtime picks its kernels by CPU) is recorded as the bound it passed, not its value.
 """
 
 from __future__ import annotations
@@ -29,6 +31,22 @@ import numpy as np
 
 from edgeproof.config import ExampleConfig
 from edgeproof.errors import EdgeproofError
+
+# read by oneDNN, ATen and MKL when PyTorch loads: set before ``import torch``
+PINNED_INSTRUCTION_SET = {
+    "DNNL_MAX_CPU_ISA": "AVX2",
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    "MKL_CBWR": "AVX2",
+}
+ONNX_TOLERANCE = 1e-3  # the exported model must match PyTorch's logits this closely
+
+
+def pin_instruction_set() -> None:
+    """Make PyTorch's CPU kernels those of AVX2 (unless the user chose otherwise), so the
+    trained model's bytes do not depend on the machine's wider instruction sets."""
+    for key, value in PINNED_INSTRUCTION_SET.items():
+        os.environ.setdefault(key, value)
 
 
 def build_model(image_size: int, classes: int = 10) -> Any:
@@ -169,13 +187,13 @@ def train_and_export(
         _export(model, x_train.shape[-1], onnx_path)
     onnx_logits = _onnx_logits(onnx_path, x_eval)
     max_diff = float(np.abs(onnx_logits - torch_logits).max())
-    if max_diff > 1e-3 or (onnx_logits.argmax(1) != torch_logits.argmax(1)).any():
+    if max_diff > ONNX_TOLERANCE or (onnx_logits.argmax(1) != torch_logits.argmax(1)).any():
         raise EdgeproofError(f"exported ONNX model differs from PyTorch (max |diff| {max_diff})")
     metrics = {
         "params": int(sum(p.numel() for p in model.parameters())),
         "train_images": len(x_train),
         "eval_accuracy": float((torch_logits.argmax(1) == y_eval).mean()),
-        "onnx_max_abs_diff": max_diff,
+        "onnx_matches_torch_within": ONNX_TOLERANCE,  # checked above; the value varies by CPU
         "onnx_bytes": onnx_path.stat().st_size,
     }
     _write_json(metrics_path, metrics)

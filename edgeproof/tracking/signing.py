@@ -26,6 +26,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from edgeproof.config import SigningConfig
 from edgeproof.errors import EvidenceRefused, SigningError
 
 KEY_ENV = "EDGEPROOF_SIGNING_KEY"
@@ -117,6 +118,30 @@ def load_private_key_if_configured(path: Path | None = None) -> Ed25519PrivateKe
     if path is None and not os.environ.get(KEY_ENV, "").strip():
         return None
     return load_private_key(path)
+
+
+def signing_key(root: Path, config: SigningConfig) -> Ed25519PrivateKey | None:
+    """A run's evidence key: ``signing.key_file`` (relative to the project at ``root``),
+    else ``$EDGEPROOF_SIGNING_KEY``; None when neither is set, an error when required."""
+    path = None if config.key_file is None else root / config.key_file
+    key = load_private_key_if_configured(path)
+    if key is None and config.required:
+        raise SigningError(
+            f"params.yaml: signing.required: no signing key (set {KEY_ENV} or signing.key_file)"
+        )
+    return key
+
+
+def trusted_key_spec(given: str | None, root: Path, config: SigningConfig) -> str | Path | None:
+    """Which public key to trust: ``--public-key``, else ``$EDGEPROOF_PUBLIC_KEY`` (None
+    here: :func:`load_public_key` reads it), else ``signing.public_key`` (a file named
+    there is relative to the project at ``root``)."""
+    if given is not None or os.environ.get(PUBLIC_KEY_ENV, "").strip():
+        return given
+    if config.public_key is None:
+        return None
+    as_file = root / config.public_key
+    return as_file if as_file.is_file() else config.public_key
 
 
 def load_public_key(spec: str | Path | None = None) -> Ed25519PublicKey:
