@@ -61,7 +61,8 @@ _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
     """Write an .npz (uncompressed, as ``np.savez``) atomically and reproducibly: the same
-    arrays give the same bytes (fixed member timestamps); a temp file, then rename."""
+    arrays give the same bytes (fixed member timestamps, no zip64 records: Python 3.11
+    patch releases stamp those with other version fields); a temp file, then rename."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as zf:
@@ -69,7 +70,7 @@ def _save_npz(path: Path, **arrays: np.ndarray) -> None:
                 info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
                 info.create_system = 3  # unix, as on every platform
                 info.external_attr = 0o644 << 16
-                with zf.open(info, "w", force_zip64=True) as member:
+                with zf.open(info, "w") as member:  # members stay below 2 GiB
                     np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
         os.replace(tmp, path)
     except BaseException:
