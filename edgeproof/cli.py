@@ -446,21 +446,29 @@ def verify_evidence(
         Path | None, typer.Option("--model-dir", help="Model files (default: beside the json).")
     ] = None,
     params: ParamsOption = Path("params.yaml"),
+    public_key: cli_device.PublicKeyOption = None,
     debug: DebugOption = False,
 ) -> None:
-    """Re-hash a verdict's model, data and params against its evidence.json (exit 1 if not)."""
+    """Re-hash a verdict's model, data and params against its evidence.json, and check its
+    signature when it has one and a public key is given (exit 1 if anything does not match)."""
     import tempfile
 
+    from edgeproof.errors import EvidenceRefused
     from edgeproof.tracking.evidence import verify_evidence as verify
 
     with (
         one_line_errors(debug, ValueError, OSError),
         tempfile.TemporaryDirectory(prefix="edgeproof-evidence-") as tmp,
     ):
-        evidence, models = _load_evidence(source, model_dir, params, Path(tmp))
+        evidence, models, signature = _load_evidence(source, model_dir, params, Path(tmp))
         checks = verify(evidence, root, models)
+        try:
+            signed = _signature_line(evidence, signature, public_key, params)
+        except EvidenceRefused as exc:
+            signed = f"MISMATCH  signature: {exc}"
     for check in checks:
         out.print(check.line(), markup=False)
+    out.print(signed, markup=False)
     bad = [c for c in checks if not c.ok]
     verdict = evidence["verdict"]["status"]
     out.print(
@@ -468,20 +476,49 @@ def verify_evidence(
         + (f"{len(bad)} of {len(checks)} files do not match" if bad else "all files match"),
         markup=False,
     )
-    raise typer.Exit(1 if bad else 0)
+    raise typer.Exit(1 if bad or signed.startswith("MISMATCH") else 0)
+
+
+def _signature_line(
+    evidence: dict, signature: str | None, public_key: str | None, params: Path
+) -> str:
+    """One line on the evidence's signature: checked, unsigned, or not checked (no key)."""
+    from edgeproof.params import load_params
+    from edgeproof.tracking.signing import (
+        PUBLIC_KEY_ENV,
+        load_public_key,
+        trusted_key_spec,
+        verify,
+    )
+
+    if signature is None:
+        return "unsigned  signature: none logged with this evidence"
+    spec: str | Path | None = public_key
+    if spec is None and not os.environ.get(PUBLIC_KEY_ENV, "").strip():
+        if not params.is_file():
+            return "unchecked signature: no public key (--public-key, $EDGEPROOF_PUBLIC_KEY)"
+        spec = trusted_key_spec(None, params.parent, load_params(params).signing)
+        if spec is None:
+            return "unchecked signature: no public key (--public-key, signing.public_key)"
+    key_id = verify(json.dumps(evidence), signature, load_public_key(spec))  # canonicalized
+    return f"ok        signature: by key {key_id}"
 
 
 def _load_evidence(
     source: str, model_dir: Path | None, params: Path, scratch: Path
-) -> tuple[dict, Path]:
-    """(evidence, folder of its model files), from a file or from MLflow."""
+) -> tuple[dict, Path, str | None]:
+    """(evidence, folder of its model files, its signature file's text or None), from a
+    file (the signature beside it) or from MLflow."""
     from edgeproof.tracking.evidence import EVIDENCE_FILE
     from edgeproof.tracking.run_log import MODEL_ARTIFACT_DIR
+    from edgeproof.tracking.signing import SIGNATURE_FILE
 
     local = Path(source)
     if local.is_file():
         evidence = json.loads(local.read_text(encoding="utf-8"))
-        return evidence, model_dir or local.parent / MODEL_ARTIFACT_DIR
+        beside = local.with_name(SIGNATURE_FILE)
+        signature = beside.read_text(encoding="utf-8") if beside.is_file() else None
+        return evidence, model_dir or local.parent / MODEL_ARTIFACT_DIR, signature
     from edgeproof.params import load_params
     from edgeproof.tracking.mlflow_store import MlflowStore
 
@@ -501,7 +538,11 @@ def _load_evidence(
     evidence = json.loads(evidence_path.read_text(encoding="utf-8"))
     if model_dir is None:
         model_dir = store.download(run_id, MODEL_ARTIFACT_DIR, scratch)
-    return evidence, model_dir
+    logged = {item.path for item in store.client.list_artifacts(run_id)}
+    signature = None
+    if SIGNATURE_FILE in logged:
+        signature = store.download(run_id, SIGNATURE_FILE, scratch).read_text(encoding="utf-8")
+    return evidence, model_dir, signature
 
 
 @example_app.command("prepare")

@@ -1,4 +1,5 @@
-"""Evidence signed by the run itself, and a device pull that trusts the key in params.yaml.
+"""Evidence signed by the run itself, checked by verify-evidence, and a device pull that
+trusts the key in params.yaml.
 
 A run with ``$EDGEPROOF_SIGNING_KEY`` signs every verdict's evidence; ``edgeproof pull``
 trusts ``signing.public_key`` of the project (no flag, no variable) and gets the champion
@@ -46,6 +47,18 @@ def _pull(
     )
 
 
+def _verify(
+    project: Path, prefect_home: Path, scratch: Path, *args: str
+) -> subprocess.CompletedProcess:
+    """``edgeproof verify-evidence`` of the champion: files re-hashed, signature checked."""
+    command = [str(BIN / "edgeproof"), "verify-evidence", "models:/tiny.onnxruntime-cpu@champion"]
+    env = cli_env(project, prefect_home, scratch)
+    env.pop("EDGEPROOF_PUBLIC_KEY", None)
+    return subprocess.run(
+        [*command, *args], cwd=project, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
 def test_a_signed_run_is_pulled_with_the_key_params_trust(
     project: Path, prefect_home: Path, scratch: Path
 ) -> None:
@@ -67,7 +80,15 @@ def test_a_signed_run_is_pulled_with_the_key_params_trust(
     record = json.loads((project / "device" / "pull.json").read_text(encoding="utf-8"))
     assert "model/MLmodel" in record["files"]  # the MLflow Model's files came, checked
 
-    set_param(project, "signing.public_key", public_b64(Ed25519PrivateKey.generate()))
+    verified = _verify(project, prefect_home, scratch)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "ok        signature: by key" in verified.stdout
+    other = public_b64(Ed25519PrivateKey.generate())
+    forged = _verify(project, prefect_home, scratch, "--public-key", other)
+    assert forged.returncode == 1, forged.stdout + forged.stderr
+    assert "MISMATCH  signature:" in forged.stdout
+
+    set_param(project, "signing.public_key", other)
     before = snapshot(project)
     refused = _pull(project, "device-2", prefect_home, scratch)
     assert refused.returncode == 1, refused.stdout + refused.stderr
