@@ -46,7 +46,6 @@ def check_onnx(path: Path, *, for_onnxruntime: bool = False) -> list[InputSpec]:
     Runtime's IR version, opset and op domain support (:func:`check_runtime_support`).
     """
     import onnx
-    from onnx import helper
 
     if path.is_dir():
         raise InputError(f"model path is a directory, not a file: {path}")
@@ -70,10 +69,7 @@ def check_onnx(path: Path, *, for_onnxruntime: bool = False) -> list[InputSpec]:
         raise InputError(f"model declares no outputs (nothing to evaluate): {path}")
     if for_onnxruntime:
         check_runtime_support(model, path)
-    specs = []
-    for layout in _layouts(model):
-        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(layout.elem_type))
-        specs.append(InputSpec(layout.name, dtype, layout.shape))
+    specs = _specs(_layouts(model))
     if not specs:
         raise InputError(f"model declares no inputs: {path}")
     return specs
@@ -128,6 +124,23 @@ def describe_inputs(path: Path) -> list[InputLayout]:
             fixed={axis: d for axis, d in enumerate(raw.shape) if d is not None},
         )
         for raw in _layouts(model)
+    ]
+
+
+def graph_signature(path: Path) -> tuple[list[InputSpec], list[InputSpec]]:
+    """(inputs, outputs) of an ONNX graph as declared: name, dtype, shape (None = dynamic)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return _specs(_layouts(model)), _specs(_layouts(model, outputs=True))
+
+
+def _specs(layouts: list[_RawInput]) -> list[InputSpec]:
+    from onnx import helper
+
+    return [
+        InputSpec(raw.name, np.dtype(helper.tensor_dtype_to_np_dtype(raw.elem_type)), raw.shape)
+        for raw in layouts
     ]
 
 
@@ -219,11 +232,12 @@ class _RawInput:
     dim_names: tuple[str | None, ...]
 
 
-def _layouts(model: Any) -> list[_RawInput]:
-    """Graph inputs that are not initializers; a negative dim (Paddle's -1) is dynamic."""
+def _layouts(model: Any, outputs: bool = False) -> list[_RawInput]:
+    """Graph inputs that are not initializers (or, with ``outputs``, the graph outputs); a
+    negative dim (Paddle's -1) is dynamic."""
     initializers = {init.name for init in model.graph.initializer}
     layouts = []
-    for value in model.graph.input:
+    for value in model.graph.output if outputs else model.graph.input:
         if value.name in initializers:
             continue
         tensor = value.type.tensor_type

@@ -81,9 +81,9 @@ class RunProgress:
             return line
         match = _MESSAGE.match(message)
         if match and match["target"] in self.rows:
-            row = self.rows[match["target"]]
-            self._update_row(row, match["text"].strip(), now)
-            return f"{row.name}: {match['text'].strip()}"
+            row, text = self.rows[match["target"]], match["text"].strip()
+            self._update_row(row, text, now)
+            return f"{row.name}: {text}"
         stage = _stage_of(message)
         if stage is None:
             return None
@@ -106,7 +106,7 @@ class RunProgress:
         elif match := _VS_CHAMPION.match(text):
             row.phase, row.detail = "vs champion", f"{match[1]} vs {match[2]}"
         elif text.startswith("measuring again"):
-            row.phase, row.detail, row.measured = "re-measure", text.split(":", 1)[-1].strip(), 0
+            row.phase, row.detail = "re-measure", text.split(":", 1)[-1].strip()
         elif match := _MEASURING.match(text):
             if row.phase != "re-measure":
                 row.phase = "measure"
@@ -140,10 +140,11 @@ class RunProgress:
         return Group(header, grid)
 
 
-_STAGES: tuple[tuple[str, str], ...] = (
+# run-log line prefix -> the run's stage (None: the line itself, it names the target)
+_STAGES: tuple[tuple[str, str | None], ...] = (
     ("validating data", "data gate"),
-    ("gating target", "gating targets"),
-    ("dispatching target", "gating targets"),
+    ("gating target", None),
+    ("dispatching target", None),
     ("promoting", "promoting winners"),
     ("report written", "report written"),
 )
@@ -152,7 +153,7 @@ _STAGES: tuple[tuple[str, str], ...] = (
 def _stage_of(message: str) -> str | None:
     for prefix, stage in _STAGES:
         if message.startswith(prefix):
-            return message if stage == "gating targets" else stage
+            return stage or message
     return None
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeproof.tracking.lineage import file_digest
+from edgeproof.tracking.lineage import file_digest, project_relative
 
 CONTEXT_TAG = "mlflow.data.context"  # MLflow's own tag for a dataset input's role
 
@@ -27,13 +27,11 @@ def data_inputs(root: Path, files: Mapping[str, Path]) -> list[Any]:
 
     inputs = []
     for role, path in files.items():
-        resolved, project = path.resolve(), root.resolve()
-        source = resolved.relative_to(project) if resolved.is_relative_to(project) else resolved
         dataset = Dataset(
             name=path.stem,
             digest=file_digest(path, "md5"),
             source_type="local",
-            source=json.dumps({"uri": source.as_posix()}),
+            source=json.dumps({"uri": project_relative(path, root)}),
             schema=_schema(path),
         )
         inputs.append(DatasetInput(dataset, tags=[InputTag(CONTEXT_TAG, role)]))
@@ -45,11 +43,11 @@ def _schema(path: Path) -> str:
     it), the item axis left open."""
     from mlflow.types import Schema, TensorSpec
 
+    specs = []
     with np.load(path, allow_pickle=False) as arrays:
-        specs = [
-            TensorSpec(_unsized(arrays[name].dtype), (-1, *arrays[name].shape[1:]), name)
-            for name in sorted(arrays.files)
-        ]
+        for name in sorted(arrays.files):
+            array = arrays[name]  # an NpzFile reads the member at each lookup: once
+            specs.append(TensorSpec(_unsized(array.dtype), (-1, *array.shape[1:]), name))
     return json.dumps({"mlflow_tensorspec": {"features": Schema(specs).to_json(), "targets": None}})
 
 

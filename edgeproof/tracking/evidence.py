@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeproof.records import CandidateOutcome, Lineage, RawMeasurement
-from edgeproof.tracking.lineage import file_digest
+from edgeproof.tracking.lineage import file_digest, project_relative
 from edgeproof.tracking.mlflow_model import ServingContext
 
 if TYPE_CHECKING:
@@ -50,13 +50,6 @@ class EvidenceContext:
 
 def sha256_file(path: Path) -> str:
     return file_digest(path, "sha256")
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(path.resolve())
 
 
 def _packages() -> dict[str, str]:
@@ -101,7 +94,7 @@ def build_evidence(
         if path.is_file()
     ]
     inputs = {
-        key: {"path": _relative(path, root), "sha256": sha256_file(path)}
+        key: {"path": project_relative(path, root), "sha256": sha256_file(path)}
         for key, path in (
             ("params", context.params_file),
             ("eval_data", context.eval_data),

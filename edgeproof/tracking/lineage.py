@@ -72,6 +72,14 @@ def content_md5(*paths: Path) -> str:
     return hashlib.md5("\n".join(f"{n} {d}" for n, d in digests).encode()).hexdigest()
 
 
+def project_relative(path: Path, root: Path) -> str:
+    """``path`` inside the project at ``root`` as a relative POSIX path, else absolute."""
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path.resolve())
+
+
 def file_digest(path: Path, algorithm: str) -> str:
     """Hex digest of a file's bytes with ``hashlib`` algorithm ``algorithm``, read in chunks."""
     digest = hashlib.new(algorithm)

@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from edgeproof.onnx_model import graph_signature
 from edgeproof.records import Candidate
+from edgeproof.records.measurement import InputSpec
 
 MLMODEL_FILE = "MLmodel"
 EXAMPLE_FILE = "input_example.json"
@@ -55,9 +57,8 @@ def write_mlmodel(candidate: Candidate, context: ServingContext, dest: Path) -> 
     if candidate.model_file.suffix == ".onnx":
         import onnx
 
-        graph = onnx.load(str(candidate.model_file), load_external_data=False).graph
-        inputs, outputs = _tensor_specs(graph, inputs=True), _tensor_specs(graph, inputs=False)
-        model.signature = ModelSignature(inputs=inputs, outputs=outputs)
+        inputs, outputs = graph_signature(candidate.model_file)
+        model.signature = ModelSignature(inputs=_schema(inputs), outputs=_schema(outputs))
         model.add_flavor("python_function", loader_module="mlflow.onnx", data=data)
         model.add_flavor(
             "onnx",
@@ -66,7 +67,8 @@ def write_mlmodel(candidate: Candidate, context: ServingContext, dest: Path) -> 
             providers=["CPUExecutionProvider"],
             code=None,
         )
-        example = {k: v.astype(_dtype_of(inputs, k)) for k, v in example.items()}
+        dtypes = {spec.name: spec.dtype for spec in inputs}
+        example = {k: v.astype(dtypes[k]) for k, v in example.items()}
     else:
         model.add_flavor("python_function", loader_module=SERVING_LOADER, data=data)
     model.add_flavor(
@@ -94,24 +96,13 @@ def write_mlmodel(candidate: Candidate, context: ServingContext, dest: Path) -> 
     return [dest / MLMODEL_FILE, *written]
 
 
-def _tensor_specs(graph: Any, *, inputs: bool) -> Any:
-    """MLflow tensor specs of a graph's inputs (initializers excluded) or outputs."""
+def _schema(specs: list[InputSpec]) -> Any:
+    """An MLflow tensor schema of a graph's inputs or outputs (-1 where a dim is dynamic)."""
     from mlflow.types import Schema, TensorSpec
-    from onnx import helper
 
-    initializers = {init.name for init in graph.initializer}
-    values = [v for v in graph.input if v.name not in initializers] if inputs else graph.output
-    specs = []
-    for value in values:
-        tensor = value.type.tensor_type
-        shape = tuple(
-            d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1
-            for d in tensor.shape.dim
-        )
-        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.elem_type))
-        specs.append(TensorSpec(dtype, shape, value.name))
-    return Schema(specs)
-
-
-def _dtype_of(schema: Any, name: str) -> np.dtype:
-    return next(spec.type for spec in schema.inputs if spec.name == name)
+    return Schema(
+        [
+            TensorSpec(spec.dtype, tuple(-1 if d is None else d for d in spec.shape), spec.name)
+            for spec in specs
+        ]
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import mlflow.pyfunc
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -17,8 +18,6 @@ import pytest
 from edgeproof.targets.registry import make_target, target_spec
 from edgeproof.tracking.mlflow_model import ServingContext, write_mlmodel
 from tests.helpers import make_tiny_cnn
-
-mlflow_pyfunc = pytest.importorskip("mlflow.pyfunc")
 
 
 def _context(target: str, section: object, example: dict[str, np.ndarray]) -> ServingContext:
@@ -34,8 +33,6 @@ def _reference(model: Path, batch: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("target", ["onnxruntime-cpu", "openvino-cpu"])
 def test_a_candidate_loads_and_predicts_as_an_mlflow_model(tmp_path: Path, target: str) -> None:
-    if target == "openvino-cpu":
-        pytest.importorskip("openvino")
     source = make_tiny_cnn(tmp_path / "tiny.onnx")
     params = target_spec(target).config.model_validate({})
     backend = make_target(target, params)
@@ -48,7 +45,7 @@ def test_a_candidate_loads_and_predicts_as_an_mlflow_model(tmp_path: Path, targe
     written = write_mlmodel(baseline, _context(target, params, {"input": items[:1]}), folder)
     assert [p.name for p in written] == ["MLmodel", "input_example.json"]
 
-    loaded = mlflow_pyfunc.load_model(str(folder))
+    loaded = mlflow.pyfunc.load_model(str(folder))
     predicted = loaded.predict({"input": items})
     logits = predicted["logits"] if isinstance(predicted, dict) else np.asarray(predicted)
     reference = _reference(source, items)
