@@ -56,6 +56,29 @@ class MetricConfig(StrictModel):
         return self.function.rsplit(":", 1)[1]
 
 
+Scalar = int | float | bool
+
+
+class InputConfig(StrictModel):
+    """How one model input is fed when the data file does not give it per item.
+
+    ``value``: a constant fed to every call (a sample rate; a nested list for a fixed
+    tensor), cast to the input's dtype. ``carried_from``: a streaming state: the named
+    output of each call is fed back as this input at the next one, zeros at the start of
+    every stream (the eval items are one stream in file order, or several by the data's
+    ``stream`` array).
+    """
+
+    value: Scalar | list[Any] | None = None
+    carried_from: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> InputConfig:
+        if (self.value is None) == (self.carried_from is None):
+            raise ValueError("give exactly one of value or carried_from")
+        return self
+
+
 class ModelConfig(StrictModel):
     """The model under test and what it does."""
 
@@ -70,6 +93,7 @@ class ModelConfig(StrictModel):
     input_name: str | None = None  # None: the model's single input
     num_classes: Annotated[int, Field(ge=2)] = 10
     metric: MetricConfig | None = None  # the team's own per-item metric (tensor tasks)
+    inputs: dict[str, InputConfig] = Field(default_factory=dict)  # constants, streaming state
 
 
 class DataChecks(StrictModel):

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from edgeproof.errors import InputError
+from edgeproof.feed import STREAM_KEY, FeedLayout
 
 MAX_DATA_BYTES = 2 * 1024**3
 SLICE_KEY = "slice"  # reserved: the eval items' groups for the worst-slice gate, not an input
@@ -26,18 +27,32 @@ LabelKind = Literal["classes", "values"]
 
 @dataclass(frozen=True)
 class Dataset:
-    """Named input arrays (same first dimension) and optional labels."""
+    """Per-item input arrays (items first, same length), constant inputs, optional labels.
 
-    inputs: dict[str, np.ndarray]
+    ``batch`` gives what a model call takes: each array in the model's layout (``layout``),
+    the constants, and zeros for a streaming state the file leaves out.
+    """
+
+    inputs: dict[str, np.ndarray]  # items first, whatever the model's item axis
     labels: np.ndarray | None
     source: Path
     slices: np.ndarray | None = None  # the ``slice`` array: a group per item, for the metric
+    constants: dict[str, np.ndarray] = field(default_factory=dict)
+    layout: FeedLayout = field(default_factory=FeedLayout)
+    streams: np.ndarray | None = None  # the ``stream`` array: a stream id per item
 
     def __len__(self) -> int:
         return len(next(iter(self.inputs.values())))
 
     def batch(self, start: int, size: int) -> dict[str, np.ndarray]:
-        return {k: v[start : start + size] for k, v in self.inputs.items()}
+        feeds = {
+            k: self.layout.to_model(k, v[start : start + size]) for k, v in self.inputs.items()
+        }
+        items = len(next(iter(self.inputs.values()))[start : start + size])
+        for name, state in self.layout.states.items():
+            if name not in feeds:
+                feeds[name] = state.zeros(items, self.layout.item_axis(name))
+        return {**feeds, **self.constants}
 
     def batches(self, size: int) -> Iterator[dict[str, np.ndarray]]:
         for start in range(0, len(self), size):
@@ -45,7 +60,13 @@ class Dataset:
 
     def head(self, n: int) -> Dataset:
         labels = None if self.labels is None else self.labels[:n]
-        return Dataset({k: v[:n] for k, v in self.inputs.items()}, labels, self.source)
+        inputs = {k: v[:n] for k, v in self.inputs.items()}
+        streams = None if self.streams is None else self.streams[:n]
+        return replace(self, inputs=inputs, labels=labels, slices=None, streams=streams)
+
+    def with_inputs(self, arrays: dict[str, np.ndarray]) -> Dataset:
+        """This data with per-item ``arrays`` (items first) added or replaced."""
+        return replace(self, inputs={**self.inputs, **arrays})
 
 
 def load_dataset(
@@ -53,13 +74,17 @@ def load_dataset(
     labels_key: str = "labels",
     allow_nonfinite: bool = False,
     label_kind: LabelKind = "classes",
+    layout: FeedLayout | None = None,
 ) -> Dataset:
     """Load and sanity-check an .npz data file; raises InputError naming the problem.
 
     ``allow_nonfinite`` leaves NaN / inf for the data gate to report (with every other
     failed expectation) instead of stopping at the first problem. ``label_kind``: class
     ids (a 1-D integer array) or regression targets (numeric, one row per item).
+    ``layout``: the model's item axes and constant inputs (default: items on axis 0, a
+    0-d array is a constant).
     """
+    layout = layout or FeedLayout()
     if path.is_dir():
         raise InputError(f"data path is a directory, not a file: {path}")
     if not path.is_file():
@@ -84,38 +109,74 @@ def load_dataset(
             raise InputError(f"data file member {key!r} is not a NumPy .npy array: {path}")
     labels = arrays.pop(labels_key, None)
     slices = arrays.pop(SLICE_KEY, None)
+    streams = arrays.pop(STREAM_KEY, None)
     if not arrays:
         raise InputError(f"data file has no input arrays (only {labels_key!r}): {path}")
-    _check_arrays(arrays, labels, path, allow_nonfinite)
+    constants = {k: arrays.pop(k) for k in list(arrays) if layout.is_constant(k, arrays[k])}
+    for name in constants.keys() & layout.constants.keys():
+        raise InputError(
+            f"data array {name!r} is also given in params.yaml (model.inputs.{name}.value): "
+            f"give it once: {path}"
+        )
+    if not arrays:
+        raise InputError(f"data file has no per-item input arrays (only constants): {path}")
+    arrays = {k: _items_first(k, a, layout.item_axis(k), path) for k, a in arrays.items()}
+    _check_lengths(arrays, labels, layout, path)
+    _check_arrays(arrays, path, allow_nonfinite)
+    _check_constants(constants, path, allow_nonfinite)
     if labels is not None:
         _check_labels(labels, label_kind, path, allow_nonfinite)
-    if slices is not None:
-        _check_slices(slices, len(next(iter(arrays.values()))), path)
-    return Dataset(arrays, labels, path, slices)
+    items = len(next(iter(arrays.values())))
+    for key, groups in ((SLICE_KEY, slices), (STREAM_KEY, streams)):
+        if groups is not None:
+            _check_groups(key, groups, items, path)
+    return Dataset(arrays, labels, path, slices, {**constants, **layout.constants}, layout, streams)
 
 
-def _check_slices(slices: np.ndarray, items: int, path: Path) -> None:
-    if slices.ndim != 1 or len(slices) != items:
+def _items_first(name: str, array: np.ndarray, axis: int, path: Path) -> np.ndarray:
+    if array.ndim <= axis:
         raise InputError(
-            f"data {SLICE_KEY!r} must hold one value per item ({items},), has {slices.shape}: "
-            f"{path}"
+            f"data array {name!r} has {array.ndim} dims {array.shape}; the model takes its "
+            f"items on axis {axis}: {path}"
         )
-    if slices.dtype.kind not in "iuUSb":
+    return array if axis == 0 else np.moveaxis(array, axis, 0)
+
+
+def _check_constants(constants: dict[str, np.ndarray], path: Path, allow_nonfinite: bool) -> None:
+    for name, a in constants.items():
+        if a.dtype.kind not in "fiub":
+            raise InputError(f"data array {name!r} has unsupported dtype {a.dtype}: {path}")
+        if not allow_nonfinite and a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise InputError(f"data array {name!r} contains NaN or inf: {path}")
+
+
+def _check_groups(key: str, groups: np.ndarray, items: int, path: Path) -> None:
+    if groups.ndim != 1 or len(groups) != items:
         raise InputError(
-            f"data {SLICE_KEY!r} must be integers or strings, not {slices.dtype}: {path}"
+            f"data {key!r} must hold one value per item ({items},), has {groups.shape}: {path}"
         )
+    if groups.dtype.kind not in "iuUSb":
+        raise InputError(f"data {key!r} must be integers or strings, not {groups.dtype}: {path}")
 
 
-def _check_arrays(
-    arrays: dict[str, np.ndarray], labels: np.ndarray | None, path: Path, allow_nonfinite: bool
+def _check_lengths(
+    arrays: dict[str, np.ndarray], labels: np.ndarray | None, layout: FeedLayout, path: Path
 ) -> None:
-    lengths = {name: (a.shape[0] if a.ndim else 0) for name, a in arrays.items()}
+    lengths = {
+        name + (f" (items on axis {layout.item_axis(name)})" if layout.item_axis(name) else ""): (
+            len(a)
+        )
+        for name, a in arrays.items()
+    }
     if labels is not None:
         lengths["labels"] = labels.shape[0] if labels.ndim else 0
     if len(set(lengths.values())) > 1:
         raise InputError(f"data arrays differ in length {lengths}: {path}")
     if next(iter(lengths.values())) == 0:
         raise InputError(f"data file has no rows: {path}")
+
+
+def _check_arrays(arrays: dict[str, np.ndarray], path: Path, allow_nonfinite: bool) -> None:
     for name, a in arrays.items():
         if not allow_nonfinite and a.dtype.kind == "f" and not np.isfinite(a).all():
             raise InputError(f"data array {name!r} contains NaN or inf: {path}")

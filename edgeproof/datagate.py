@@ -83,10 +83,12 @@ def item_table(data: Dataset, other_hashes: set[str], classes: bool = True) -> A
     return pd.DataFrame(table)
 
 
-def expected_signature(specs: list[InputSpec]) -> tuple[str | None, str]:
-    """Per-item shape (None when any non-batch dimension is dynamic) and dtype strings."""
-    ordered = sorted(specs, key=lambda s: s.name)
-    dims = [s.shape[1:] for s in ordered]
+def expected_signature(specs: list[InputSpec], data: Dataset) -> tuple[str | None, str]:
+    """Per-item shape (the item axis left out; None when another dimension is dynamic) and
+    dtype strings over the inputs ``data`` holds per item (not its constants)."""
+    ordered = sorted((s for s in specs if s.name in data.inputs), key=lambda s: s.name)
+    axes = [data.layout.item_axis(s.name) for s in ordered]
+    dims = [s.shape[:axis] + s.shape[axis + 1 :] for s, axis in zip(ordered, axes, strict=True)]
     shape = None
     if all(d is not None for dd in dims for d in dd):
         shape = ";".join("x".join(map(str, dd)) for dd in dims)
@@ -124,13 +126,13 @@ def validate_data(
     # no progress bars: a CI log or the live progress would show them as noise
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     source = context.data_sources.add_pandas("edgeproof")
-    shape, dtypes = expected_signature(specs)
     hashes = {name: set(item_hashes(data)) for name, data in splits.items()}
     failures: list[str] = []
     results: dict[str, Any] = {}
     for name, data in splits.items():
         others = set().union(*(h for k, h in hashes.items() if k != name))
         table = item_table(data, others, classes=num_classes is not None)
+        shape, dtypes = expected_signature(specs, data)
         batch = (
             source.add_dataframe_asset(name)
             .add_batch_definition_whole_dataframe(f"{name}-all")

@@ -11,7 +11,8 @@ run it in ONNX Runtime, an IR version, opset or op domain that the installed ONN
 does not support (asked of ONNX Runtime itself: its operator schemas, and a one-node
 model stamped with the same IR version and opsets).
 :func:`describe_inputs` characterizes each input (its symbolic batch axis, wherever it
-is, and its fixed dimensions); :func:`check_fixed_dims` checks data arrays against every
+is, and its fixed dimensions); :func:`feed_layout` turns that and ``model.inputs`` into
+how data feeds the model; :func:`check_data_matches` checks a data file against every
 fixed dimension.
 """
 
@@ -26,8 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from edgeproof.config import InputConfig
 from edgeproof.data import Dataset
-from edgeproof.errors import InputError
+from edgeproof.errors import ConfigError, InputError
+from edgeproof.feed import FeedLayout, StateInput
 from edgeproof.records.measurement import InputSpec
 
 MAX_MODEL_BYTES = 4 * 1024**3
@@ -99,13 +102,19 @@ class InputLayout:
 
     @property
     def item_axis(self) -> int | None:
-        """The axis that items are stacked on: the batch axis, else axis 0 when it is fixed
-        at 1 (a batch-1 model fed one item at a time), else None (a constant input)."""
-        if self.batch_axis is not None:
-            return self.batch_axis
-        if self.shape and self.shape[0] == 1:
-            return 0
-        return None
+        """The axis that items are stacked on (:func:`item_axis_of`)."""
+        return item_axis_of(self.shape)
+
+
+def item_axis_of(shape: tuple[int | None, ...]) -> int | None:
+    """The axis items are stacked on: the first symbolic dimension, else the first fixed
+    at 1 (a batch-1 model fed one item at a time: ``[2, 1, 128]`` -> axis 1), else None
+    (a constant: a scalar, or a fixed table)."""
+    for wanted in (None, 1):
+        found = next((axis for axis, d in enumerate(shape) if d == wanted), None)
+        if found is not None:
+            return found
+    return None
 
 
 def describe_inputs(path: Path) -> list[InputLayout]:
@@ -144,31 +153,83 @@ def _specs(layouts: list[_RawInput]) -> list[InputSpec]:
     ]
 
 
-def check_fixed_dims(
-    layouts: list[InputLayout], arrays: Mapping[str, np.ndarray], what: str
-) -> None:
-    """Raise InputError when an array does not fit its input's fixed dimensions.
+def feed_layout(path: Path, inputs: Mapping[str, InputConfig]) -> FeedLayout:
+    """How data feeds the model: each input's item axis, the constants and streaming
+    states of ``model.inputs`` (checked against the graph: ConfigError naming the key)."""
+    import onnx
 
-    Every fixed dimension is checked, axis 0 included; the item axis (the batch axis, or
-    a fixed axis 0 of size 1) may hold any number of items. A constant input (a scalar or
-    a fully fixed shape without a leading 1) must have exactly the model's shape.
-    """
-    for layout in layouts:
-        if layout.name not in arrays:
-            raise InputError(f"{what} data has no array for model input {layout.name!r}")
-        array = arrays[layout.name]
-        if array.ndim != len(layout.shape):
-            raise InputError(
-                f"{what} data {layout.name!r} has {array.ndim} dims {array.shape}, "
-                f"model expects {len(layout.shape)} {_shape(layout.shape)}"
+    layouts = describe_inputs(path)
+    by_name = {layout.name: layout for layout in layouts}
+    model = onnx.load(str(path), load_external_data=False)
+    outputs = {raw.name: raw for raw in _layouts(model, outputs=True)}
+    for name in inputs:
+        if name not in by_name:
+            raise ConfigError(
+                f"params.yaml: model.inputs.{name}: not an input of the model "
+                f"(inputs: {', '.join(by_name)})"
             )
-        item_axis = layout.item_axis
-        for axis, want in layout.fixed.items():
-            if axis != item_axis and array.shape[axis] != want:
-                raise InputError(
-                    f"{what} data {layout.name!r} has shape {array.shape}, model expects "
-                    f"{_shape(layout.shape)} (axis {axis} must be {want})"
-                )
+    constants: dict[str, np.ndarray] = {}
+    states: dict[str, StateInput] = {}
+    for name, config in inputs.items():
+        layout = by_name[name]
+        if config.carried_from is None:
+            constants[name] = _constant(name, config.value, layout)
+        else:
+            states[name] = _state(name, config.carried_from, layout, outputs)
+    output_axes = {name: item_axis_of(raw.shape) for name, raw in outputs.items()}
+    for name, state in states.items():  # a state output holds items as its input does
+        output_axes[state.output] = by_name[name].item_axis
+    return FeedLayout(
+        item_axes={x.name: x.item_axis for x in layouts if x.item_axis},
+        output_axes={name: axis for name, axis in output_axes.items() if axis},
+        constant_inputs=frozenset(x.name for x in layouts if x.item_axis is None),
+        constants=constants,
+        states=states,
+        one_item_per_call=any(x.batch_axis is None and x.item_axis is not None for x in layouts),
+    )
+
+
+def _constant(name: str, value: Any, layout: InputLayout) -> np.ndarray:
+    key = f"params.yaml: model.inputs.{name}.value"
+    try:
+        array = np.asarray(value, dtype=layout.dtype)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{key}: not a {layout.dtype} array ({exc})") from None
+    fits = array.ndim == len(layout.shape) and all(
+        want is None or got == want for got, want in zip(array.shape, layout.shape, strict=True)
+    )
+    if not fits:
+        raise ConfigError(
+            f"{key}: has shape {array.shape}, the model's input is {_shape(layout.shape)}"
+        )
+    return array
+
+
+def _state(
+    name: str, output: str, layout: InputLayout, outputs: dict[str, _RawInput]
+) -> StateInput:
+    from onnx import helper
+
+    key = f"params.yaml: model.inputs.{name}.carried_from"
+    if output not in outputs:
+        raise ConfigError(f"{key}: {output!r} is not an output of the model ({', '.join(outputs)})")
+    axis = layout.item_axis
+    if axis is None:
+        raise ConfigError(f"{key}: input {name!r} {_shape(layout.shape)} has no batch axis")
+    shape = tuple(1 if i == axis else d for i, d in enumerate(layout.shape))
+    if None in shape:
+        raise ConfigError(
+            f"{key}: input {name!r} {_shape(layout.shape)} has a dynamic dimension besides "
+            "its batch axis: the zero state needs its size"
+        )
+    raw = outputs[output]
+    dtype = np.dtype(helper.tensor_dtype_to_np_dtype(raw.elem_type))
+    if dtype != layout.dtype or len(raw.shape) not in (0, len(shape)):
+        raise ConfigError(
+            f"{key}: output {output!r} ({dtype} {_shape(raw.shape)}) cannot feed input "
+            f"{name!r} ({layout.dtype} {_shape(layout.shape)})"
+        )
+    return StateInput(output, tuple(int(d or 1) for d in shape), str(layout.dtype))
 
 
 def check_external_data(model: Any, path: Path) -> None:
@@ -203,7 +264,7 @@ def check_runtime_support(model: Any, path: Path) -> None:
     known = _ort_ops()
     local_functions = {(f.domain, f.name) for f in model.functions}
     imported = {_domain(o.domain) for o in model.opset_import}
-    for node in _all_nodes(model.graph):
+    for node in all_nodes(model.graph):
         domain = _domain(node.domain)
         if (domain, node.op_type) in local_functions:
             continue
@@ -254,7 +315,7 @@ def _domain(name: str) -> str:
     return "" if name == "ai.onnx" else name
 
 
-def _all_nodes(graph: Any) -> Iterator[Any]:
+def all_nodes(graph: Any) -> Iterator[Any]:
     """Every node, subgraphs (If, Loop, Scan bodies) included."""
     from onnx import AttributeProto
 
@@ -262,17 +323,17 @@ def _all_nodes(graph: Any) -> Iterator[Any]:
         yield node
         for attr in node.attribute:
             if attr.type == AttributeProto.GRAPH:
-                yield from _all_nodes(attr.g)
+                yield from all_nodes(attr.g)
             elif attr.type == AttributeProto.GRAPHS:
                 for sub in attr.graphs:
-                    yield from _all_nodes(sub)
+                    yield from all_nodes(sub)
 
 
 def _all_tensors(model: Any) -> Iterator[Any]:
     from onnx import AttributeProto
 
     yield from model.graph.initializer
-    for node in _all_nodes(model.graph):
+    for node in all_nodes(model.graph):
         for attr in node.attribute:
             if attr.type == AttributeProto.TENSOR:
                 yield attr.t
@@ -338,15 +399,25 @@ def _ort_opset_problem(model: Any) -> str:
 
 
 def check_data_matches(inputs: list[InputSpec], data: Dataset, what: str) -> None:
-    """Raise InputError when a data file does not fit the model's declared inputs."""
+    """Raise InputError when a data file does not fit the model's declared inputs: names,
+    dtypes, ranks and every fixed dimension (the item axis may hold any number of items;
+    a constant must have the input's shape; a streaming state may be left out)."""
+    layout = data.layout
     expected = {spec.name for spec in inputs}
-    provided = set(data.inputs)
-    if expected != provided:
+    provided = set(data.inputs) | set(data.constants)
+    missing = expected - provided - set(layout.states)
+    if provided - expected or missing:
         raise InputError(
             f"{what} data arrays {sorted(provided)} do not match model inputs {sorted(expected)}"
         )
     for spec in inputs:
-        array = data.inputs[spec.name]
+        constant = spec.name in data.constants
+        if spec.name in data.inputs:
+            array = layout.to_model(spec.name, data.inputs[spec.name])
+        elif constant:
+            array = data.constants[spec.name]
+        else:
+            continue  # a streaming state that starts at zeros
         if array.dtype != spec.dtype:
             raise InputError(
                 f"{what} data {spec.name!r} has dtype {array.dtype}, model expects {spec.dtype}"
@@ -356,11 +427,12 @@ def check_data_matches(inputs: list[InputSpec], data: Dataset, what: str) -> Non
                 f"{what} data {spec.name!r} has {array.ndim} dims {array.shape}, "
                 f"model expects {len(spec.shape)} {_shape(spec.shape)}"
             )
+        item_axis = None if constant else layout.item_axis(spec.name)
         for axis, (got, want) in enumerate(zip(array.shape, spec.shape, strict=True)):
-            if axis > 0 and want is not None and got != want:
+            if axis != item_axis and want is not None and got != want:
                 raise InputError(
-                    f"{what} data {spec.name!r} has shape {array.shape}, "
-                    f"model expects {_shape(spec.shape)}"
+                    f"{what} data {spec.name!r} has shape {array.shape}, model expects "
+                    f"{_shape(spec.shape)} (axis {axis} must be {want})"
                 )
 
 

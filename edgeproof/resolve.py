@@ -18,9 +18,11 @@ from edgeproof.config import Params, TargetCommon
 from edgeproof.custom_metric import load_metric
 from edgeproof.data import Dataset, load_dataset
 from edgeproof.errors import ConfigError, InputError, TargetUnavailable
+from edgeproof.feed import FeedLayout
 from edgeproof.params import load_params
 from edgeproof.records import Lineage
 from edgeproof.records.measurement import InputSpec, MeasureJob
+from edgeproof.streaming import carried_states
 from edgeproof.targets.registry import known_targets, make_target, measure_job, target_spec
 from edgeproof.tasks.base import TaskKind
 from edgeproof.tasks.registry import task_kind
@@ -44,6 +46,7 @@ class ResolvedInputs:
     targets: dict[str, TargetCommon]  # selected, enabled targets by public name
     model: Path
     model_inputs: list[InputSpec]
+    feed: FeedLayout  # item axes, constants and streaming state of the model's inputs
     eval_data: Path
     calibration_data: Path
     lineage: Lineage
@@ -51,20 +54,30 @@ class ResolvedInputs:
 
     def load_eval(self, allow_nonfinite: bool = False) -> Dataset:
         return load_dataset(
-            self.eval_data, self.params.data.labels_key, allow_nonfinite, self.task.label_kind
+            self.eval_data,
+            self.params.data.labels_key,
+            allow_nonfinite,
+            self.task.label_kind,
+            self.feed,
         )
 
     def load_calibration(self, allow_nonfinite: bool = False) -> Dataset:
-        return load_dataset(
+        """The calibration split; a streaming state it leaves out is filled with the states
+        the model itself carries through the items (calibration sees real states)."""
+        data = load_dataset(
             self.calibration_data,
             self.params.data.labels_key,
             allow_nonfinite,
             self.task.label_kind,
+            self.feed,
         )
+        if set(self.feed.states) - set(data.inputs):
+            return carried_states(self.model, data)
+        return data
 
     def load_truth(self) -> Any:
         """What the task scores candidates against on the eval split."""
-        return self.task.load_truth(self.eval_data, self.params, self.root)
+        return self.task.load_truth(self.eval_data, self.params, self.root, self.feed)
 
     @cached_property
     def _content_md5s(self) -> tuple[str, str]:
@@ -98,13 +111,18 @@ class ResolvedInputs:
         if self.params.model.task == "language_model":
             return None
         job = self.measure_job(target, self.root)
-        example = {name: array[:1] for name, array in self.load_eval().inputs.items()}
+        example = self.load_eval().batch(0, 1)
         return ServingContext(job.backend, job.config_model, job.target_config, example)
 
     def measure_job(self, target: str, outputs_dir: Path) -> MeasureJob:
         """What the measurement workers of ``target`` need: its config, data, threads."""
         return measure_job(
-            target, self.targets[target], self.eval_data, self.params.data.labels_key, outputs_dir
+            target,
+            self.targets[target],
+            self.eval_data,
+            self.params.data.labels_key,
+            outputs_dir,
+            self.feed,
         )
 
 
@@ -180,10 +198,11 @@ def resolve_inputs(params_file: Path, requested: list[str] | None = None) -> Res
             raise ConfigError("params.yaml: model.metric: not for a language_model task")
         load_metric(root, params.model.metric)
     signing_key(root, params.signing)  # a missing or malformed key stops the run here
+    feed = task.feed_layout(model, params)
     paths = {}
     for what, value in (("eval", params.data.eval), ("calibration", params.data.calibration)):
         paths[what] = project_path(root, value, f"{what} data")
-        task.check_data(paths[what], what, specs, params)
+        task.check_data(paths[what], what, specs, params, feed)
     return ResolvedInputs(
         params=params,
         params_file=params_file,
@@ -195,6 +214,7 @@ def resolve_inputs(params_file: Path, requested: list[str] | None = None) -> Res
         },
         model=model,
         model_inputs=specs,
+        feed=feed,
         eval_data=paths["eval"],
         calibration_data=paths["calibration"],
         lineage=collect_lineage(root, params_file),

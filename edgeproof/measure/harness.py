@@ -55,6 +55,7 @@ class _Measured:
                 data=str(job.eval_data),
                 labels_key=job.labels_key,
                 threads=job.threads,
+                feed=job.feed,
             )
             self.warmup = self.client.call(
                 "warmup",

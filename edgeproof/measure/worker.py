@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from edgeproof.data import Dataset, load_dataset
+from edgeproof.feed import FeedLayout, stream_calls
 from edgeproof.measure.energy import POWERCAP, RaplCounter, measure_energy
 from edgeproof.measure.proc_status import process_status_mb
 from edgeproof.records import Candidate
@@ -63,13 +64,16 @@ class Worker:
         candidate = Candidate.model_validate(req["candidate"])
         # labels are not needed here: any numeric labels (classes or targets) are accepted
         self.data = load_dataset(
-            Path(req["data"]), req.get("labels_key", "labels"), label_kind="values"
+            Path(req["data"]),
+            req.get("labels_key", "labels"),
+            label_kind="values",
+            layout=FeedLayout.from_json(req.get("feed")),
         )
         rss_before = read_status_mb("VmRSS")
         start = time.perf_counter()
         self.session = target.open_session(candidate, int(req["threads"]))
         load_seconds = time.perf_counter() - start
-        missing = {spec.name for spec in self.session.inputs} - set(self.data.inputs)
+        missing = {spec.name for spec in self.session.inputs} - set(self.data.batch(0, 1))
         if missing:
             raise ValueError(f"data has no array for model input(s) {sorted(missing)}")
         return {
@@ -115,10 +119,12 @@ class Worker:
 
     def throughput(self, req: dict[str, Any]) -> dict[str, Any]:
         session, data = self._session(), self._data()
-        batch = data.batch(0, int(req["batch"]))
-        if len(next(iter(batch.values()))) < int(req["batch"]):
-            reps = -(-int(req["batch"]) // len(data))
-            batch = {k: np.concatenate([v] * reps)[: int(req["batch"])] for k, v in batch.items()}
+        size = _batch_size(int(req["batch"]), data)
+        if len(data) < size:
+            data = data.with_inputs(
+                {k: np.concatenate([v] * -(-size // len(data))) for k, v in data.inputs.items()}
+            )
+        batch = data.batch(0, size)
         session.run(batch)  # warm the larger shapes
         runs = int(req["runs"])
         probe = RaplCounter.discover(Path(os.environ.get("EDGEPROOF_POWERCAP", POWERCAP)))
@@ -126,7 +132,7 @@ class Worker:
             return {"seconds": _timed_runs(session, batch, runs), "energy": {"none": probe.reason}}
         with measure_energy(probe.counter) as window:
             seconds = _timed_runs(session, batch, runs)
-            window.inferences = runs * int(req["batch"])
+            window.inferences = runs * size
         reading = window.reading
         assert reading is not None
         energy = {
@@ -139,12 +145,20 @@ class Worker:
         return {"seconds": seconds, "energy": energy}
 
     def outputs(self, req: dict[str, Any]) -> dict[str, Any]:
-        """Every output tensor over the eval items, as float32, in one .npz (key = name)."""
+        """Every output tensor over the eval items (items first), as float32, in one .npz
+        (key = name). A streaming model runs item by item with its state carried."""
         session, data = self._session(), self._data()
-        chunks = [session.run(feeds) for feeds in data.batches(int(req["batch"]))]
         names = list(session.output_names)
+        layout = data.layout
+        batches = data.batches(_batch_size(int(req["batch"]), data))
+        if layout.states:
+            chunks = list(stream_calls(session.run, names, batches, layout, data.streams))
+        else:
+            chunks = [session.run(feeds) for feeds in batches]
         result = {
-            name: np.concatenate([c[i] for c in chunks]).astype(np.float32, copy=False)
+            name: layout.output_items(
+                name, np.concatenate([c[i] for c in chunks], axis=layout.output_axis(name))
+            ).astype(np.float32, copy=False)
             for i, name in enumerate(names)
         }
         path = Path(req["path"])
@@ -165,6 +179,11 @@ class Worker:
         if self.data is None:
             raise RuntimeError("no data loaded: send 'load' first")
         return self.data
+
+
+def _batch_size(wanted: int, data: Dataset) -> int:
+    """``wanted``, or 1 for a model that takes one item per call (streaming, batch 1)."""
+    return min(wanted, data.layout.max_batch or wanted)
 
 
 COMMANDS = ("load", "warmup", "latency", "throughput", "outputs", "stats")

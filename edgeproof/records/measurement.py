@@ -7,7 +7,7 @@ language-model harness, the judge, reports and tracking all pass these between t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,8 @@ class MeasureJob:
     outputs_dir: Path  # <candidate>.npz eval outputs (one array per output) are written here
     # the speed gate: a candidate whose repeated CI is wholly below it stops being timed
     stop_below_speedup: float | None = None
+    # how the data feeds the model (``FeedLayout.to_json``): item axes, constants, states
+    feed: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

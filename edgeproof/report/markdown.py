@@ -130,6 +130,13 @@ def _target_section(outcome: TargetOutcome, promotion: Promotion | None) -> list
     if skipped:
         lines += ["", "Preparation steps the model could not take (a safer one was used):", ""]
         lines += skipped
+    warned = [
+        f"- `{o.candidate.name}`: {warning}"
+        for o in outcome.outcomes
+        for warning in o.candidate.recipe.get("warnings") or ()
+    ]
+    if warned:
+        lines += ["", "What the optimizers warned about:", "", *warned]
     if promotion is not None:
         lines += ["", f"Registry `{promotion.registered_model}`: {_promotion_text(promotion)}"]
     for name in outcome.plots:

@@ -93,8 +93,7 @@ class Olive(RecipeTarget[OliveTargetConfig]):
     ) -> Candidate:
         spec = self._recipes[recipe]
         folder = fresh_dir(workdir / recipe)
-        items = calibration.head(spec.calibration_samples).inputs
-        np.savez(folder / "calibration.npz", **items)
+        np.savez(folder / "calibration.npz", **calls_stacked(calibration, spec.calibration_samples))
         workflow = folder / "workflow.json"
         workflow.write_text(
             json.dumps(olive_workflow(spec, baseline.model_file, folder), indent=2),
@@ -121,6 +120,14 @@ class Olive(RecipeTarget[OliveTargetConfig]):
         return OrtSession(candidate.model_file, threads, candidate.precision)
 
 
+def calls_stacked(calibration: Dataset, samples: int) -> dict[str, np.ndarray]:
+    """The first ``samples`` calibration items as batch-1 model calls (the model's layout,
+    constants and states in place), stacked on a new axis 0 for the Olive data script."""
+    head = calibration.head(samples)
+    calls = list(head.batches(1))
+    return {name: np.stack([call[name] for call in calls]) for name in calls[0]}
+
+
 def olive_workflow(spec: OliveRecipe, model: Path, folder: Path) -> dict[str, Any]:
     """The Olive run config of one recipe: its passes in order, search off, CPU only."""
     passes = {}
@@ -141,7 +148,8 @@ def olive_workflow(spec: OliveRecipe, model: Path, folder: Path) -> dict[str, An
                     "type": "edgeproof_npz",
                     "params": {"path": str(folder / "calibration.npz")},
                 },
-                "dataloader_config": {"params": {"batch_size": 1}},
+                # each item is a whole batch-1 call already (states, constants in place)
+                "dataloader_config": {"type": "no_auto_batch_dataloader"},
             }
         ],
         "passes": passes,

@@ -2,26 +2,24 @@
 
 Olive imports this file (the ``user_script`` of the workflow's data config) inside the
 ``olive run`` process, and registering the dataset on import is how Olive finds it. The
-file it reads is written by the ``olive`` target: the calibration items, inputs only, one
-array per model input; it is read with edgeproof's own loader (no pickles). Each item is
-``(inputs by name, 0)``: Olive's calibration reader uses the inputs, the label is unused.
+file it reads is written by the ``olive`` target (``calls_stacked``): per model input, the
+batch-1 calls of the calibration items stacked on axis 0, read without pickles. Each item
+is ``(one model call's inputs by name, 0)``, fed as it is (no auto-batching): Olive's
+calibration reader uses the inputs, the label is unused.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from olive.data.registry import Registry
-
-from edgeproof.data import load_dataset
 
 
 class NpzItems:
     """The items of an edgeproof data file, one at a time."""
 
     def __init__(self, path: str) -> None:
-        self._inputs = load_dataset(Path(path)).inputs
+        with np.load(path, allow_pickle=False) as npz:
+            self._inputs = {name: npz[name] for name in npz.files}
         self._n = len(next(iter(self._inputs.values())))
 
     def __len__(self) -> int:

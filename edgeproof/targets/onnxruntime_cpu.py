@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from edgeproof.config import RecipeTargetConfig, StrictModel
 from edgeproof.data import Dataset
@@ -47,6 +47,14 @@ class OrtRecipe(StrictModel):
     # left in float: nodes by name, and every node of these op types (e.g. [Softmax])
     exclude_nodes: list[str] = Field(default_factory=list)
     exclude_op_types: list[str] = Field(default_factory=list)
+    # quantize inside If / Loop / Scan bodies too (ONNX Runtime: dynamic recipes only)
+    subgraphs: bool = False
+
+    @model_validator(mode="after")
+    def _subgraphs_dynamic(self) -> OrtRecipe:
+        if self.subgraphs and self.method != "dynamic":
+            raise ValueError("subgraphs: ONNX Runtime quantizes subgraphs in dynamic recipes only")
+        return self
 
 
 class OnnxRuntimeTargetConfig(RecipeTargetConfig):
@@ -100,6 +108,7 @@ class OnnxRuntimeCpu(RecipeTarget[OnnxRuntimeTargetConfig]):
                 str(out),
                 weight_type=_qtype(spec.weight_type),
                 per_channel=spec.per_channel,
+                extra_options={"EnableSubgraph": True} if spec.subgraphs else None,
                 **scope,
             )
         else:
@@ -116,13 +125,10 @@ class OnnxRuntimeCpu(RecipeTarget[OnnxRuntimeTargetConfig]):
                 calibrate_method=_calibrate_method(spec.calibrate_method),
                 **scope,
             )
-        return Candidate(
-            target=NAME,
-            name=recipe,
-            files=(out,),
-            recipe=_recipe_record(spec),
-            precision="int8",
-        )
+        record = _recipe_record(spec)
+        if not quantized_ops(out):
+            record["warnings"] = [NOTHING_QUANTIZED]
+        return Candidate(target=NAME, name=recipe, files=(out,), recipe=record, precision="int8")
 
     def open_session(self, candidate: Candidate, threads: int) -> OrtSession:
         return OrtSession(
@@ -208,11 +214,43 @@ def _scope(model: Path, spec: OrtRecipe) -> dict[str, Any]:
     return scope
 
 
+NOTHING_QUANTIZED = (
+    "ONNX Runtime quantized no op: the model is still float (ops inside If / Loop bodies "
+    "are left alone unless a dynamic recipe sets subgraphs: true)"
+)
+_QUANTIZED_OPS = frozenset(
+    {
+        "QuantizeLinear",
+        "DynamicQuantizeLinear",
+        "MatMulInteger",
+        "ConvInteger",
+        "DynamicQuantizeMatMul",
+        "MatMulIntegerToFloat",
+    }
+)
+
+
+def quantized_ops(model: Path) -> int:
+    """How many quantized ops the model has, subgraphs included."""
+    import onnx
+
+    from edgeproof.onnx_model import all_nodes
+
+    graph = onnx.load(str(model), load_external_data=False).graph
+    return sum(
+        1
+        for n in all_nodes(graph)
+        if n.op_type in _QUANTIZED_OPS or n.op_type.startswith("QLinear")
+    )
+
+
 def _recipe_record(spec: OrtRecipe) -> dict[str, Any]:
     record = spec.model_dump(exclude={"name"})
     if spec.method == "dynamic":
         for key in ("activation_type", "calibrate_method", "quant_format", "calibration_samples"):
             record.pop(key)
+    else:
+        record.pop("subgraphs")
     return record
 
 

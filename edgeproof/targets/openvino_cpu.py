@@ -16,6 +16,7 @@ A candidate is two files, ``model.xml`` (first) and ``model.bin``.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -132,7 +133,7 @@ class OpenVinoCpu(RecipeTarget[OpenVinoTargetConfig]):
             ov.save_model(ov.convert_model(str(model)), str(out), compress_to_fp16=False)
         except Exception as exc:  # OpenVINO's frontends raise their own types
             raise InputError(
-                f"OpenVINO cannot convert the model ({_first(exc)}): {model}"
+                f"OpenVINO cannot convert the model ({conversion_failure(exc)}): {model}"
             ) from None
         return Candidate(
             target=NAME,
@@ -362,6 +363,26 @@ def _type_name(value: Any) -> str | None:
 
 def _first(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+_FAILED_OPS = re.compile(r"Conversion is failed for: (.+)")
+_FRAMING = ("Check ", "FrontEnd API", "While validating", "--", "[ONNX Frontend]", "Model wasn't")
+
+
+def conversion_failure(exc: BaseException) -> str:
+    """OpenVINO's conversion error in one line: the ops it could not convert and the first
+    reason it gives (its message opens with a C++ check location that says nothing)."""
+    text = str(exc)
+    failed = _FAILED_OPS.search(text)
+    if failed is None:
+        return _first(exc)
+    reasons = [
+        line.strip()
+        for line in text[: failed.start()].splitlines()
+        if line.strip() and not line.strip().startswith(_FRAMING) and "Summary" not in line
+    ]
+    why = f": {reasons[0]}" if reasons else ""
+    return f"{type(exc).__name__}: ops {failed.group(1).strip()} did not convert{why}"[:300]
 
 
 SPEC = TargetSpec(name=NAME, config=OpenVinoTargetConfig, backend=OpenVinoCpu, model_format="onnx")

@@ -17,6 +17,7 @@ from typing import Any
 
 from edgeproof.config import TargetCommon, TargetModels
 from edgeproof.errors import ConfigError
+from edgeproof.feed import FeedLayout
 from edgeproof.records.measurement import MeasureJob, TargetMeasurements
 from edgeproof.targets.base import Target, TargetSpec
 
@@ -76,7 +77,12 @@ def make_target(name: str, config: TargetCommon) -> Target:
 
 
 def measure_job(
-    name: str, section: TargetCommon, eval_data: Path, labels_key: str, outputs_dir: Path
+    name: str,
+    section: TargetCommon,
+    eval_data: Path,
+    labels_key: str,
+    outputs_dir: Path,
+    feed: FeedLayout | None = None,
 ) -> MeasureJob:
     """What the measurement workers of target ``name`` need to rebuild it and run it."""
     spec = target_spec(name)
@@ -89,6 +95,7 @@ def measure_job(
         labels_key=labels_key,
         threads=section.threads,
         outputs_dir=outputs_dir,
+        feed=(feed or FeedLayout()).to_json(),
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from edgeproof.config import MeasureConfig, Params
 from edgeproof.data import LabelKind
+from edgeproof.feed import FeedLayout
 from edgeproof.records import Candidate, CandidateSummary
 from edgeproof.records.measurement import InputSpec, MeasureJob, Progress, TargetMeasurements
 from edgeproof.targets.base import ModelFormat
@@ -32,11 +33,17 @@ class TaskKind(Protocol):
         """The model's inputs, after the opening check (raises InputError/ConfigError)."""
         ...
 
-    def check_data(self, path: Path, what: str, specs: list[InputSpec], params: Params) -> None:
+    def feed_layout(self, model: Path, params: Params) -> FeedLayout:
+        """How data files feed the model (item axes, constants, streaming state)."""
+        ...
+
+    def check_data(
+        self, path: Path, what: str, specs: list[InputSpec], params: Params, layout: FeedLayout
+    ) -> None:
         """Refuse a data file (``what``: eval or calibration) this task cannot use."""
         ...
 
-    def load_truth(self, eval_data: Path, params: Params, root: Path) -> Any:
+    def load_truth(self, eval_data: Path, params: Params, root: Path, layout: FeedLayout) -> Any:
         """What candidates are scored against on the eval split (labels, token windows, the
         team's metric imported from the project at ``root``)."""
         ...

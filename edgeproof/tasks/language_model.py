@@ -16,6 +16,7 @@ import numpy as np
 
 from edgeproof.config import MeasureConfig, Params
 from edgeproof.errors import ConfigError
+from edgeproof.feed import FeedLayout
 from edgeproof.llama.gguf_check import check_gguf
 from edgeproof.llama.harness import TOKENS_KEY, load_token_windows
 from edgeproof.records import Candidate, CandidateSummary
@@ -38,10 +39,17 @@ class LanguageModelTask:
         check_gguf(model)
         return [InputSpec(TOKENS_KEY, np.dtype(np.int32), (None, None))]
 
-    def check_data(self, path: Path, what: str, specs: list[InputSpec], params: Params) -> None:
+    def feed_layout(self, model: Path, params: Params) -> FeedLayout:
+        return FeedLayout()
+
+    def check_data(
+        self, path: Path, what: str, specs: list[InputSpec], params: Params, layout: FeedLayout
+    ) -> None:
         load_token_windows(path)
 
-    def load_truth(self, eval_data: Path, params: Params, root: Path) -> np.ndarray:
+    def load_truth(
+        self, eval_data: Path, params: Params, root: Path, layout: FeedLayout
+    ) -> np.ndarray:
         return load_token_windows(eval_data)
 
     def num_classes(self, params: Params) -> int | None:

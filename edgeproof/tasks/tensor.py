@@ -21,8 +21,9 @@ from edgeproof.custom_metric import LoadedMetric, load_metric
 from edgeproof.data import Dataset, LabelKind, load_dataset
 from edgeproof.errors import ConfigError, InputError
 from edgeproof.evaluate import load_outputs, score_candidate
+from edgeproof.feed import FeedLayout
 from edgeproof.measure.harness import measure_target
-from edgeproof.onnx_model import check_data_matches, check_onnx
+from edgeproof.onnx_model import check_data_matches, check_onnx, feed_layout
 from edgeproof.records import Candidate, CandidateSummary, CustomMetricScores, OpCoverage
 from edgeproof.records.measurement import InputSpec, MeasureJob, Progress, TargetMeasurements
 from edgeproof.tasks.base import Summarizer
@@ -71,9 +72,14 @@ class TensorTask:
             )
         return specs
 
-    def check_data(self, path: Path, what: str, specs: list[InputSpec], params: Params) -> None:
+    def feed_layout(self, model: Path, params: Params) -> FeedLayout:
+        return feed_layout(model, params.model.inputs)
+
+    def check_data(
+        self, path: Path, what: str, specs: list[InputSpec], params: Params, layout: FeedLayout
+    ) -> None:
         gated = params.data.checks.enabled  # the data gate reports values and labels in full
-        data = load_dataset(path, params.data.labels_key, gated, self.label_kind)
+        data = load_dataset(path, params.data.labels_key, gated, self.label_kind, layout)
         check_data_matches(specs, data, what)
         if what != "eval" or self.labels is None:
             return
@@ -85,8 +91,10 @@ class TensorTask:
         if self.labels == "classes" and not gated:
             _check_class_range(data, params.model.num_classes, path)
 
-    def load_truth(self, eval_data: Path, params: Params, root: Path) -> TensorTruth:
-        data = load_dataset(eval_data, params.data.labels_key, label_kind=self.label_kind)
+    def load_truth(
+        self, eval_data: Path, params: Params, root: Path, layout: FeedLayout
+    ) -> TensorTruth:
+        data = load_dataset(eval_data, params.data.labels_key, False, self.label_kind, layout)
         config = params.model.metric
         metric = None if config is None else load_metric(root, config)
         return TensorTruth(data.labels, data.slices, metric)

@@ -128,8 +128,9 @@ def build(method: str, out: Path, calibration: Path | None = None) -> dict[str, 
 def write_calibration(data: Dataset, samples: int, io: ModelIo, path: Path) -> Path:
     """The first ``samples`` calibration items of the model's inputs, as an .npz (ONNX layout)."""
     head = data.head(samples)
-    missing = [i.name for i in io.inputs if i.name not in head.inputs]
+    feeds = head.batch(0, len(head))
+    missing = [i.name for i in io.inputs if i.name not in feeds]
     if missing:
         raise InputError(f"calibration data has no array for model input(s) {missing}")
-    np.savez(path, **{i.name: head.inputs[i.name] for i in io.inputs})
+    np.savez(path, **{i.name: feeds[i.name] for i in io.inputs})
     return path

@@ -3,15 +3,16 @@
 ``python -m tests.integration.corpus.project OUT`` writes ``OUT/<model>/`` for each corpus model:
 ``model.onnx`` (a copy), ``data/eval.npz``, ``data/calibration.npz`` in edgeproof's data
 format (one array per model input, items on axis 0) and a ``params.yaml`` with every ONNX
-target and a short measurement. The stateful VAD cannot be written in that format: its
-files hold what a user would try (the state with the batch on axis 1, the sample rate as a
-0-d array), and ``edgeproof run`` says what it makes of them (docs/real-models-notes.md).
+target and a short measurement. The streaming VAD feeds its sample rate as a constant and
+its recurrent state carried from call to call (``model.inputs``), and is gated on its own
+speech decisions (examples/metrics/vad_decisions.py).
 """
 
 from __future__ import annotations
 
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -95,21 +96,43 @@ def splits(model: CorpusModel) -> tuple[dict[str, np.ndarray], dict[str, np.ndar
             "raw",
         )
     if model.name == "silero-vad":
-        rng = np.random.default_rng(14)
-        signal = np.concatenate([data.silence(0.5, rng), data.speech_like(1.0, rng)])
-        windows = data.vad_windows(signal)
-        eval_set, calib = windows[:32], windows[32:]
-
-        def arrays(w: np.ndarray) -> dict[str, np.ndarray]:
-            state = np.zeros((2, len(w), 128), dtype=np.float32)  # batch on axis 1
-            return {"input": w, "state": state, "sr": np.array(16000, dtype=np.int64)}
-
-        return arrays(eval_set), arrays(calib), "raw"
+        eval_set = vad_clips(4, seed=14)
+        calib = vad_clips(2, seed=15)
+        return (
+            {"input": eval_set.windows, "labels": eval_set.speech, "stream": eval_set.streams},
+            {"input": calib.windows},  # the states: carried by the FP32 model at calibration
+            "raw",
+        )
     encoded, calib = data.sentence_set(), data.calibration_sentence_set()
     if model.name == "minilm-l3":  # no token_type_ids input
         encoded.pop("token_type_ids")
         calib.pop("token_type_ids")
     return encoded, calib, "embedding"
+
+
+@dataclass(frozen=True)
+class VadClips:
+    """Streamed audio clips: the model's windows, a clip id and a speech label per window."""
+
+    windows: np.ndarray
+    streams: np.ndarray
+    speech: np.ndarray
+
+
+def vad_clips(clips: int, seed: int) -> VadClips:
+    """``clips`` clips of 0.5 s of silence then 1 s of speech-like audio, windowed as
+    silero-vad's wrapper streams them."""
+    rng = np.random.default_rng(seed)
+    windows, streams, speech = [], [], []
+    onset = int(0.5 * data.SAMPLE_RATE)
+    for clip in range(clips):
+        signal = np.concatenate([data.silence(0.5, rng), data.speech_like(1.0, rng)])
+        steps = data.vad_windows(signal)
+        middle = np.arange(len(steps)) * data.CHUNK + data.CHUNK // 2
+        windows.append(steps)
+        streams.append(np.full(len(steps), clip))
+        speech.append((middle >= onset).astype(np.int64))
+    return VadClips(np.concatenate(windows), np.concatenate(streams), np.concatenate(speech))
 
 
 def write_project(model: CorpusModel, folder: Path) -> Path:
@@ -132,6 +155,23 @@ def write_project(model: CorpusModel, folder: Path) -> Path:
     }
     if task == "classification":
         params["model"]["num_classes"] = 2
+    if model.name == "silero-vad":  # streamed, gated on its speech decisions
+        shutil.copyfile(METRICS / "vad_decisions.py", folder / "vad_decisions.py")
+        params["model"]["metric"] = {
+            "function": "vad_decisions.py:speech_decision_correct",
+            "name": "vad-accuracy",
+        }
+        params["model"]["inputs"] = {
+            "sr": {"value": 16000},
+            "state": {"carried_from": "stateN"},
+        }
+        params["gates"] = {"metric": {"max_drop_abs": 0.05, "max_drop_rel": None}}
+        ort = TARGETS["onnxruntime-cpu"]  # its compute sits in If bodies: quantize them too
+        subgraphs = {"name": "dynamic-int8-subgraphs", "method": "dynamic", "subgraphs": True}
+        params["targets"] = {
+            **TARGETS,
+            "onnxruntime-cpu": {**ort, "recipes": [*ort["recipes"], subgraphs]},
+        }
     if model.name == "ppocr-rec":  # gated on the character error rate, lower is better
         shutil.copyfile(METRICS / "ocr_cer.py", folder / "ocr_cer.py")
         params["model"]["metric"] = {

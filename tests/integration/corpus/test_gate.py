@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from edgeproof.targets.onnxruntime_cpu import NOTHING_QUANTIZED
 from tests.helpers import BIN, tool_env
 from tests.integration.corpus.models import (
     MINILM_L3,
@@ -23,6 +24,7 @@ from tests.integration.corpus.models import (
     PPOCR_CLS,
     PPOCR_DET,
     PPOCR_REC,
+    SILERO_VAD,
     CorpusModel,
 )
 from tests.integration.corpus.project import write_project
@@ -31,7 +33,9 @@ from tests.integration.corpus.runtime import corpus_model
 ONNX_TARGETS = ("onnxruntime-cpu", "openvino-cpu", "olive")
 
 
-def gate(model: CorpusModel, folder: Path) -> tuple[subprocess.CompletedProcess[str], dict]:
+def gate(
+    model: CorpusModel, folder: Path, exits: tuple[int, ...] = (0, 1)
+) -> tuple[subprocess.CompletedProcess[str], dict]:
     """``edgeproof run --json`` on the model's project; (process, verdict.json)."""
     params = write_project(model, folder)
     command = [str(BIN / "edgeproof"), "run", "--params", str(params), "--json"]
@@ -40,14 +44,14 @@ def gate(model: CorpusModel, folder: Path) -> tuple[subprocess.CompletedProcess[
     done = subprocess.run(
         command, cwd=folder, env=tool_env(folder), capture_output=True, text=True, timeout=1800
     )
-    assert done.returncode in (0, 1), done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.returncode in exits, done.stdout[-3000:] + done.stderr[-3000:]
     return done, json.loads(done.stdout)
 
 
-def check_gated(verdict: dict[str, Any]) -> None:
-    """Every target ran; every candidate has a verdict with its numbers."""
+def check_gated(verdict: dict[str, Any], targets: tuple[str, ...] = ONNX_TARGETS) -> None:
+    """Every target ran; every candidate of ``targets`` has a verdict with its numbers."""
     assert [t["target"] for t in verdict["targets"]] == list(ONNX_TARGETS)
-    for target in verdict["targets"]:
+    for target in (t for t in verdict["targets"] if t["target"] in targets):
         assert target["status"] in ("pass", "blocked"), (target["target"], target["reason"])
         assert len(target["outcomes"]) >= 2, target["target"]
         for outcome in target["outcomes"]:
@@ -114,3 +118,59 @@ def test_the_ocr_recognizer_is_gated_on_its_character_error_rate(tmp_path: Path)
                 names = {c["name"] for c in outcome["verdict"]["checks"]}
                 assert {"metric.max_drop_abs", "metric.max_worst_slice_drop_abs"} <= names
     assert "The team's metric, cer (lower is better)" in done.stderr
+
+
+def test_the_streaming_vad_is_gated_with_its_state_carried(tmp_path: Path) -> None:
+    """silero-vad (If on the sample rate, state ``[2, batch, 128]`` carried from call to
+    call, a 0-d sample rate from params): every ONNX Runtime candidate has a verdict on its
+    speech decisions, and the FP32 figure is what plain ONNX Runtime streaming the same
+    clips gives (without the carried state it would differ). OpenVINO 2026.4 cannot convert
+    this graph: that target alone fails, exit 2, with the ops and OpenVINO's reason."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from tests.integration.corpus import data
+
+    corpus_model(SILERO_VAD)
+    folder = tmp_path / SILERO_VAD.name
+    done, verdict = gate(SILERO_VAD, folder, exits=(2,))
+    check_gated(verdict, ("onnxruntime-cpu", "olive"))
+    openvino = next(t for t in verdict["targets"] if t["target"] == "openvino-cpu")
+    assert openvino["status"] == "error"
+    assert (
+        "ops Conv-16, ReduceMean-16 did not convert: The input data tensor's rank"
+        in (openvino["reason"])
+    )
+    with np.load(folder / "data" / "eval.npz") as npz:
+        windows, labels, streams = npz["input"], npz["labels"], npz["stream"]
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    carried = np.concatenate(
+        [data.vad_stream(session, windows[streams == s]) for s in np.unique(streams)]
+    )
+    reference = float(((carried > 0.5) == (labels > 0)).mean())
+    assert reference >= 0.85  # the FP32 detector hears the clips
+    sr = np.array(data.SAMPLE_RATE, np.int64)
+    zeros = np.zeros((2, len(windows), 128), np.float32)
+    fresh = session.run(None, {"input": windows, "state": zeros, "sr": sr})[0][:, 0]
+    assert np.abs(fresh - carried).max() > 0.1  # a stateless harness would gate other numbers
+    for target in (t for t in verdict["targets"] if t["target"] != "openvino-cpu"):
+        for outcome in target["outcomes"]:
+            metric = outcome["summary"]["metric"]
+            assert metric["name"] == "vad-accuracy", target["target"]
+            same_runtime = target["target"] in ("onnxruntime-cpu", "olive")  # OpenVINO: its own
+            tolerance = 1e-9 if same_runtime else 0.02
+            assert metric["baseline"] == pytest.approx(reference, abs=tolerance), target["target"]
+    assert "vad-accuracy" in done.stderr
+    ort_outcomes = {
+        o["candidate"]["name"]: o
+        for t in verdict["targets"]
+        if t["target"] == "onnxruntime-cpu"
+        for o in t["outcomes"]
+    }
+    for name in ("dynamic-int8", "static-qdq"):  # ONNX Runtime leaves If bodies alone
+        assert ort_outcomes[name]["candidate"]["recipe"]["warnings"] == [NOTHING_QUANTIZED]
+    subgraphs = ort_outcomes["dynamic-int8-subgraphs"]
+    assert "warnings" not in subgraphs["candidate"]["recipe"]
+    sizes = {n: o["summary"]["size_mb"] for n, o in ort_outcomes.items()}
+    assert sizes["dynamic-int8-subgraphs"] < 0.5 * sizes["fp32"], sizes
+    assert "ONNX Runtime quantized no op" in done.stderr  # the report says why

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edgeproof.config import InputConfig
+from edgeproof.data import load_dataset
 from edgeproof.errors import InputError
-from edgeproof.onnx_model import check_fixed_dims, check_onnx, describe_inputs
+from edgeproof.onnx_model import check_data_matches, check_onnx, describe_inputs, feed_layout
 from tests.integration.corpus import data
 from tests.integration.corpus.models import CORPUS, MINILM_L3, PPOCR_CLS, SILERO_VAD, CorpusModel
 from tests.integration.corpus.runtime import corpus_model
@@ -18,21 +20,23 @@ def test_every_corpus_model_passes_the_opening_checks(model: CorpusModel):
     assert specs
 
 
-def test_vad_layout_batch_on_axis_1_of_the_state_and_a_scalar_sample_rate():
-    layouts = {x.name: x for x in describe_inputs(corpus_model(SILERO_VAD))}
+def test_vad_layout_batch_on_axis_1_of_the_state_and_a_scalar_sample_rate(tmp_path):
+    model = corpus_model(SILERO_VAD)
+    layouts = {x.name: x for x in describe_inputs(model)}
     assert (layouts["input"].batch_axis, layouts["input"].fixed) == (0, {})
     assert (layouts["state"].batch_axis, layouts["state"].fixed) == (1, {0: 2, 2: 128})
     assert layouts["sr"].is_scalar and layouts["sr"].item_axis is None
+    layout = feed_layout(model, {"state": InputConfig(carried_from="stateN")})
+    assert layout.states["state"].shape == (2, 1, 128) and layout.output_axes == {"stateN": 1}
     windows = data.vad_windows(data.silence(0.2, np.random.default_rng(0)))
-    arrays = {
-        "input": windows,
-        "state": np.zeros((2, len(windows), 128), np.float32),
-        "sr": np.array(16000, np.int64),
-    }
-    check_fixed_dims(list(layouts.values()), arrays, "eval")
-    wrong = {**arrays, "state": np.zeros((len(windows), 2, 128), np.float32)}
-    with pytest.raises(InputError, match="axis 0 must be 2"):
-        check_fixed_dims(list(layouts.values()), wrong, "eval")
+    state = np.zeros((2, len(windows), 128), np.float32)  # as the model lays it out
+    np.savez(tmp_path / "eval.npz", input=windows, state=state, sr=np.array(16000, np.int64))
+    check_data_matches(
+        check_onnx(model), load_dataset(tmp_path / "eval.npz", layout=layout), "eval"
+    )
+    np.savez(tmp_path / "wrong.npz", input=windows, state=state.transpose(1, 0, 2), sr=16000)
+    with pytest.raises(InputError, match=r"'state \(items on axis 1\)': 2"):
+        load_dataset(tmp_path / "wrong.npz", layout=layout)
 
 
 def test_paddle_minus_one_batch_is_symbolic_and_channels_fixed():

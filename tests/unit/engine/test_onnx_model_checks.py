@@ -12,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeproof.errors import InputError
-from edgeproof.onnx_model import InputLayout, check_fixed_dims, check_onnx, describe_inputs
+from edgeproof.onnx_model import InputLayout, check_onnx, describe_inputs, item_axis_of
 
 X = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])
 Y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])
@@ -138,33 +138,14 @@ def test_external_data_outside_the_model_folder_is_refused(tmp_path: Path):
         check_onnx(path, for_onnxruntime=True)
 
 
-STATEFUL = [
-    InputLayout("input", np.dtype(np.float32), (None, None), (None, None), 0, {}),
-    InputLayout("state", np.dtype(np.float32), (2, None, 128), (None,) * 3, 1, {0: 2, 2: 128}),
-    InputLayout("sr", np.dtype(np.int64), (), (), None, {}),
-]
-
-
-def test_fixed_dims_are_checked_on_every_axis_but_the_batch_axis():
-    arrays = {
-        "input": np.zeros((5, 576), np.float32),
-        "state": np.zeros((2, 5, 128), np.float32),
-        "sr": np.array(16000, np.int64),
-    }
-    check_fixed_dims(STATEFUL, arrays, "eval")
-    with pytest.raises(InputError, match=r"'state' has shape \(5, 2, 128\).*axis 0 must be 2"):
-        check_fixed_dims(STATEFUL, {**arrays, "state": np.zeros((5, 2, 128), np.float32)}, "eval")
-    with pytest.raises(InputError, match=r"'sr' has 1 dims"):
-        check_fixed_dims(STATEFUL, {**arrays, "sr": np.full(5, 16000)}, "eval")
-    with pytest.raises(InputError, match=r"no array for model input 'state'"):
-        check_fixed_dims(STATEFUL, {"input": arrays["input"], "sr": arrays["sr"]}, "eval")
-
-
-def test_a_fixed_batch_of_one_takes_items_on_axis_0_and_a_constant_must_match():
+def test_the_item_axis_is_the_batch_axis_wherever_it_is_else_a_fixed_one():
+    state = InputLayout(
+        "state", np.dtype(np.float32), (2, None, 128), (None,) * 3, 1, {0: 2, 2: 128}
+    )
+    assert state.item_axis == 1
+    assert item_axis_of((2, 1, 128)) == 1  # a state fixed at batch 1
     batch_one = InputLayout("x", np.dtype(np.float32), (1, 3), (None, None), None, {0: 1, 1: 3})
     assert batch_one.item_axis == 0
-    check_fixed_dims([batch_one], {"x": np.zeros((7, 3), np.float32)}, "eval")
     table = InputLayout("t", np.dtype(np.float32), (4, 3), (None, None), None, {0: 4, 1: 3})
-    assert table.item_axis is None
-    with pytest.raises(InputError, match=r"axis 0 must be 4"):
-        check_fixed_dims([table], {"t": np.zeros((7, 3), np.float32)}, "eval")
+    assert table.item_axis is None  # a constant
+    assert item_axis_of(()) is None  # a scalar: a constant

@@ -1,0 +1,137 @@
+"""How a data file's arrays feed a model: item axes, constant inputs, streaming state.
+
+Data files hold one array per model input in the model's own layout, the items stacked on
+the input's batch axis wherever the model has it (a recurrent state ``[2, batch, 128]``
+holds its items on axis 1). An input without a batch axis (a 0-d sample rate, a fixed
+table) is a constant: one array of the model's shape, fed to every call, given in the
+data file or as ``model.inputs.<name>.value`` in params. A streaming state
+(``model.inputs.<name>.carried_from: <output>``) may be left out of the data: it starts at
+zeros and each call's output is fed back at the next call of the same stream.
+
+:class:`FeedLayout` is decided once per run from the ONNX graph and params
+(``onnx_model.feed_layout``) and travels as JSON to the measurement workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+STREAM_KEY = "stream"  # reserved: which stream each eval item belongs to (state resets)
+
+
+@dataclass(frozen=True)
+class StateInput:
+    """A streaming state input: the output carried into it, and one item's zero state."""
+
+    output: str
+    shape: tuple[int, ...]  # the model's shape with the item axis at size 1
+    dtype: str
+
+    def zeros(self, items: int, axis: int) -> np.ndarray:
+        shape = list(self.shape)
+        shape[axis] = items
+        return np.zeros(shape, dtype=self.dtype)
+
+
+@dataclass(frozen=True)
+class FeedLayout:
+    """Per model input: where its items are, or that it is a constant or a carried state.
+
+    The default (no model known) stacks items on axis 0 and takes a 0-d array as a
+    constant, edgeproof's data format before layouts were read from the graph.
+    """
+
+    item_axes: dict[str, int] = field(default_factory=dict)  # input -> item axis (0 if absent)
+    output_axes: dict[str, int] = field(default_factory=dict)  # output -> item axis
+    constant_inputs: frozenset[str] = frozenset()  # inputs without an item axis
+    constants: dict[str, np.ndarray] = field(default_factory=dict)  # from params
+    states: dict[str, StateInput] = field(default_factory=dict)
+    one_item_per_call: bool = False  # an item axis fixed at 1
+
+    def item_axis(self, name: str) -> int:
+        return self.item_axes.get(name, 0)
+
+    def output_axis(self, name: str) -> int:
+        return self.output_axes.get(name, 0)
+
+    def is_constant(self, name: str, array: np.ndarray) -> bool:
+        return name in self.constant_inputs or name in self.constants or array.ndim == 0
+
+    @property
+    def max_batch(self) -> int | None:
+        """The largest batch a call takes: 1 for a streaming or fixed-batch model."""
+        return 1 if self.one_item_per_call or self.states else None
+
+    def to_model(self, name: str, items: np.ndarray) -> np.ndarray:
+        """Items-first ``items`` in the model's layout (items on the input's axis)."""
+        axis = self.item_axis(name)
+        return items if axis == 0 else np.moveaxis(items, 0, axis)
+
+    def from_model(self, name: str, array: np.ndarray) -> np.ndarray:
+        """An array in the model's layout, items first."""
+        axis = self.item_axis(name)
+        return array if axis == 0 else np.moveaxis(array, axis, 0)
+
+    def output_items(self, name: str, array: np.ndarray) -> np.ndarray:
+        """A model output, items first."""
+        axis = self.output_axis(name)
+        return array if axis == 0 else np.moveaxis(array, axis, 0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "item_axes": self.item_axes,
+            "output_axes": self.output_axes,
+            "constant_inputs": sorted(self.constant_inputs),
+            "constants": {
+                k: {"value": v.tolist(), "dtype": str(v.dtype)} for k, v in self.constants.items()
+            },
+            "states": {
+                k: {"output": s.output, "shape": list(s.shape), "dtype": s.dtype}
+                for k, s in self.states.items()
+            },
+            "one_item_per_call": self.one_item_per_call,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any] | None) -> FeedLayout:
+        if not raw:
+            return cls()
+        return cls(
+            item_axes={k: int(v) for k, v in raw["item_axes"].items()},
+            output_axes={k: int(v) for k, v in raw["output_axes"].items()},
+            constant_inputs=frozenset(raw["constant_inputs"]),
+            constants={
+                k: np.asarray(v["value"], dtype=v["dtype"]) for k, v in raw["constants"].items()
+            },
+            states={
+                k: StateInput(v["output"], tuple(v["shape"]), v["dtype"])
+                for k, v in raw["states"].items()
+            },
+            one_item_per_call=bool(raw["one_item_per_call"]),
+        )
+
+
+Outputs = list[np.ndarray]
+
+
+def stream_calls(
+    run: Callable[[dict[str, np.ndarray]], Outputs],
+    output_names: list[str],
+    items: Iterator[dict[str, np.ndarray]],
+    layout: FeedLayout,
+    streams: np.ndarray | None,
+) -> Iterator[Outputs]:
+    """Call ``run`` item by item, feeding each state input its output of the previous call
+    of the same stream (the item's own state, or zeros, at a stream's first item)."""
+    position = {name: i for i, name in enumerate(output_names)}
+    carried: dict[str, np.ndarray] = {}
+    for index, feeds in enumerate(items):
+        if streams is not None and index > 0 and streams[index] != streams[index - 1]:
+            carried = {}
+        outputs = run({**feeds, **carried})
+        carried = {name: outputs[position[s.output]] for name, s in layout.states.items()}
+        yield outputs
