@@ -251,6 +251,9 @@ class MeasureConfig(StrictModel):
     throughput_batch: Annotated[int, Field(ge=1)] = 32
     throughput_runs: Annotated[int, Field(ge=2)] = 12
     eval_batch: Annotated[int, Field(ge=1)] = 32
+    # a candidate the speed gate failed early is scored on its first N eval items only, with
+    # two throughput runs: its verdict is already a fail, the rest would be spent time
+    early_fail_eval_items: Annotated[int, Field(ge=1)] = 100
     confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.99
     bootstrap_resamples: Annotated[int, Field(ge=100)] = 2000
     max_seconds: PositiveFloat = 60.0

@@ -80,13 +80,18 @@ class _Measured:
         paired: list[float],
         environment: dict,
         stopped: str,
+        failed_early: bool = False,
     ) -> tuple[RawMeasurement, Path]:
-        """Throughput, eval outputs and memory, then the record; closes the worker."""
-        tput = self.client.call(
-            "throughput", batch=measure.throughput_batch, runs=measure.throughput_runs
-        )
+        """Throughput, eval outputs and memory, then the record; closes the worker.
+
+        ``failed_early``: the speed gate already failed the candidate, so two throughput
+        runs and the first ``early_fail_eval_items`` eval items are enough to report it.
+        """
+        runs = 2 if failed_early else measure.throughput_runs
+        tput = self.client.call("throughput", batch=measure.throughput_batch, runs=runs)
         out = job.outputs_dir / f"{self.candidate.name}.npz"
-        self.client.call("outputs", path=str(out), batch=measure.eval_batch)
+        limit = measure.early_fail_eval_items if failed_early else None
+        self.client.call("outputs", path=str(out), batch=measure.eval_batch, limit=limit)
         stats = self.client.call("stats")
         self.client.close()
         raw = RawMeasurement(
@@ -94,7 +99,7 @@ class _Measured:
             latency_ms=np.asarray(self.samples, dtype=np.float64),
             paired_baseline_ms=np.asarray(paired, dtype=np.float64),
             block_size=measure.block_size,
-            throughput_batch=measure.throughput_batch,
+            throughput_batch=int(tput["batch"]),  # 1 for a model fed one item per call
             throughput_s=np.asarray(tput["seconds"], dtype=np.float64),
             peak_rss_mb=float(stats["peak_rss_mb"]),
             load_rss_mb=float(self.loaded["rss_after_mb"] - self.loaded["rss_before_mb"]),
@@ -260,7 +265,7 @@ def _interleave(
         min_blocks = max(4, -(-measure.min_samples // measure.block_size))
         early = EarlyFail(job.stop_below_speedup, min_blocks, max_blocks, measure)
         deadline = time.monotonic() + measure.max_seconds
-        stopped = "max_samples reached"
+        stopped, failed_early = "max_samples reached", False
         for done in range(1, max_blocks + 1):
             order = (base, cand) if rng.random() < 0.5 else (cand, base)
             for timed, idle in (order, order[::-1]):
@@ -271,6 +276,7 @@ def _interleave(
             failed = early.look(done, paired, cand.samples)
             if failed is not None:
                 stopped = failed
+                failed_early = True
                 break
             if done >= min_blocks and precise_enough(paired, cand.samples, measure):
                 stopped = "precision reached"
@@ -279,6 +285,6 @@ def _interleave(
                 stopped = "max_seconds reached"
                 break
         base.client.pause()  # while the candidate's throughput and outputs run
-        return cand.finish(job, measure, paired, environment, stopped)
+        return cand.finish(job, measure, paired, environment, stopped, failed_early)
     finally:
         cand.client.close()

@@ -129,7 +129,8 @@ class Worker:
         runs = int(req["runs"])
         probe = RaplCounter.discover(Path(os.environ.get("EDGEPROOF_POWERCAP", POWERCAP)))
         if probe.counter is None:
-            return {"seconds": _timed_runs(session, batch, runs), "energy": {"none": probe.reason}}
+            seconds = _timed_runs(session, batch, runs)
+            return {"seconds": seconds, "energy": {"none": probe.reason}, "batch": size}
         with measure_energy(probe.counter) as window:
             seconds = _timed_runs(session, batch, runs)
             window.inferences = runs * size
@@ -142,12 +143,15 @@ class Worker:
             "inferences": reading.inferences,
             "source": reading.source,
         }
-        return {"seconds": seconds, "energy": energy}
+        return {"seconds": seconds, "energy": energy, "batch": size}
 
     def outputs(self, req: dict[str, Any]) -> dict[str, Any]:
         """Every output tensor over the eval items (items first), as float32, in one .npz
-        (key = name). A streaming model runs item by item with its state carried."""
+        (key = name). A streaming model runs item by item with its state carried.
+        ``limit``: the first items only."""
         session, data = self._session(), self._data()
+        if req.get("limit"):
+            data = data.head(int(req["limit"]))
         names = list(session.output_names)
         layout = data.layout
         batches = data.batches(_batch_size(int(req["batch"]), data))
@@ -165,7 +169,7 @@ class Worker:
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez(tmp, **result)
         os.replace(tmp, path)
-        return {"shapes": {name: list(a.shape) for name, a in result.items()}}
+        return {"shapes": {name: list(a.shape) for name, a in result.items()}, "items": len(data)}
 
     def stats(self, req: dict[str, Any]) -> dict[str, Any]:
         return {"peak_rss_mb": read_status_mb("VmHWM"), "rss_mb": read_status_mb("VmRSS")}

@@ -122,6 +122,7 @@ def _target_section(outcome: TargetOutcome, promotion: Promotion | None) -> list
     ]
     if failing:
         lines += ["", "Why candidates failed:", "", *failing]
+    lines += _shortened(outcome)
     skipped = [
         f"- `{o.candidate.name}`: skipped {step}"
         for o in outcome.outcomes
@@ -269,6 +270,18 @@ def _pareto_lines(outcome: TargetOutcome) -> list[str]:
     if off:
         lines.append(f"Dominated: {'; '.join(off)}")
     return lines
+
+
+def _shortened(outcome: TargetOutcome) -> list[str]:
+    """Candidates scored on fewer eval items than the baseline (failed early on speed)."""
+    full = max((o.summary.n_eval_items for o in outcome.outcomes if o.summary), default=0)
+    notes = [
+        f"- `{o.candidate.name}`: timing stopped as soon as the speed gate failed it; "
+        f"scored on its first {o.summary.n_eval_items} of {full} eval items"
+        for o in outcome.outcomes
+        if o.summary and o.summary.n_eval_items < full
+    ]
+    return ["", "Stopped early:", "", *notes] if notes else []
 
 
 def _promotion_text(p: Promotion) -> str:

@@ -39,6 +39,12 @@ class TensorTruth:
     slices: np.ndarray | None = None
     metric: LoadedMetric | None = None
 
+    def head(self, n: int) -> TensorTruth:
+        """The truth of the first ``n`` eval items (a candidate scored on fewer items)."""
+        labels = None if self.labels is None else self.labels[:n]
+        slices = None if self.slices is None else self.slices[:n]
+        return replace(self, labels=labels, slices=slices)
+
     def metric_scores(
         self, candidate: str, outputs: dict[str, np.ndarray], base: dict[str, np.ndarray]
     ) -> CustomMetricScores:
@@ -120,12 +126,13 @@ class TensorTask:
 
         def summarize_one(cand: Candidate) -> CandidateSummary:
             outputs = load_outputs(measured.outputs[cand.name])
-            labels = truth.labels
-            scores = score_candidate(self.name, cand.name, outputs, base_outputs, labels, fidelity)
-            if truth.metric is not None:
-                scores = replace(
-                    scores, metric=truth.metric_scores(cand.name, outputs, base_outputs)
-                )
+            # a candidate failed early on speed was scored on the first items only
+            items = len(next(iter(outputs.values())))
+            base = {name: array[:items] for name, array in base_outputs.items()}
+            seen = truth.head(items)
+            scores = score_candidate(self.name, cand.name, outputs, base, seen.labels, fidelity)
+            if seen.metric is not None:
+                scores = replace(scores, metric=seen.metric_scores(cand.name, outputs, base))
             summary = summarize(
                 cand.name,
                 cand.precision,

@@ -9,6 +9,7 @@ import numpy as np
 
 from edgeproof.config import MeasureConfig
 from edgeproof.data import load_dataset
+from edgeproof.evaluate import load_outputs
 from edgeproof.measure.environment import busy_reason
 from edgeproof.measure.harness import measure_target, precise_enough
 from edgeproof.records import Candidate
@@ -73,15 +74,23 @@ def test_a_clear_speed_failure_stops_at_the_first_look(
     target = OnnxRuntimeCpu(TINY_ORT_CONFIG)
     base = target.baseline(tiny_model, tmp_path)
     twin = base.model_copy(update={"name": "twin", "is_baseline": False})
-    budget = FAST_MEASURE.model_copy(update={"max_samples": 200, "target_rel_halfwidth": 1e-9})
+    budget = FAST_MEASURE.model_copy(
+        update={"max_samples": 200, "target_rel_halfwidth": 1e-9, "early_fail_eval_items": 5}
+    )
     job = measure_job_for(tiny_data, tmp_path)
     failing = measure_target(base, [twin], replace(job, stop_below_speedup=3.0), budget)
     got = failing.raw["twin"]
     assert got.environment["stopped"].startswith("speed gate failed early: look ")
     assert len(got.latency_ms) in (40, 80) and len(got.paired_baseline_ms) == len(got.latency_ms)
+    # a clear failure is not evaluated in full: two throughput runs, the first 5 eval items
+    assert len(got.throughput_s) == 2
+    items = {name: len(load_outputs(path)["logits"]) for name, path in failing.outputs.items()}
+    assert items["twin"] == 5 and items[base.name] == len(np.load(tiny_data["eval"])["labels"])
     passing = measure_target(base, [twin], replace(job, stop_below_speedup=0.2), budget)
     assert passing.raw["twin"].environment["stopped"] == "max_samples reached"
     assert len(passing.raw["twin"].latency_ms) == 200
+    assert len(passing.raw["twin"].throughput_s) == budget.throughput_runs
+    assert len(load_outputs(passing.outputs["twin"])["logits"]) == items[base.name]
 
 
 def test_precision_rule_needs_every_interval_narrow() -> None:
