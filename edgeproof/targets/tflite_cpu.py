@@ -32,7 +32,9 @@ from edgeproof.targets.base import Availability, RecipeTarget, TargetSpec, fresh
 from edgeproof.tflite.litert import SAVED_MODEL, converter_record, litert_availability, quantize
 from edgeproof.tflite.model_io import SIDECAR, ModelIo
 from edgeproof.tflite.session import LiteRtSession
+from edgeproof.tflite.shapes import pinned_model
 from edgeproof.tflite.toolchain import (
+    ConversionError,
     build,
     convert,
     onnx_request,
@@ -80,25 +82,51 @@ class TfliteCpu(RecipeTarget[TfliteTargetConfig]):
         return toolchain_python(self.config.toolchain_python)
 
     def baseline(self, model: Path, workdir: Path, calibration: Dataset | None = None) -> Candidate:
+        """The FP32 TFLite model. With data, onnx2tf gets the model's dynamic dimensions
+        pinned to the data's (batch left dynamic); if that does not convert, the batch is
+        fixed at 1 too. Each step that failed is recorded with its reason."""
         check_onnx(model)
-        io = ModelIo.from_onnx(model)
         folder = fresh_dir(workdir / BASELINE)
         out = folder / "model.tflite"
-        request = onnx_request(model, folder / SAVED_MODEL, io)
-        request["builds"] = [build("fp32", out)]
-        reply = convert(
-            request,
-            python=self._python,
-            timeout=self.config.convert_timeout_seconds,
-            label=f"{NAME} {BASELINE} conversion of {model.name}",
-        )
+        skipped: list[str] = []
+        steps = [(False, "dynamic batch"), (True, "batch fixed at 1")] if calibration else []
+        for fixed_batch, what in steps:
+            source = folder / "prepared" / "model.onnx"
+            source.parent.mkdir(exist_ok=True)
+            pinned = pinned_model(model, source, calibration, fixed_batch=fixed_batch)
+            io = ModelIo.from_onnx(source)
+            try:
+                reply = self._convert_fp32(source, folder, out, io)
+            except ConversionError as exc:
+                skipped.append(f"onnx2tf with {what}: {str(exc).split(': ', 1)[-1]}")
+                continue
+            record = {"method": "fp32", "pinned_shapes": pinned, "preprocess_skipped": skipped}
+            break
+        else:
+            if skipped:  # every step failed: each one's reason
+                raise ConversionError(
+                    f"{NAME} {BASELINE} conversion of {model.name}: {'; '.join(skipped)}"
+                )
+            io = ModelIo.from_onnx(model)  # no data to pin to: the model as given
+            reply = self._convert_fp32(model, folder, out, io)
+            record = {"method": "fp32"}
         return Candidate(
             target=NAME,
             name=BASELINE,
             files=(out, io.save(folder)),
-            recipe={"method": "fp32"} | converter_record(reply),
+            recipe=record | converter_record(reply),
             precision="fp32",
             is_baseline=True,
+        )
+
+    def _convert_fp32(self, model: Path, folder: Path, out: Path, io: ModelIo) -> dict[str, Any]:
+        request = onnx_request(model, folder / SAVED_MODEL, io)
+        request["builds"] = [build("fp32", out)]
+        return convert(
+            request,
+            python=self._python,
+            timeout=self.config.convert_timeout_seconds,
+            label=f"{NAME} {BASELINE} conversion of {model.name}",
         )
 
     def optimize(

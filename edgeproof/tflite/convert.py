@@ -152,10 +152,19 @@ def _reason(printed: io.StringIO, exc: BaseException | None) -> str:
     if specific:
         reason = specific[-1]
     elif exc is not None:
-        reason = one_line(f"{type(exc).__name__}: {exc}")
+        reason = one_line(f"{type(exc).__name__}: {_cause_of(exc)}")
     else:
         reason = "(no message)"
     return reason + (f" (ONNX op {op})" if op else "")
+
+
+def _cause_of(exc: BaseException) -> str:
+    """The exception's message; for Keras' "Exception encountered when calling layer ..."
+    wrapper, the line after it (the actual cause) too."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    if len(lines) > 1 and lines[0].startswith("Exception encountered when calling layer"):
+        return f"{lines[0]} {lines[1]}"
+    return lines[0] if lines else ""
 
 
 def _build(

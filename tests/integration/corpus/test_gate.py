@@ -31,15 +31,19 @@ from tests.integration.corpus.project import write_project
 from tests.integration.corpus.runtime import corpus_model
 
 ONNX_TARGETS = ("onnxruntime-cpu", "openvino-cpu", "olive")
+ALL_ONNX_TARGETS = (*ONNX_TARGETS, "tflite-cpu")  # onnx2tf takes the OCR models only
 
 
 def gate(
-    model: CorpusModel, folder: Path, exits: tuple[int, ...] = (0, 1)
+    model: CorpusModel,
+    folder: Path,
+    exits: tuple[int, ...] = (0, 1),
+    targets: tuple[str, ...] = ONNX_TARGETS,
 ) -> tuple[subprocess.CompletedProcess[str], dict]:
     """``edgeproof run --json`` on the model's project; (process, verdict.json)."""
     params = write_project(model, folder)
     command = [str(BIN / "edgeproof"), "run", "--params", str(params), "--json"]
-    for target in ONNX_TARGETS:
+    for target in targets:
         command += ["--target", target]
     done = subprocess.run(
         command, cwd=folder, env=tool_env(folder), capture_output=True, text=True, timeout=1800
@@ -50,7 +54,7 @@ def gate(
 
 def check_gated(verdict: dict[str, Any], targets: tuple[str, ...] = ONNX_TARGETS) -> None:
     """Every target ran; every candidate of ``targets`` has a verdict with its numbers."""
-    assert [t["target"] for t in verdict["targets"]] == list(ONNX_TARGETS)
+    assert [t["target"] for t in verdict["targets"]][: len(ONNX_TARGETS)] == list(ONNX_TARGETS)
     for target in (t for t in verdict["targets"] if t["target"] in targets):
         assert target["status"] in ("pass", "blocked"), (target["target"], target["reason"])
         assert len(target["outcomes"]) >= 2, target["target"]
@@ -66,8 +70,16 @@ def check_gated(verdict: dict[str, Any], targets: tuple[str, ...] = ONNX_TARGETS
 
 def test_the_paddle_ocr_classifier_is_gated_on_every_onnx_target(tmp_path: Path) -> None:
     corpus_model(PPOCR_CLS)
-    done, verdict = gate(PPOCR_CLS, tmp_path / PPOCR_CLS.name)
-    check_gated(verdict)
+    done, verdict = gate(PPOCR_CLS, tmp_path / PPOCR_CLS.name, targets=ALL_ONNX_TARGETS)
+    check_gated(verdict, ALL_ONNX_TARGETS)
+    tflite = next(t for t in verdict["targets"] if t["target"] == "tflite-cpu")
+    converted = next(o for o in tflite["outcomes"] if o["candidate"]["is_baseline"])
+    assert converted["summary"]["accuracy"]["value"] >= 0.9  # LiteRT reads the text too
+    pinned = converted["candidate"]["recipe"]["pinned_shapes"]  # what onnx2tf needed
+    assert pinned == [
+        "x: (?, 3, ?, ?) -> (batch, 3, 48, 192)",
+        "258 node names made valid TensorFlow scope names",  # Paddle's 'Softmax@0' and co.
+    ]
     ort = next(t for t in verdict["targets"] if t["target"] == "onnxruntime-cpu")
     baseline = next(o for o in ort["outcomes"] if o["candidate"]["is_baseline"])
     assert baseline["summary"]["accuracy"]["value"] >= 0.9  # the FP32 model reads the text
