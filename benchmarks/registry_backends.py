@@ -1,7 +1,12 @@
 """Registry benchmark: register and promote times, and racing promotions, per MLflow backend.
 
     .venv/bin/python benchmarks/registry_backends.py [--repeats 5] [--racers 4] [--rounds 3]
+        [--backends sqlite,postgres+auth,postgres] [--name registry-backends]
         [--out benchmarks/results]
+
+    # the production stack's race figure: 20 promoters at once
+    .venv/bin/python benchmarks/registry_backends.py --backends postgres+auth --racers 20 \
+        --rounds 3 --repeats 1 --name registry-race-20
 
 Three real ``mlflow server`` processes on 127.0.0.1, one at a time:
 
@@ -15,7 +20,7 @@ registered version) and ``promote`` (``move_champion``: lock, compare, move, aud
 unlock), each ``--repeats`` times, medians reported; then ``--rounds`` races of ``--racers``
 processes promoting at the same moment (``tests/helpers.RACER``), each race checked:
 exactly one winner, ``racers - 1`` refusals, audit sequence numbers without gap or
-duplicate, lock released. Writes ``registry-backends.json`` and ``.md``.
+duplicate, lock released. Writes ``<name>.json`` and ``.md``.
 """
 
 from __future__ import annotations
@@ -181,8 +186,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--racers", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--backends", default="sqlite,postgres+auth,postgres")
+    parser.add_argument("--name", default="registry-backends", help="results file stem")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
+    wanted = args.backends.split(",")
     results: dict[str, Any] = {"machine": machine_state(), "backends": {}}
     with tempfile.TemporaryDirectory(prefix="registry-bench-", dir="/tmp") as tmp:
         root = Path(tmp)
@@ -210,6 +218,8 @@ def main() -> None:
                 "postgres": {"MLFLOW_TRACKING_URI": plain.uri},  # type: ignore[attr-defined]
             }
             for label, env in backends.items():
+                if label not in wanted:
+                    continue
                 entry = sequential(env, args.repeats)
                 entry["races"] = [
                     race(env, args.racers, root / f"race-{label}-{i}") for i in range(args.rounds)
@@ -222,7 +232,7 @@ def main() -> None:
                 plain.stop()
             subprocess.run(["bash", str(ROOT / "deploy" / "stack.sh"), "stop"], env=stack)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "registry-backends.json").write_text(json.dumps(results, indent=1) + "\n")
+    (args.out / f"{args.name}.json").write_text(json.dumps(results, indent=1) + "\n")
     lines = [
         "| backend | register (median s) | promote (median s) | races ok | race wall (s) |",
         "| --- | --- | --- | --- | --- |",
@@ -236,7 +246,7 @@ def main() -> None:
         )
     load = results["machine"].get("loadavg_1m", "?")
     lines.append(f"\n{args.racers} racers per race; load average at start: {load}")
-    (args.out / "registry-backends.md").write_text("\n".join(lines) + "\n")
+    (args.out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -255,6 +255,13 @@ def check_external_data(model: Any, path: Path) -> None:
             )
 
 
+def check_onnxruntime_loads(path: Path) -> None:
+    """:func:`check_runtime_support` on a model that :func:`check_onnx` accepted."""
+    import onnx
+
+    check_runtime_support(onnx.load(str(path), load_external_data=False), path)
+
+
 def check_runtime_support(model: Any, path: Path) -> None:
     """Raise InputError when the installed ONNX Runtime cannot load ``model``'s IR
     version, opsets or op domains (asked of ONNX Runtime, before any work)."""

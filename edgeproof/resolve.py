@@ -19,6 +19,7 @@ from edgeproof.custom_metric import load_metric
 from edgeproof.data import Dataset, load_dataset
 from edgeproof.errors import ConfigError, InputError, TargetUnavailable
 from edgeproof.feed import FeedLayout
+from edgeproof.onnx_model import ONNXRUNTIME_TARGETS, check_onnxruntime_loads
 from edgeproof.params import load_params
 from edgeproof.records import Lineage
 from edgeproof.records.measurement import InputSpec, MeasureJob
@@ -193,6 +194,8 @@ def resolve_inputs(params_file: Path, requested: list[str] | None = None) -> Res
     warnings = _dvc_sync(root, params.data.dvc_sync)  # first: the cause of any odd file
     model = project_path(root, params.model.path, "model")
     specs = task.inspect_model(model, params)
+    if task.model_format == "onnx" and ONNXRUNTIME_TARGETS & targets.keys():
+        check_onnxruntime_loads(model)  # an opset or op it lacks: refused before any work
     if params.model.metric is not None:  # imported now: a broken metric file stops here
         if task.name == "language_model":
             raise ConfigError("params.yaml: model.metric: not for a language_model task")

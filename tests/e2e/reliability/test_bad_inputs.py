@@ -22,6 +22,11 @@ model
   model-input-shape         eval data 'input' has shape ..., model expects (?, 1, 8, 8)
   model-input-dtype         eval data 'input' has dtype float32, model expects float64
   model-input-name-config   model.input_name: 'pixels' is not an input of the model
+  model-opset-too-new       onnxruntime ... cannot load the model (opset 27 of domain ai.onnx ...)
+  model-no-outputs          model declares no outputs (nothing to evaluate)
+  model-batch-on-axis-1     data arrays differ in length {'input (items on axis 1)': 1, ...}
+  model-inputs-unknown      model.inputs.rate: not an input of the model
+  model-inputs-bad-value    model.inputs.input.value: has shape (), the model's input is ...
 data
   eval-missing              data file not found
   eval-is-directory         data path is a directory, not a file
@@ -110,6 +115,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -298,6 +304,35 @@ def model_input_double(project: Path) -> None:
     onnx.save(model, str(project / "model.onnx"))
 
 
+def model_edit(edit: Callable[[Any], object]) -> Breaker:
+    """The model file loaded, changed by ``edit`` and saved back."""
+
+    def breaks(project: Path) -> None:
+        import onnx
+
+        model = onnx.load(str(project / "model.onnx"))
+        edit(model)
+        onnx.save(model, str(project / "model.onnx"))
+
+    return breaks
+
+
+def _stamp_opset(model: Any, version: int) -> None:
+    """The default domain's opset import set to ``version`` (newer than the runtime's)."""
+    for opset in model.opset_import:
+        if opset.domain in ("", "ai.onnx"):
+            opset.version = version
+
+
+def _batch_on_axis_1(model: Any) -> None:
+    """The input declared ``[1, batch, 16, 16]``: its batch axis is axis 1."""
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[0].Clear()
+    dims[0].dim_value = 1
+    dims[1].Clear()
+    dims[1].dim_param = "batch"
+
+
 class CreatesFileWhenUnpickled:
     """A pickle payload: unpickling it calls ``open(path, "w")``, creating ``path``."""
 
@@ -383,6 +418,32 @@ CATALOGUE = [
         "model-input-name-config",
         param("model.input_name", "pixels"),
         r"model\.input_name: 'pixels' is not an input of the model",
+    ),
+    Case(
+        "model-opset-too-new",
+        model_edit(lambda m: _stamp_opset(m, 27)),
+        r"onnxruntime \S+ cannot load the model \(opset 27 of domain ai\.onnx; it supports up "
+        r"to opset \d+",
+    ),
+    Case(
+        "model-no-outputs",
+        model_edit(lambda m: m.graph.ClearField("output")),
+        r"model declares no outputs \(nothing to evaluate\): .*model\.onnx",
+    ),
+    Case(  # the batch declared on axis 1: the data's 64 items would be read as 1
+        "model-batch-on-axis-1",
+        model_edit(_batch_on_axis_1),
+        r"data arrays differ in length \{'input \(items on axis 1\)': 1, 'labels': 64\}",
+    ),
+    Case(
+        "model-inputs-unknown",
+        param("model.inputs", {"rate": {"value": 16000}}),
+        r"params\.yaml: model\.inputs\.rate: not an input of the model \(inputs: input\)",
+    ),
+    Case(
+        "model-inputs-bad-value",
+        param("model.inputs", {"input": {"value": 1.0}}),
+        r"model\.inputs\.input\.value: has shape \(\), the model's input is \(\?, 1, 16, 16\)",
     ),
     # --- eval data
     Case("eval-missing", param("data.eval", "data/nope.npz"), r"data file not found: .*nope\.npz"),
