@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the tests' server helpers (tests/ is not installed)
 
 from edgeproof.measure.environment import machine_state  # noqa: E402
-from tests.example_project import build_example_project, tool_env  # noqa: E402
+from tests.helpers import build_example_project, tool_env  # noqa: E402
 from tests.mlflow_server import MlflowServer  # noqa: E402
 from tests.prefect_server import PrefectServer, stop_all  # noqa: E402
 

@@ -47,9 +47,8 @@ from edgeproof.measure.environment import machine_state  # noqa: E402
 from edgeproof.tracking.alias_lock import lock_name  # noqa: E402
 from edgeproof.tracking.audit import read_history  # noqa: E402
 from edgeproof.tracking.mlflow_store import MlflowStore  # noqa: E402
-from tests.example_project import BIN, tool_env  # noqa: E402
 from tests.health import wait_healthy  # noqa: E402
-from tests.helpers import RACE_LOST, RACER, make_versions, promote  # noqa: E402
+from tests.helpers import BIN, RACE_LOST, RACER, make_versions, promote, tool_env  # noqa: E402  # noqa: E402
 from tests.mlflow_server import MlflowServer, free_port  # noqa: E402
 from tests.prefect_server import Process  # noqa: E402
 
