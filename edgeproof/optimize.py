@@ -6,6 +6,7 @@ its reason and the other recipes go on; a baseline that cannot be built stops th
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from edgeproof.data import Dataset
@@ -13,6 +14,8 @@ from edgeproof.judge import error_outcome
 from edgeproof.records import Candidate, CandidateOutcome, TargetOutcome
 from edgeproof.records.measurement import Progress
 from edgeproof.targets.base import Target
+
+MAX_WARNINGS = 5  # per candidate, in its report row
 
 
 def build_candidates(
@@ -30,7 +33,7 @@ def build_candidates(
     for recipe in target.recipes():
         progress(f"{target.name}: optimizing {recipe}")
         try:
-            built.append(target.optimize(recipe, baseline, calibration, workdir))
+            built.append(_optimize(target, recipe, baseline, calibration, workdir))
         except Exception as exc:  # any quantizer error fails this recipe only
             reason = f"{recipe}: optimization failed: {_first_line(exc)}"
             placeholder = Candidate(
@@ -38,6 +41,29 @@ def build_candidates(
             )
             failed.append(error_outcome(placeholder, reason))
     return baseline, built, failed
+
+
+def _optimize(
+    target: Target, recipe: str, baseline: Candidate, calibration: Dataset, workdir: Path
+) -> Candidate:
+    """``target.optimize``, with the RuntimeWarnings it raised (numerical trouble: an
+    overflow in a cast, an invalid zero point) noted in the candidate's recipe
+    (``warnings``), so the report says why a candidate may have broken."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        candidate = target.optimize(recipe, baseline, calibration, workdir)
+    notes = sorted(
+        {
+            f"{w.category.__name__}: {_first_line(Exception(w.message))} "
+            f"({Path(w.filename).name}:{w.lineno})"
+            for w in caught
+            if issubclass(w.category, RuntimeWarning)
+        }
+    )[:MAX_WARNINGS]
+    if not notes:
+        return candidate
+    record = {**candidate.recipe, "warnings": [*candidate.recipe.get("warnings", ()), *notes]}
+    return candidate.model_copy(update={"recipe": record})
 
 
 def _first_line(exc: BaseException) -> str:

@@ -118,6 +118,31 @@ def test_a_registered_target_is_parsed_built_and_measured(
     assert len(measured.raw["half"].paired_baseline_ms) == 20
 
 
+def test_a_runtime_warning_while_optimizing_is_noted_in_the_candidate(
+    numpy_target: TargetSpec, tmp_path: Path
+) -> None:
+    """The half recipe casts the weights to float16: a weight of 1e6 overflows, NumPy says
+    so with a RuntimeWarning, and the candidate's recipe (its report row) keeps it."""
+    params = parse_params(_params({NAME: {"threads": 1, "recipes": [{"name": "half"}]}}))
+    section = params.targets.enabled()[NAME]
+    weights = np.ones((4, 3), np.float32)
+    weights[0, 0] = 1e6
+    np.save(tmp_path / "model.npy", weights)
+    data = write_npz(tmp_path / "eval.npz", x=np.ones((8, 4), np.float32))
+    calibration = Dataset({"x": np.zeros((8, 4), np.float32)}, None, data)
+    _, built, _ = build_candidates(
+        numpy_target.backend(section), tmp_path / "model.npy", calibration, tmp_path
+    )
+    (half,) = built
+    (note,) = half.recipe["warnings"]
+    assert note.startswith("RuntimeWarning: overflow encountered in cast"), note
+    np.save(tmp_path / "model.npy", np.ones((4, 3), np.float32))  # nothing to warn about
+    _, built, _ = build_candidates(
+        numpy_target.backend(section), tmp_path / "model.npy", calibration, tmp_path / "ok"
+    )
+    assert "warnings" not in built[0].recipe
+
+
 def test_unknown_and_duplicate_names_are_config_errors(numpy_target: TargetSpec) -> None:
     with pytest.raises(ConfigError, match=r"targets\.numpy-linaer: unknown key"):
         parse_params(_params({"numpy-linaer": {}}))
