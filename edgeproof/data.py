@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 
 from edgeproof.errors import InputError
-from edgeproof.feed import STREAM_KEY, FeedLayout
+from edgeproof.feed import STREAM_KEY, FeedLayout, items_first
 
 MAX_DATA_BYTES = 2 * 1024**3
 SLICE_KEY = "slice"  # reserved: the eval items' groups for the worst-slice gate, not an input
@@ -48,7 +48,7 @@ class Dataset:
         feeds = {
             k: self.layout.to_model(k, v[start : start + size]) for k, v in self.inputs.items()
         }
-        items = len(next(iter(self.inputs.values()))[start : start + size])
+        items = max(0, min(size, len(self) - start))
         for name, state in self.layout.states.items():
             if name not in feeds:
                 feeds[name] = state.zeros(items, self.layout.item_axis(name))
@@ -139,7 +139,7 @@ def _items_first(name: str, array: np.ndarray, axis: int, path: Path) -> np.ndar
             f"data array {name!r} has {array.ndim} dims {array.shape}; the model takes its "
             f"items on axis {axis}: {path}"
         )
-    return array if axis == 0 else np.moveaxis(array, axis, 0)
+    return items_first(array, axis)
 
 
 def _check_constants(constants: dict[str, np.ndarray], path: Path, allow_nonfinite: bool) -> None:

@@ -72,14 +72,12 @@ class FeedLayout:
         return items if axis == 0 else np.moveaxis(items, 0, axis)
 
     def from_model(self, name: str, array: np.ndarray) -> np.ndarray:
-        """An array in the model's layout, items first."""
-        axis = self.item_axis(name)
-        return array if axis == 0 else np.moveaxis(array, axis, 0)
+        """An input array in the model's layout, items first."""
+        return items_first(array, self.item_axis(name))
 
     def output_items(self, name: str, array: np.ndarray) -> np.ndarray:
         """A model output, items first."""
-        axis = self.output_axis(name)
-        return array if axis == 0 else np.moveaxis(array, axis, 0)
+        return items_first(array, self.output_axis(name))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -113,6 +111,11 @@ class FeedLayout:
             },
             one_item_per_call=bool(raw["one_item_per_call"]),
         )
+
+
+def items_first(array: np.ndarray, axis: int) -> np.ndarray:
+    """``array`` with its items (on ``axis``) moved to axis 0."""
+    return array if axis == 0 else np.moveaxis(array, axis, 0)
 
 
 Outputs = list[np.ndarray]

@@ -120,9 +120,13 @@ def item_axis_of(shape: tuple[int | None, ...]) -> int | None:
 def describe_inputs(path: Path) -> list[InputLayout]:
     """The layout of each graph input of a model that :func:`check_onnx` accepted."""
     import onnx
+
+    return _describe(onnx.load(str(path), load_external_data=False))
+
+
+def _describe(model: Any) -> list[InputLayout]:
     from onnx import helper
 
-    model = onnx.load(str(path), load_external_data=False)
     return [
         InputLayout(
             name=raw.name,
@@ -158,9 +162,9 @@ def feed_layout(path: Path, inputs: Mapping[str, InputConfig]) -> FeedLayout:
     states of ``model.inputs`` (checked against the graph: ConfigError naming the key)."""
     import onnx
 
-    layouts = describe_inputs(path)
-    by_name = {layout.name: layout for layout in layouts}
     model = onnx.load(str(path), load_external_data=False)
+    layouts = _describe(model)
+    by_name = {layout.name: layout for layout in layouts}
     outputs = {raw.name: raw for raw in _layouts(model, outputs=True)}
     for name in inputs:
         if name not in by_name:
@@ -217,7 +221,8 @@ def _state(
     if axis is None:
         raise ConfigError(f"{key}: input {name!r} {_shape(layout.shape)} has no batch axis")
     shape = tuple(1 if i == axis else d for i, d in enumerate(layout.shape))
-    if None in shape:
+    zero_state = tuple(d for d in shape if d is not None)
+    if len(zero_state) != len(shape):
         raise ConfigError(
             f"{key}: input {name!r} {_shape(layout.shape)} has a dynamic dimension besides "
             "its batch axis: the zero state needs its size"
@@ -229,19 +234,14 @@ def _state(
             f"{key}: output {output!r} ({dtype} {_shape(raw.shape)}) cannot feed input "
             f"{name!r} ({layout.dtype} {_shape(layout.shape)})"
         )
-    return StateInput(output, tuple(int(d or 1) for d in shape), str(layout.dtype))
+    return StateInput(output, zero_state, str(layout.dtype))
 
 
 def check_external_data(model: Any, path: Path) -> None:
     """Raise InputError when an external data file of ``model`` is missing or lies
     outside the model's folder (an untrusted model must not read other files)."""
-    import onnx
-
     folder = path.resolve().parent
-    for tensor in _all_tensors(model):
-        if tensor.data_location != onnx.TensorProto.EXTERNAL:
-            continue
-        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+    for tensor, location in external_data(model):
         target = (folder / location).resolve()
         if not location or not target.is_relative_to(folder):
             raise InputError(
@@ -253,6 +253,16 @@ def check_external_data(model: Any, path: Path) -> None:
                 f"model tensor {tensor.name!r} needs external data file {location!r}, "
                 f"which is missing next to the model: {path}"
             )
+
+
+def external_data(model: Any) -> Iterator[tuple[Any, str]]:
+    """(tensor, location relative to the model's folder) of every tensor stored outside
+    the model file, subgraphs included ('' when the location is missing)."""
+    import onnx
+
+    for tensor in _all_tensors(model):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            yield tensor, next((e.value for e in tensor.external_data if e.key == "location"), "")
 
 
 def check_onnxruntime_loads(path: Path) -> None:

@@ -169,7 +169,7 @@ class Worker:
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez(tmp, **result)
         os.replace(tmp, path)
-        return {"shapes": {name: list(a.shape) for name, a in result.items()}, "items": len(data)}
+        return {"shapes": {name: list(a.shape) for name, a in result.items()}}
 
     def stats(self, req: dict[str, Any]) -> dict[str, Any]:
         return {"peak_rss_mb": read_status_mb("VmHWM"), "rss_mb": read_status_mb("VmRSS")}

@@ -17,9 +17,11 @@ the same shape, so the copy handed to onnx2tf has:
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 from edgeproof.data import Dataset
+from edgeproof.onnx_model import external_data
 
 
 def pinned_model(model: Path, out: Path, data: Dataset, *, fixed_batch: bool) -> list[str]:
@@ -54,7 +56,11 @@ def pinned_model(model: Path, out: Path, data: Dataset, *, fixed_batch: bool) ->
     if renamed:
         changed.append(f"{renamed} node names made valid TensorFlow scope names")
     onnx.save(proto, str(out))
-    _copy_external_data(model, out)
+    for _, location in external_data(proto):  # beside the copy: their paths are relative
+        source, target = model.parent / location, out.parent / location
+        if location and source.is_file() and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
     return changed
 
 
@@ -87,17 +93,3 @@ def _shown(dims: object) -> str:
         else:
             parts.append(dim.dim_param or "?")
     return "(" + ", ".join(parts) + ")"
-
-
-def _copy_external_data(model: Path, out: Path) -> None:
-    """External data files of ``model`` beside ``out`` (their paths are relative)."""
-    import onnx
-
-    proto = onnx.load(str(model), load_external_data=False)
-    for tensor in proto.graph.initializer:
-        for entry in tensor.external_data:
-            if entry.key == "location":
-                source, target = model.parent / entry.value, out.parent / entry.value
-                if source.is_file() and not target.exists():
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(source.read_bytes())
