@@ -8,14 +8,23 @@ gates, and assembles the records. A candidate that could not be built or measure
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from edgeproof.config import Params
 from edgeproof.errors import EdgeproofError
-from edgeproof.records import Candidate, CandidateOutcome, CandidateSummary, TargetOutcome, Verdict
-from edgeproof.records.measurement import TargetMeasurements
+from edgeproof.records import (
+    Candidate,
+    CandidateOutcome,
+    CandidateSummary,
+    HeadToHeadRecord,
+    TargetOutcome,
+    Verdict,
+)
+from edgeproof.records.measurement import HeadToHeadRun, TargetMeasurements
 from edgeproof.tasks.base import Summarizer, TaskKind
 from gates.checks import decide
+from gates.paired_selection import HeadToHead, block_medians, paired_ratio
 from gates.pareto import SelectionPolicy, pareto_front, select_on_front
 
 
@@ -33,11 +42,13 @@ def judge_target(
     measured: TargetMeasurements,
     params: Params,
     summarize_one: Summarizer,
+    head_to_head: Sequence[HeadToHeadRun] = (),
 ) -> TargetOutcome:
     """Summaries and verdicts for every candidate, and the target's winner.
 
     ``summarize_one``: the task kind's summary of one measured candidate
-    (``TaskKind.summarizer``)."""
+    (``TaskKind.summarizer``); ``head_to_head``: finalists timed against each other, used
+    by the selection for those pairs instead of the ratio of their speedups."""
     if baseline.name not in measured.raw:
         reason = measured.errors.get(baseline.name, "baseline was not measured")
         return TargetOutcome(
@@ -68,7 +79,8 @@ def judge_target(
     policy = SelectionPolicy(
         objective=None if gates.weights else gates.objective, weights=gates.weights
     )
-    selection = select_on_front(summaries, verdicts, policy)
+    blocks = {(r.a, r.b): _blocks(r) for r in head_to_head}
+    selection = select_on_front(summaries, verdicts, policy, head_to_head=blocks)
     front = pareto_front(summaries)
     return TargetOutcome(
         target=target,
@@ -81,6 +93,22 @@ def judge_target(
         pareto_front=front.front,
         dominated_by=dict(front.dominated_by),
         status="pass" if selection.winner else "blocked",
+        wanted_head_to_head=selection.wanted_head_to_head,
+        head_to_head=tuple(_record(r, blocks[(r.a, r.b)], params) for r in head_to_head),
+    )
+
+
+def _blocks(run: HeadToHeadRun) -> HeadToHead:
+    return HeadToHead(
+        block_medians(run.a_ms, run.block_size), block_medians(run.b_ms, run.block_size)
+    )
+
+
+def _record(run: HeadToHeadRun, blocks: HeadToHead, params: Params) -> HeadToHeadRecord:
+    """What a head-to-head run found: how many times faster ``a`` is than ``b``."""
+    ratio = paired_ratio(blocks.a_ms, blocks.b_ms, params.measure.confidence)
+    return HeadToHeadRecord(
+        a=run.a, b=run.b, ratio=ratio, blocks=len(blocks.a_ms), stopped=run.stopped
     )
 
 
@@ -117,7 +145,10 @@ def judge_task(
     measured: TargetMeasurements,
     truth: Any,
     params: Params,
+    head_to_head: Sequence[HeadToHeadRun] = (),
 ) -> TargetOutcome:
     """``judge_target`` with the task kind's summaries against ``truth`` (labels, windows)."""
     summarize_one = task.summarizer(baseline, measured, truth, params)
-    return judge_target(target, baseline, candidates, failed, measured, params, summarize_one)
+    return judge_target(
+        target, baseline, candidates, failed, measured, params, summarize_one, head_to_head
+    )

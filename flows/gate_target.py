@@ -1,7 +1,8 @@
 """Prefect flow ``gate-target``: one target, on the runner that has its hardware.
 
-optimize -> measure -> decide (summaries, verdicts, winner) -> re-measure the current
-champion beside the winner (a clear regression blocks promotion) -> track. The parent flow
+optimize -> measure -> decide (summaries, verdicts, winner) -> time finalists tied within
+noise against each other, and decide again -> re-measure the current champion beside the
+winner (a clear regression blocks promotion) -> track. The parent flow
 ``quality-gate`` runs it in-process when embedded; as a deployment it runs on the target's
 own work pool. It resolves its inputs itself (the runner has its own checkout) and returns
 the target's ``TargetResult`` as JSON. Wiring only: the task kind measures and summarizes,
@@ -25,7 +26,7 @@ from edgeproof.judge import judge_task
 from edgeproof.measure.harness import extended
 from edgeproof.optimize import build_candidates, unavailable_outcome
 from edgeproof.records import Candidate, CandidateOutcome, TargetOutcome, TargetResult
-from edgeproof.records.measurement import TargetMeasurements
+from edgeproof.records.measurement import HeadToHeadRun, TargetMeasurements
 from edgeproof.report.target_plots import draw_target_plots
 from edgeproof.resolve import ResolvedInputs, resolve_inputs
 from edgeproof.runtime_env import apply_quiet_defaults
@@ -67,12 +68,35 @@ def measure(
     return inputs.task.measure(baseline, candidates, job, settings, get_run_logger().info)
 
 
-def measure_on_device(inputs: ResolvedInputs, target_name: str) -> Any:
-    """The ``measure`` task tagged ``edgeproof-device:<work_pool>``: with a tag concurrency
-    limit of 1 (``make prefect-setup``), one device never measures two things at once,
-    whichever runs or deployments ask."""
+@task(name="head-to-head", cache_policy=NO_CACHE, tags=["edgeproof-measure"])
+def head_to_head(
+    inputs: ResolvedInputs,
+    target_name: str,
+    pairs: list[tuple[Candidate, Candidate]],
+    workdir: Path,
+) -> list[HeadToHeadRun]:
+    """Finalists tied within noise via the baseline, timed against each other; a pair whose
+    workers fail is left out (the selection then keeps the ratio of their speedups)."""
+    job = inputs.measure_job(target_name, workdir / "outputs")
+    logger = get_run_logger()
+    runs = []
+    for a, b in pairs:
+        try:
+            run = inputs.task.head_to_head(a, b, job, inputs.params.measure, logger.info)
+        except EdgeproofError as exc:
+            logger.warning("%s: head-to-head %s vs %s failed: %s", target_name, a.name, b.name, exc)
+            continue
+        if run is not None:
+            runs.append(run)
+    return runs
+
+
+def measure_on_device(inputs: ResolvedInputs, target_name: str, what: Any = measure) -> Any:
+    """The ``measure`` (or another timing) task tagged ``edgeproof-device:<work_pool>``:
+    with a tag concurrency limit of 1 (``make prefect-setup``), one device never measures
+    two things at once, whichever runs or deployments ask."""
     pool = inputs.targets[target_name].work_pool
-    return measure.with_options(tags={*measure.tags, f"edgeproof-device:{pool}"})
+    return what.with_options(tags={*what.tags, f"edgeproof-device:{pool}"})
 
 
 @task(name="decide", cache_policy=NO_CACHE)
@@ -83,10 +107,19 @@ def decide(
     candidates: list[Candidate],
     failed: list[CandidateOutcome],
     measured: TargetMeasurements,
+    finalists: list[HeadToHeadRun] | None = None,
 ) -> TargetOutcome:
     truth = inputs.load_truth()
     return judge_task(
-        inputs.task, target_name, baseline, candidates, failed, measured, truth, inputs.params
+        inputs.task,
+        target_name,
+        baseline,
+        candidates,
+        failed,
+        measured,
+        truth,
+        inputs.params,
+        finalists or (),
     )
 
 
@@ -195,6 +228,12 @@ def optimize_measure_decide(
         newer = on_device(inputs, target, baseline, retry, workdir, longer, early_fail=True)
         measured = measured.replacing(newer, again)
         outcome = decide(inputs, target, baseline, built, failed, measured)
+    if outcome.wanted_head_to_head and inputs.params.measure.head_to_head:
+        by_name = {c.name: c for c in built}
+        pairs = [(by_name[a], by_name[b]) for a, b in outcome.wanted_head_to_head]
+        timed = measure_on_device(inputs, target, head_to_head)(inputs, target, pairs, workdir)
+        if timed:
+            outcome = decide(inputs, target, baseline, built, failed, measured, timed)
     return versus_champion(inputs, outcome, built, workdir), measured
 
 

@@ -23,6 +23,7 @@ from typing import cast
 
 from edgeproof.records import CandidateSummary, Estimate, Verdict
 from gates.paired_selection import (
+    HeadToHead,
     Objective,
     entrants_from_summaries,
     ratio_of_ratios,
@@ -209,13 +210,17 @@ class SelectionPolicy:
 
 @dataclass(frozen=True)
 class Selection:
-    """The winner, the runner-up, why (one sentence), scores (lower better) and the front."""
+    """The winner, the runner-up, why (one sentence), scores (lower better) and the front.
+
+    ``wanted_head_to_head``: finalists tied within noise that were compared only via the
+    baseline; timing them against each other and selecting again sharpens the call."""
 
     winner: str | None
     runner_up: str | None
     reason: str
     scores: Mapping[str, float]
     front: ParetoResult
+    wanted_head_to_head: tuple[tuple[str, str], ...] = ()
 
 
 def _fmt(metric: Metric, value: float) -> str:
@@ -266,22 +271,25 @@ def _by_objective(
     passing: dict[str, CandidateSummary],
     objective: str,
     front: ParetoResult,
+    head_to_head: Mapping[tuple[str, str], HeadToHead] | None = None,
 ) -> Selection:
     """One objective, decided on paired evidence (``gates.paired_selection``).
 
     Candidates are ranked by their speedups over the shared baseline (each timed in its own
-    window, interleaved with the baseline), never by absolute medians of different windows;
-    ties within noise go to smaller, then less memory, then the recipe listed first.
+    window, interleaved with the baseline), never by absolute medians of different windows,
+    and by ``head_to_head`` blocks for the pairs timed against each other; ties within
+    noise go to smaller, then less memory, then the recipe listed first.
     """
     key = OBJECTIVES[objective][2]
     entrants = entrants_from_summaries(summaries, passing)
-    chosen = select_paired(entrants, cast(Objective, objective))
+    chosen = select_paired(entrants, cast(Objective, objective), head_to_head)
     return Selection(
         winner=chosen.winner,
         runner_up=chosen.runner_up,
         reason=chosen.reason,
         scores={name: float(key(s)) for name, s in passing.items()},
         front=front,
+        wanted_head_to_head=chosen.wanted_head_to_head,
     )
 
 
@@ -352,6 +360,7 @@ def select_on_front(
     verdicts: Mapping[str, Verdict],
     policy: SelectionPolicy,
     metrics: Sequence[Metric | str] | None = None,
+    head_to_head: Mapping[tuple[str, str], HeadToHead] | None = None,
 ) -> Selection:
     """Pick the winner among passing non-baseline candidates according to ``policy``.
 
@@ -369,7 +378,7 @@ def select_on_front(
     if not passing:
         return Selection(None, None, "no candidate passed every gate", {}, front)
     if policy.objective is not None:
-        return _by_objective(summaries, passing, policy.objective, front)
+        return _by_objective(summaries, passing, policy.objective, front, head_to_head)
     assert policy.weights is not None
     return _by_weights(passing, policy.weights, front)
 

@@ -16,6 +16,10 @@ Protocol (one target, one device, never two measurements at once):
 3. Then throughput at ``throughput_batch``, the outputs on the eval split (for accuracy and
    fidelity) and the peak RSS of that process.
 
+Finalists that the selection finds tied within noise via the baseline are then timed
+against each other (``measure_head_to_head``): two fresh workers, blocks interleaved in
+random order, until the CI of their paired ratio is within ``target_rel_halfwidth``.
+
 A candidate whose worker crashes, hangs or errors is recorded with the reason and the
 others go on; only a baseline failure stops the target.
 """
@@ -34,7 +38,13 @@ from edgeproof.measure.client import WorkerClient
 from edgeproof.measure.environment import busy_reason, machine_state
 from edgeproof.measure.fingerprint import device_fingerprint
 from edgeproof.records import Candidate, RawMeasurement
-from edgeproof.records.measurement import MeasureJob, Progress, TargetMeasurements
+from edgeproof.records.measurement import (
+    HeadToHeadRun,
+    MeasureJob,
+    Progress,
+    TargetMeasurements,
+)
+from gates.paired_selection import block_medians, paired_ratio
 from gates.sequential import SequentialDesign, log_ratios, looks_schedule, speed_look
 from gates.stats import median_ci, speedup_ci
 
@@ -166,6 +176,66 @@ def measure_target(
     finally:
         base.client.close()
     return TargetMeasurements(raw, outputs, errors)
+
+
+def measure_head_to_head(
+    a: Candidate,
+    b: Candidate,
+    job: MeasureJob,
+    measure: MeasureConfig,
+    progress: Progress = lambda _msg: None,
+) -> HeadToHeadRun:
+    """Time two finalists interleaved with each other, block by block (the order drawn at
+    random per pair, the idle worker paused), until the CI of their paired ratio is within
+    ``target_rel_halfwidth`` (after ``min_samples``), or ``max_samples`` / ``max_seconds``.
+    Raises MeasurementError if either worker fails."""
+    environment = machine_state()
+    check_busy(environment, measure, a.target, progress)
+    progress(f"{a.target}: timing {a.name} against {b.name} head to head")
+    rng = np.random.default_rng(measure.seed + 1)
+    first = _Measured(a, job, measure)
+    try:
+        second = _Measured(b, job, measure)
+        try:
+            stopped = _race(first, second, measure, rng)
+        finally:
+            second.client.close()
+    finally:
+        first.client.close()
+    return HeadToHeadRun(
+        a=a.name,
+        b=b.name,
+        a_ms=np.asarray(first.samples, dtype=np.float64),
+        b_ms=np.asarray(second.samples, dtype=np.float64),
+        block_size=measure.block_size,
+        stopped=stopped,
+    )
+
+
+def _race(
+    first: _Measured, second: _Measured, measure: MeasureConfig, rng: np.random.Generator
+) -> str:
+    """Interleave blocks of two loaded workers; why it stopped."""
+    max_blocks = max(2, measure.max_samples // measure.block_size)
+    min_blocks = max(4, -(-measure.min_samples // measure.block_size))
+    deadline = time.monotonic() + measure.max_seconds
+    for done in range(1, max_blocks + 1):
+        order = (first, second) if rng.random() < 0.5 else (second, first)
+        for timed, idle in (order, order[::-1]):
+            idle.client.pause()  # resumed by its next call
+            timed.block(measure.block_size, measure.block_warmup)
+        if done < min_blocks:
+            continue
+        ratio = paired_ratio(
+            block_medians(np.asarray(first.samples), measure.block_size),
+            block_medians(np.asarray(second.samples), measure.block_size),
+            measure.confidence,
+        )
+        if ratio.half_width <= measure.target_rel_halfwidth * ratio.value:
+            return "precision reached"
+        if time.monotonic() > deadline:
+            return "max_seconds reached"
+    return "max_samples reached"
 
 
 def check_busy(

@@ -281,6 +281,17 @@ class ChampionRecheck(Record):
     mlflow_run_id: str | None = None
 
 
+class HeadToHeadRecord(Record):
+    """Two finalists timed interleaved with each other (not via the baseline): how many
+    times faster ``a`` is than ``b`` (``ratio``, from ``blocks`` paired block medians)."""
+
+    a: str
+    b: str
+    ratio: Estimate
+    blocks: int
+    stopped: str
+
+
 class TargetOutcome(Record):
     """One target's candidates, the chosen winner (if any) and why."""
 
@@ -298,6 +309,9 @@ class TargetOutcome(Record):
     status: Literal["pass", "blocked", "unavailable", "error"]
     plots: tuple[str, ...] = ()  # PNG file names, in the target's MLflow run and the report
     champion: ChampionComparison | None = None  # None: no champion yet, or comparison off
+    # finalists tied within noise via the baseline, to be timed against each other
+    wanted_head_to_head: tuple[tuple[str, str], ...] = ()
+    head_to_head: tuple[HeadToHeadRecord, ...] = ()  # what those head-to-head runs found
 
     def headline(self) -> str:
         """One line: the status and the winner, or why there is none."""

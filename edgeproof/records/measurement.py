@@ -52,6 +52,19 @@ class MeasureJob:
 
 
 @dataclass(frozen=True)
+class HeadToHeadRun:
+    """Two finalists timed interleaved with each other: latency samples (ms) in blocks of
+    ``block_size``, block ``i`` of ``a_ms`` adjacent in time to block ``i`` of ``b_ms``."""
+
+    a: str
+    b: str
+    a_ms: np.ndarray
+    b_ms: np.ndarray
+    block_size: int
+    stopped: str
+
+
+@dataclass(frozen=True)
 class TargetMeasurements:
     """Raw measurements per candidate name, and the error of each that failed."""
 

@@ -27,6 +27,7 @@ RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 _MESSAGE = re.compile(r"^(?P<target>[\w.-]+): (?P<text>.+)$", re.DOTALL)
 _VS_CHAMPION = re.compile(r"^measuring (\S+) against champion (\S+)")
 _MEASURING = re.compile(r"^measuring (\S+) against (\S+)")
+_HEAD_TO_HEAD = re.compile(r"^timing (\S+) against (\S+) head to head")
 _RETRY = re.compile(r"Retry \d+/\d+ will start")
 
 
@@ -105,6 +106,8 @@ class RunProgress:
             row.phase, row.detail = "measure", "baseline"
         elif match := _VS_CHAMPION.match(text):
             row.phase, row.detail = "vs champion", f"{match[1]} vs {match[2]}"
+        elif match := _HEAD_TO_HEAD.match(text):
+            row.phase, row.detail = "head to head", f"{match[1]} vs {match[2]}"
         elif text.startswith("measuring again"):
             row.phase, row.detail = "re-measure", text.split(":", 1)[-1].strip()
         elif match := _MEASURING.match(text):

@@ -87,6 +87,7 @@ def _target_section(outcome: TargetOutcome, promotion: Promotion | None) -> list
         lines.append(f"Winner: **{outcome.winner}** — {outcome.reason}")
     else:
         lines.append(f"No winner: {outcome.reason}")
+    lines += _head_to_head_lines(outcome)
     lines += _pareto_lines(outcome)
     progression = progression_table(outcome)
     if progression:
@@ -270,6 +271,19 @@ def _pareto_lines(outcome: TargetOutcome) -> list[str]:
     if off:
         lines.append(f"Dominated: {'; '.join(off)}")
     return lines
+
+
+def _head_to_head_lines(outcome: TargetOutcome) -> list[str]:
+    """Finalists tied via the baseline and then timed against each other."""
+    rows = [
+        f"- `{h.a}` vs `{h.b}`: `{h.a}` {h.ratio.value:.3f}x as fast "
+        f"[{h.ratio.low:.3f}, {h.ratio.high:.3f}] over {h.blocks} interleaved block pairs "
+        f"({h.stopped})"
+        for h in outcome.head_to_head
+    ]
+    return (
+        ["", "Timed head to head (tied within noise via the baseline):", "", *rows] if rows else []
+    )
 
 
 def _shortened(outcome: TargetOutcome) -> list[str]:

@@ -16,7 +16,13 @@ from edgeproof.config import MeasureConfig, Params
 from edgeproof.data import LabelKind
 from edgeproof.feed import FeedLayout
 from edgeproof.records import Candidate, CandidateSummary
-from edgeproof.records.measurement import InputSpec, MeasureJob, Progress, TargetMeasurements
+from edgeproof.records.measurement import (
+    HeadToHeadRun,
+    InputSpec,
+    MeasureJob,
+    Progress,
+    TargetMeasurements,
+)
 from edgeproof.targets.base import ModelFormat
 
 Summarizer = Callable[[Candidate], CandidateSummary]
@@ -61,6 +67,17 @@ class TaskKind(Protocol):
         progress: Progress,
     ) -> TargetMeasurements:
         """Every candidate measured against the baseline (fresh subprocesses)."""
+        ...
+
+    def head_to_head(
+        self,
+        a: Candidate,
+        b: Candidate,
+        job: MeasureJob,
+        settings: MeasureConfig,
+        progress: Progress,
+    ) -> HeadToHeadRun | None:
+        """Two finalists timed against each other (None: this task's harness cannot)."""
         ...
 
     def summarizer(

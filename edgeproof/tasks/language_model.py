@@ -20,7 +20,13 @@ from edgeproof.feed import FeedLayout
 from edgeproof.llama.gguf_check import check_gguf
 from edgeproof.llama.harness import TOKENS_KEY, load_token_windows
 from edgeproof.records import Candidate, CandidateSummary
-from edgeproof.records.measurement import InputSpec, MeasureJob, Progress, TargetMeasurements
+from edgeproof.records.measurement import (
+    HeadToHeadRun,
+    InputSpec,
+    MeasureJob,
+    Progress,
+    TargetMeasurements,
+)
 from edgeproof.targets.registry import target_harness
 from edgeproof.tasks.base import Summarizer
 from gates.summarize_lm import summarize_language_model
@@ -67,6 +73,16 @@ class LanguageModelTask:
         if harness is None:
             raise ConfigError(f"target {job.target!r} has no language-model harness")
         return harness(baseline, candidates, job, settings, progress)
+
+    def head_to_head(
+        self,
+        a: Candidate,
+        b: Candidate,
+        job: MeasureJob,
+        settings: MeasureConfig,
+        progress: Progress,
+    ) -> HeadToHeadRun | None:
+        return None  # llama-bench style runs in one-shot processes: no paired blocks
 
     def summarizer(
         self, baseline: Candidate, measured: TargetMeasurements, truth: Any, params: Params

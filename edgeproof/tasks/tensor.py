@@ -22,10 +22,16 @@ from edgeproof.data import Dataset, LabelKind, load_dataset
 from edgeproof.errors import ConfigError, InputError
 from edgeproof.evaluate import load_outputs, score_candidate
 from edgeproof.feed import FeedLayout
-from edgeproof.measure.harness import measure_target
+from edgeproof.measure.harness import measure_head_to_head, measure_target
 from edgeproof.onnx_model import check_data_matches, check_onnx, feed_layout
 from edgeproof.records import Candidate, CandidateSummary, CustomMetricScores, OpCoverage
-from edgeproof.records.measurement import InputSpec, MeasureJob, Progress, TargetMeasurements
+from edgeproof.records.measurement import (
+    HeadToHeadRun,
+    InputSpec,
+    MeasureJob,
+    Progress,
+    TargetMeasurements,
+)
 from edgeproof.tasks.base import Summarizer
 from gates.summarize import summarize
 
@@ -117,6 +123,16 @@ class TensorTask:
         progress: Progress,
     ) -> TargetMeasurements:
         return measure_target(baseline, candidates, job, settings, progress)
+
+    def head_to_head(
+        self,
+        a: Candidate,
+        b: Candidate,
+        job: MeasureJob,
+        settings: MeasureConfig,
+        progress: Progress,
+    ) -> HeadToHeadRun | None:
+        return measure_head_to_head(a, b, job, settings, progress)
 
     def summarizer(
         self, baseline: Candidate, measured: TargetMeasurements, truth: Any, params: Params

@@ -11,7 +11,7 @@ from edgeproof.config import MeasureConfig
 from edgeproof.data import load_dataset
 from edgeproof.evaluate import load_outputs
 from edgeproof.measure.environment import busy_reason
-from edgeproof.measure.harness import measure_target, precise_enough
+from edgeproof.measure.harness import measure_head_to_head, measure_target, precise_enough
 from edgeproof.records import Candidate
 from edgeproof.targets.onnxruntime_cpu import OnnxRuntimeCpu
 from tests.helpers import FAST_MEASURE, TINY_ORT_CONFIG, first_output, measure_job_for
@@ -91,6 +91,27 @@ def test_a_clear_speed_failure_stops_at_the_first_look(
     assert len(passing.raw["twin"].latency_ms) == 200
     assert len(passing.raw["twin"].throughput_s) == budget.throughput_runs
     assert len(load_outputs(passing.outputs["twin"])["logits"]) == items[base.name]
+
+
+def test_finalists_are_timed_head_to_head_until_their_ratio_is_precise(
+    tiny_model: Path, tiny_data: dict[str, Path], tmp_path: Path
+) -> None:
+    """Two workers, blocks interleaved: paired blocks of equal count; a loose precision
+    target stops at min_samples, an impossible one at the cap."""
+    target = OnnxRuntimeCpu(TINY_ORT_CONFIG)
+    base = target.baseline(tiny_model, tmp_path)
+    twin = base.model_copy(update={"name": "twin", "is_baseline": False})
+    job = measure_job_for(tiny_data, tmp_path)
+    progress: list[str] = []
+    loose = FAST_MEASURE.model_copy(update={"max_samples": 200, "target_rel_halfwidth": 0.9})
+    got = measure_head_to_head(base, twin, job, loose, progress.append)
+    assert (got.a, got.b, got.stopped) == ("fp32", "twin", "precision reached")
+    assert len(got.a_ms) == len(got.b_ms) == 40 and got.block_size == 10
+    assert (got.a_ms > 0).all() and (got.b_ms > 0).all()
+    assert progress == [f"{base.target}: timing fp32 against twin head to head"]
+    strict = FAST_MEASURE.model_copy(update={"max_samples": 60, "target_rel_halfwidth": 1e-9})
+    capped = measure_head_to_head(base, twin, job, strict)
+    assert capped.stopped == "max_samples reached" and len(capped.a_ms) == 60
 
 
 def test_precision_rule_needs_every_interval_narrow() -> None:

@@ -29,6 +29,10 @@ def test_rows_follow_phases_and_say_what_is_left() -> None:
     assert (row.phase, row.detail, row.left()) == ("measure", "dynamic-int8", "1 of 2 to measure")
     assert progress.rows["openvino-cpu"].phase == "waiting"
     assert progress.stage == "gating target onnxruntime-cpu in-process"
+    progress.update(
+        f"{ORT}: timing static-qdq against dynamic-int8 head to head", now=progress.started + 8
+    )
+    assert (row.phase, row.detail) == ("head to head", "static-qdq vs dynamic-int8")
     progress.update(f"{ORT}: measuring static-qdq against champion v3", now=progress.started + 9)
     assert (row.phase, row.detail) == ("vs champion", "static-qdq vs v3")
     progress.update(f"{ORT}: finished: pass, winner static-qdq", now=progress.started + 10)
