@@ -19,6 +19,8 @@ from edgeproof.custom_metric import load_metric
 from edgeproof.data import Dataset, load_dataset
 from edgeproof.errors import ConfigError, InputError, TargetUnavailable
 from edgeproof.feed import FeedLayout
+from edgeproof.llama.harness import TOKENS_KEY, load_token_windows
+from edgeproof.llama.session import WINDOW_LOGITS
 from edgeproof.onnx_model import ONNXRUNTIME_TARGETS, check_onnxruntime_loads
 from edgeproof.params import load_params
 from edgeproof.records import Lineage
@@ -106,12 +108,21 @@ class ResolvedInputs:
         """The key that signs each verdict's evidence (``params.signing``), or None."""
         return signing_key(self.root, self.params.signing)
 
-    def serving_context(self, target: str) -> ServingContext | None:
-        """How ``target``'s candidates load as MLflow Models (None for a language model:
-        GGUF and MLX candidates are logged as files only)."""
-        if self.params.model.task == "language_model":
-            return None
+    def serving_context(self, target: str) -> ServingContext:
+        """How ``target``'s candidates load as MLflow Models: the target's references and
+        the first eval item as the example; for a language model, the first eval token
+        window and the signature ``tokens`` (its dtype) -> float32 ``logits``."""
         job = self.measure_job(target, self.root)
+        if self.params.model.task == "language_model":
+            windows = load_token_windows(self.eval_data)
+            tokens = InputSpec(TOKENS_KEY, windows.dtype, (None, None))
+            return ServingContext(
+                job.backend,
+                job.config_model,
+                job.target_config,
+                {TOKENS_KEY: windows[:1]},
+                signature=((tokens,), (WINDOW_LOGITS,)),
+            )
         example = self.load_eval().batch(0, 1)
         return ServingContext(job.backend, job.config_model, job.target_config, example)
 

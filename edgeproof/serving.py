@@ -2,9 +2,11 @@
 
 ``mlflow.pyfunc.load_model`` calls :func:`_load_pyfunc` with the model file's path; the
 ``edgeproof`` flavor in the ``MLmodel`` beside it names the target's backend and config, and
-the candidate runs in the same runtime session the gate measured (``Target.open_session``).
-``predict`` takes a mapping of input name -> array (items on the batch axis) and returns
-a mapping of output name -> array.
+the candidate runs in the same runtime session the gate measured (``Target.open_session``,
+with the target config's ``threads``). ``predict`` takes a mapping of input name -> array
+(items on the batch axis) and returns a mapping of output name -> array. A language model
+(a GGUF in llama.cpp, an MLX folder in mlx-lm) takes ``tokens`` (n, ctx + 1) token ids and
+returns ``logits``: the gate's logits of the second half of each window.
 """
 
 from __future__ import annotations
@@ -45,4 +47,5 @@ def _load_pyfunc(data_path: str) -> SessionModel:
         recipe={},
         precision=conf["precision"],
     )
-    return SessionModel(target.open_session(candidate, threads=1))
+    threads = int(conf["target_config"].get("threads", 1))
+    return SessionModel(target.open_session(candidate, threads=threads))

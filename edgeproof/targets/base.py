@@ -3,9 +3,10 @@
 A target turns the user's model into candidates on disk (the baseline first, then one per
 recipe) and knows how to load a candidate into a ``Session``. Evaluation and measurement
 are written once against ``Session``, so every runtime is measured the same way.
-``open_session`` is only ever called inside the measurement subprocess: a runtime that
-aborts on a bad file (llama.cpp's GGML_ASSERT, a native crash) takes down that process,
-never the pipeline.
+In the gate, ``open_session`` is only ever called inside the measurement subprocess: a
+runtime that aborts on a bad file (llama.cpp's GGML_ASSERT, a native crash) takes down that
+process, never the pipeline. Serving a champion (``edgeproof.serving``, MLflow's pyfunc)
+calls it in the loading process, on files that already loaded in the gate.
 """
 
 from __future__ import annotations

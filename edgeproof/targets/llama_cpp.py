@@ -4,11 +4,15 @@ Facts this relies on (docs/architecture.md, "Runtime facts", edgeproof/llama/*):
 - The baseline is the user's GGUF as given (F16 or F32); each recipe is one llama.cpp
   quantization type made with the bundled ``llama_model_quantize`` (no separate binaries),
   optionally with an importance matrix.
-- llama.cpp aborts the whole process on some bad files (GGML_ASSERT), so nothing here loads
-  a GGUF with llama.cpp: quantization runs in a subprocess, the baseline's header and tensor
-  table are read with the pure-Python ``gguf`` reader (a corrupt or truncated file raises a
-  clear error here), and measurement runs in one-shot subprocesses
-  (``edgeproof.llama.harness``), never through ``open_session``.
+- llama.cpp aborts the whole process on some bad files (GGML_ASSERT), so the gate never
+  loads a GGUF with llama.cpp in its own process: quantization runs in a subprocess, the
+  baseline's header and tensor table are read with the pure-Python ``gguf`` reader (a
+  corrupt or truncated file raises a clear error here), and measurement runs in one-shot
+  subprocesses (``edgeproof.llama.harness``), never through ``open_session``.
+- ``open_session`` is for serving only (``edgeproof.serving``: the candidate as an MLflow
+  Model): it loads the GGUF in the calling process (``edgeproof.llama.session``), a file
+  that has already loaded in the gate's subprocesses, and returns the logits the gate
+  scored for the token windows it is given.
 """
 
 from __future__ import annotations
@@ -146,9 +150,12 @@ class LlamaCpp(RecipeTarget[LlamaCppTargetConfig]):
         )
 
     def open_session(self, candidate: Candidate, threads: int) -> Session:
-        raise NotImplementedError(
-            "llama-cpp candidates are measured in llama.cpp subprocesses "
-            "(edgeproof.llama.harness), not through a Session"
+        """The candidate in llama.cpp in this process, for serving (never for measuring):
+        ``edgeproof.llama.session``."""
+        from edgeproof.llama.session import LlamaSession
+
+        return LlamaSession(
+            candidate.model_file, threads, self.config.extra_buffer_types, candidate.precision
         )
 
 

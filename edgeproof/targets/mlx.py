@@ -5,9 +5,13 @@
   (``hf_model.check_hf_model``: a corrupt safetensors file or config is a one-line
   ``InputError`` before anything is written) and hard-linked into the work folder.
 - Each recipe is one MLX quantization (``edgeproof.mlx.quantize``), made in a subprocess.
-- Nothing here imports ``mlx_lm`` (it lowers the open-file limit when imported) and no MLX
-  model is loaded in this process: measurement runs in one-shot subprocesses
+- Nothing here imports ``mlx_lm`` (it lowers the open-file limit when imported) and the
+  gate loads no MLX model in its own process: measurement runs in one-shot subprocesses
   (``edgeproof.mlx.harness``), never through ``open_session``.
+- ``open_session`` is for serving only (``edgeproof.serving``: the candidate as an MLflow
+  Model): it loads the candidate's folder in the calling process (``edgeproof.mlx.session``)
+  and returns the logits the gate scored for the token windows it is given; without mlx
+  and mlx-lm it raises ``TargetUnavailable`` with one line saying so.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from pydantic import Field, model_validator
 
 from edgeproof.config import StrictModel
 from edgeproof.data import Dataset
-from edgeproof.errors import InputError
+from edgeproof.errors import InputError, TargetUnavailable
 from edgeproof.mlx.hf_model import check_hf_model, link_or_copy
 from edgeproof.mlx.quantize import MIXED, check_spec
 from edgeproof.records import Candidate
@@ -177,9 +181,16 @@ class MlxLm(RecipeTarget[MlxTargetConfig]):
         )
 
     def open_session(self, candidate: Candidate, threads: int) -> Session:
-        raise NotImplementedError(
-            "mlx candidates are measured in MLX subprocesses (edgeproof.mlx.harness), "
-            "not through a Session"
+        """The candidate folder in mlx-lm in this process, for serving (never for measuring):
+        ``edgeproof.mlx.session``; ``TargetUnavailable`` when mlx or mlx-lm is missing."""
+        available = mlx_availability()
+        if not available.ok:
+            reason = str(available.reason).splitlines()[0]
+            raise TargetUnavailable(f"cannot serve mlx candidate {candidate.name!r}: {reason}")
+        from edgeproof.mlx.session import MlxSession
+
+        return MlxSession(
+            candidate.model_file.parent, self.config.device, threads, candidate.precision
         )
 
 

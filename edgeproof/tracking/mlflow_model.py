@@ -4,9 +4,11 @@
 - an ONNX file gets MLflow's own ``onnx`` flavor (pyfunc through ``mlflow.onnx``), with a
   signature read from the graph's inputs and outputs and an input example (the first eval
   item, ``input_example.json``);
-- another format (OpenVINO IR, LiteRT) gets a pyfunc flavor whose loader
-  (``edgeproof.serving``) rebuilds the target from the ``edgeproof`` flavor's references and
-  runs the candidate in the target's own runtime session, the one the gate measured.
+- another format (OpenVINO IR, LiteRT; a language model's GGUF, or its MLX folder) gets a
+  pyfunc flavor whose loader (``edgeproof.serving``) rebuilds the target from the
+  ``edgeproof`` flavor's references and runs the candidate in the target's own runtime
+  session, the one the gate measured. A signature is written when the serving context
+  gives one (a language model: ``tokens`` (n, ctx + 1) ids in, float32 ``logits`` out).
 The ``MLmodel`` and the example are model files like the others: hashed into the evidence,
 so a signed evidence also covers which code loads the model.
 """
@@ -14,7 +16,7 @@ so a signed evidence also covers which code loads the model.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,12 +40,15 @@ EDGEPROOF_FLAVOR = "edgeproof"
 @dataclass(frozen=True)
 class ServingContext:
     """What a loader needs to run a target's candidate: the target's references (as in a
-    measurement job) and one eval item per input, for the example."""
+    measurement job) and one eval item per input, for the example; ``signature``: the
+    tensors in and out when the task knows them without the model file (a language
+    model), else None (an ONNX graph's are read from it; other formats get none)."""
 
     backend: str
     config_model: str
     target_config: dict[str, Any]
     example: Mapping[str, np.ndarray]
+    signature: tuple[Sequence[InputSpec], Sequence[InputSpec]] | None = None
 
 
 def write_mlmodel(candidate: Candidate, context: ServingContext, dest: Path) -> list[Path]:
@@ -54,11 +59,11 @@ def write_mlmodel(candidate: Candidate, context: ServingContext, dest: Path) -> 
     model = Model()
     data = candidate.model_file.name
     example = {name: np.asarray(value) for name, value in context.example.items()}
+    signature = context.signature
     if candidate.model_file.suffix == ".onnx":
         import onnx
 
-        inputs, outputs = graph_signature(candidate.model_file)
-        model.signature = ModelSignature(inputs=_schema(inputs), outputs=_schema(outputs))
+        signature = graph_signature(candidate.model_file)
         model.add_flavor("python_function", loader_module="mlflow.onnx", data=data)
         model.add_flavor(
             "onnx",
@@ -67,10 +72,13 @@ def write_mlmodel(candidate: Candidate, context: ServingContext, dest: Path) -> 
             providers=["CPUExecutionProvider"],
             code=None,
         )
-        dtypes = {spec.name: spec.dtype for spec in inputs}
-        example = {k: v.astype(dtypes[k]) for k, v in example.items()}
     else:
         model.add_flavor("python_function", loader_module=SERVING_LOADER, data=data)
+    if signature is not None:
+        inputs, outputs = signature
+        model.signature = ModelSignature(inputs=_schema(inputs), outputs=_schema(outputs))
+        dtypes = {spec.name: spec.dtype for spec in inputs}
+        example = {k: v.astype(dtypes[k]) for k, v in example.items()}
     model.add_flavor(
         EDGEPROOF_FLAVOR,
         target=candidate.target,
@@ -96,7 +104,7 @@ def write_mlmodel(candidate: Candidate, context: ServingContext, dest: Path) -> 
     return [dest / MLMODEL_FILE, *written]
 
 
-def _schema(specs: list[InputSpec]) -> Any:
+def _schema(specs: Sequence[InputSpec]) -> Any:
     """An MLflow tensor schema of a graph's inputs or outputs (-1 where a dim is dynamic)."""
     from mlflow.types import Schema, TensorSpec
 
