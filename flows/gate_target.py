@@ -59,11 +59,18 @@ def measure(
     settings: MeasureConfig | None = None,
     early_fail: bool = False,
 ) -> TargetMeasurements:
-    """``early_fail``: stop timing a candidate the speed gate clearly fails (the gated
-    measurement; a re-measurement beside the champion is judged by other limits)."""
+    """``early_fail``: stop timing a candidate the speed or top-1 agreement gate clearly
+    fails (the gated measurement; a re-measurement beside the champion is judged by other
+    limits)."""
     job = inputs.measure_job(target_name, workdir / "outputs")
     if early_fail:
-        job = replace(job, stop_below_speedup=inputs.params.gates.latency.min_speedup)
+        gates = inputs.params.gates
+        classifier = inputs.params.model.task == "classification"
+        job = replace(
+            job,
+            stop_below_speedup=gates.latency.min_speedup,
+            stop_below_agreement=gates.fidelity.min_top1_agreement if classifier else None,
+        )
     settings = settings or inputs.params.measure
     return inputs.task.measure(baseline, candidates, job, settings, get_run_logger().info)
 

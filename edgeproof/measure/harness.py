@@ -11,8 +11,9 @@ Protocol (one target, one device, never two measurements at once):
    runtimes keep their defaults (ONNX Runtime's spinning threads) without stealing
    cycles. Sampling stops early once the CIs of the speedup and of both medians are
    within ``target_rel_halfwidth`` (after ``min_samples``), or once the speed gate
-   clearly fails the candidate (a repeated CI, ``EarlyFail``), else at
-   ``max_samples`` or ``max_seconds``.
+   clearly fails the candidate (a repeated CI, ``EarlyFail``), or at ``min_samples`` when
+   a classifier's top-1 agreement already clearly failed on the first eval items
+   (``fidelity_look``, before timing), else at ``max_samples`` or ``max_seconds``.
 3. Then throughput at ``throughput_batch``, the outputs on the eval split (for accuracy and
    fidelity) and the peak RSS of that process.
 
@@ -34,6 +35,7 @@ import numpy as np
 
 from edgeproof.config import MeasureConfig
 from edgeproof.errors import MeasurementError
+from edgeproof.evaluate import load_outputs, score_classifier
 from edgeproof.measure.client import WorkerClient
 from edgeproof.measure.environment import busy_reason, machine_state
 from edgeproof.measure.fingerprint import device_fingerprint
@@ -46,7 +48,12 @@ from edgeproof.records.measurement import (
 )
 from gates.paired_selection import block_medians, paired_ratio
 from gates.sequential import SequentialDesign, log_ratios, looks_schedule, speed_look
-from gates.stats import median_ci, speedup_ci
+from gates.stats import median_ci, proportion_ci, speedup_ci
+
+# the single early look at top-1 agreement spends this share of the gate's error (alpha):
+# a fail needs the Wilson interval at confidence 1 - alpha * share wholly below the limit,
+# so the fail error of look + final verdict stays <= alpha / 2 + alpha * share / 2
+FIDELITY_LOOK_SHARE = 0.2
 
 
 class _Measured:
@@ -77,6 +84,18 @@ class _Measured:
             self.client.close()
             raise
         self.samples: list[float] = []
+        self._head: dict[str, np.ndarray] | None = None
+
+    def head_outputs(self, job: MeasureJob, items: int, batch: int) -> dict[str, np.ndarray]:
+        """The outputs on the first ``items`` eval items (computed once per worker)."""
+        if self._head is None:
+            path = job.outputs_dir / f".{self.candidate.name}.head.npz"
+            self.client.call("outputs", path=str(path), batch=batch, limit=items)
+            try:
+                self._head = load_outputs(path)
+            finally:
+                path.unlink(missing_ok=True)
+        return self._head
 
     def block(self, n: int, discard: int) -> list[float]:
         samples = self.client.call("latency", n=n, discard=discard)["samples_ms"]
@@ -304,6 +323,37 @@ class EarlyFail:
         return f"speed gate failed early: {seen.message}" if seen.decision == "fail" else None
 
 
+def fidelity_look(
+    base: _Measured, cand: _Measured, job: MeasureJob, measure: MeasureConfig
+) -> str | None:
+    """Why to stop timing ``cand`` early: its top-1 agreement with the baseline on the first
+    ``early_fail_eval_items`` eval items (scored as the gate scores it) is wholly below
+    ``job.stop_below_agreement`` at confidence ``1 - alpha * FIDELITY_LOOK_SHARE``; else
+    None (no limit, not a classifier's outputs, or not clearly below)."""
+    limit = job.stop_below_agreement
+    if limit is None:
+        return None
+    items, batch = measure.early_fail_eval_items, measure.eval_batch
+    ref, got = base.head_outputs(job, items, batch), cand.head_outputs(job, items, batch)
+    if not ref or list(ref) != list(got):
+        return None  # the full evaluation reports the mismatch
+    first = next(iter(ref))
+    try:
+        agree = score_classifier(cand.candidate.name, got[first], ref[first], None).agree
+    except MeasurementError:
+        return None
+    if agree is None or not len(agree):
+        return None
+    confidence = 1.0 - (1.0 - measure.confidence) * FIDELITY_LOOK_SHARE
+    est = proportion_ci(agree, confidence)
+    if est.high >= limit:
+        return None
+    return (
+        f"top-1 agreement gate failed early: {est.value:.1%} [{est.low:.1%}, {est.high:.1%}] "
+        f"on the first {len(agree)} eval items, below {limit:.1%}"
+    )
+
+
 def _sample_alone(base: _Measured, measure: MeasureConfig) -> str:
     deadline = time.monotonic() + measure.max_seconds
     while len(base.samples) < measure.max_samples:
@@ -330,6 +380,7 @@ def _interleave(
 ) -> tuple[RawMeasurement, Path]:
     cand = _Measured(candidate, job, measure)
     try:
+        unfaithful = fidelity_look(base, cand, job, measure)
         paired: list[float] = []
         max_blocks = max(2, measure.max_samples // measure.block_size)
         min_blocks = max(4, -(-measure.min_samples // measure.block_size))
@@ -344,6 +395,8 @@ def _interleave(
                 if timed is base:
                     paired.extend(samples)
             failed = early.look(done, paired, cand.samples)
+            if failed is None and unfaithful is not None and done >= min_blocks:
+                failed = unfaithful  # timed for min_samples only: the summary needs them
             if failed is not None:
                 stopped = failed
                 failed_early = True

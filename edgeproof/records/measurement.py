@@ -35,6 +35,8 @@ class MeasureJob:
     section, so a worker rebuilds any registered target (a test's too) from the job alone.
     ``stop_below_speedup``: the speed gate's limit, for an early verdict on a clear failure
     (``gates.sequential``); None times every candidate to the precision target.
+    ``stop_below_agreement``: a classifier's top-1 agreement gate, looked at once on the
+    first eval items before timing (``edgeproof.measure.harness.fidelity_look``).
     """
 
     target: str
@@ -47,6 +49,9 @@ class MeasureJob:
     outputs_dir: Path  # <candidate>.npz eval outputs (one array per output) are written here
     # the speed gate: a candidate whose repeated CI is wholly below it stops being timed
     stop_below_speedup: float | None = None
+    # the top-1 agreement gate: a candidate clearly below it on the first eval items is
+    # timed for min_samples only
+    stop_below_agreement: float | None = None
     # how the data feeds the model (``FeedLayout.to_json``): item axes, constants, states
     feed: dict[str, Any] = field(default_factory=dict)
 

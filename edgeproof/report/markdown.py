@@ -287,10 +287,12 @@ def _head_to_head_lines(outcome: TargetOutcome) -> list[str]:
 
 
 def _shortened(outcome: TargetOutcome) -> list[str]:
-    """Candidates scored on fewer eval items than the baseline (failed early on speed)."""
+    """Candidates scored on fewer eval items than the baseline (failed early on speed or
+    top-1 agreement)."""
     full = max((o.summary.n_eval_items for o in outcome.outcomes if o.summary), default=0)
     notes = [
-        f"- `{o.candidate.name}`: timing stopped as soon as the speed gate failed it; "
+        f"- `{o.candidate.name}`: timing stopped as soon as a gate (speed or top-1 "
+        "agreement) clearly failed it; "
         f"scored on its first {o.summary.n_eval_items} of {full} eval items"
         for o in outcome.outcomes
         if o.summary and o.summary.n_eval_items < full

@@ -303,6 +303,7 @@ class OpenVinoSession:
             config["INFERENCE_PRECISION_HINT"] = hint
         compiled = core.compile_model(core.read_model(str(candidate.model_file)), device, config)
         self._request = compiled.create_infer_request()
+        self._tensor = ov.Tensor
         self._outputs = list(compiled.outputs)
         self.output_names = [_port_name(port, i) for i, port in enumerate(self._outputs)]
         self.inputs = [
@@ -324,8 +325,19 @@ class OpenVinoSession:
         }
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        results = self._request.infer(dict(feeds))
-        return [np.asarray(results[port]) for port in self._outputs]
+        """One inference as a lean Python caller makes it: inputs handed over by index as
+        tensors sharing the arrays' memory, a bare ``infer()``, outputs copied out. The
+        convenience ``infer(dict)`` wraps and looks up every input and output by name on
+        each call: ~0.06 ms more per call here, 20% of a 0.3 ms int8 model's latency,
+        which would compress every sub-millisecond speedup toward 1."""
+        for index, spec in enumerate(self.inputs):
+            array = np.ascontiguousarray(feeds[spec.name], dtype=spec.dtype)
+            self._request.set_input_tensor(index, self._tensor(array, shared_memory=True))
+        self._request.infer()
+        return [
+            self._request.get_output_tensor(index).data.copy()
+            for index in range(len(self._outputs))
+        ]
 
 
 _RECIPE_FIELDS = {

@@ -14,7 +14,13 @@ from edgeproof.measure.environment import busy_reason
 from edgeproof.measure.harness import measure_head_to_head, measure_target, precise_enough
 from edgeproof.records import Candidate
 from edgeproof.targets.onnxruntime_cpu import OnnxRuntimeCpu
-from tests.helpers import FAST_MEASURE, TINY_ORT_CONFIG, first_output, measure_job_for
+from tests.helpers import (
+    FAST_MEASURE,
+    TINY_ORT_CONFIG,
+    first_output,
+    make_tiny_cnn,
+    measure_job_for,
+)
 
 
 def test_interleaved_measurement_of_baseline_and_candidate(
@@ -91,6 +97,34 @@ def test_a_clear_speed_failure_stops_at_the_first_look(
     assert len(passing.raw["twin"].latency_ms) == 200
     assert len(passing.raw["twin"].throughput_s) == budget.throughput_runs
     assert len(load_outputs(passing.outputs["twin"])["logits"]) == items[base.name]
+
+
+def test_a_clearly_unfaithful_classifier_is_timed_for_min_samples_only(
+    tiny_model: Path, tiny_data: dict[str, Path], tmp_path: Path
+) -> None:
+    """Another network of the same shape (other weights: as fast, top-1 agreement ~10%)
+    fails the agreement look on the first eval items and is timed for min_samples only,
+    scored on those items; the baseline's twin (100% agreement) runs to its budget."""
+    target = OnnxRuntimeCpu(TINY_ORT_CONFIG)
+    base = target.baseline(tiny_model, tmp_path / "base")
+    other = make_tiny_cnn(tmp_path / "other.onnx", seed=7)
+    wrong = target.baseline(other, tmp_path / "wrong").model_copy(
+        update={"name": "wrong", "is_baseline": False}
+    )
+    twin = base.model_copy(update={"name": "twin", "is_baseline": False})
+    budget = FAST_MEASURE.model_copy(
+        update={"max_samples": 200, "target_rel_halfwidth": 1e-9, "early_fail_eval_items": 20}
+    )
+    job = replace(measure_job_for(tiny_data, tmp_path), stop_below_agreement=0.9)
+    got = measure_target(base, [wrong, twin], job, budget)
+    stopped = got.raw["wrong"].environment["stopped"]
+    assert stopped.startswith("top-1 agreement gate failed early: ")
+    assert "on the first 20 eval items, below 90.0%" in stopped
+    assert len(got.raw["wrong"].latency_ms) == 40  # min_samples: 4 blocks of 10
+    assert len(first_output(got.outputs["wrong"])) == 20
+    assert got.raw["twin"].environment["stopped"] == "max_samples reached"
+    assert len(got.raw["twin"].latency_ms) == 200
+    assert not list(job.outputs_dir.glob(".*.head.npz"))  # the look's files are gone
 
 
 def test_finalists_are_timed_head_to_head_until_their_ratio_is_precise(
