@@ -125,19 +125,27 @@ def ort_loop(inputs: ResolvedInputs, base: Candidate, cand: Candidate) -> dict[s
     return _alternating_loop((calls[0], calls[1]), "onnxruntime InferenceSession loop (defaults)")
 
 
-def openvino_loop(inputs: ResolvedInputs, base: Candidate, cand: Candidate) -> dict[str, Any]:
-    """OpenVINO's Python API at its leanest: inputs set once, a bare ``infer()`` per run
-    (what benchmark_app's C++ loop does, plus the binding's per-call cost); compiled as the
-    target compiles (its session's config)."""
-    target = make_target("openvino-cpu", inputs.targets["openvino-cpu"])
-    threads = inputs.targets["openvino-cpu"].threads
+def bare_loop(inputs: ResolvedInputs, target: str, pair: tuple[Candidate, Candidate]) -> Any:
+    """The runtime's Python API at its leanest, for each of ``pair``: the target's session
+    runs once (setting, for LiteRT quantizing, the inputs), then each call is the runtime's
+    bare inference (OpenVINO ``infer()``, LiteRT ``invoke()``) on those inputs: what the C++
+    tools do, plus the binding's per-call cost."""
+    built = make_target(target, inputs.targets[target])
+    threads = inputs.targets[target].threads
     feed = inputs.load_eval().batch(0, 1)
     calls = []
-    for c in (base, cand):
-        session = target.open_session(c, threads)
-        session.run(feed)  # sets the input tensors; each infer() then reuses them
-        calls.append(session._request.infer)
-    return _alternating_loop((calls[0], calls[1]), "openvino Python loop, bare infer()")
+    for c in pair:
+        session = built.open_session(c, threads)
+        session.run(feed)
+        runtime = getattr(session, "_request", None) or session._interpreter
+        calls.append(runtime.infer if target == "openvino-cpu" else runtime.invoke)
+    return calls[0], calls[1]
+
+
+def openvino_loop(inputs: ResolvedInputs, base: Candidate, cand: Candidate) -> dict[str, Any]:
+    """OpenVINO's bare ``infer()`` from Python, compiled as the target compiles."""
+    calls = bare_loop(inputs, "openvino-cpu", (base, cand))
+    return _alternating_loop(calls, "openvino Python loop, bare infer()")
 
 
 def _alternate(run_one: Any, base: Path, cand: Path) -> dict[str, float]:
@@ -208,17 +216,9 @@ def _latency_ms(found: dict[str, Any]) -> float:
 
 
 def litert_loop(inputs: ResolvedInputs, base: Candidate, cand: Candidate) -> dict[str, Any]:
-    """LiteRT's Python API at its leanest: inputs set once, a bare ``invoke()`` per run
-    (what litert-benchmark's C++ loop does, plus the binding's per-call cost)."""
-    target = make_target("tflite-cpu", inputs.targets["tflite-cpu"])
-    threads = inputs.targets["tflite-cpu"].threads
-    feed = inputs.load_eval().batch(0, 1)
-    calls = []
-    for c in (base, cand):
-        session = target.open_session(c, threads)
-        session.run(feed)  # sets (and quantizes) the inputs; each invoke() reuses them
-        calls.append(session._interpreter.invoke)
-    return _alternating_loop((calls[0], calls[1]), "litert Python loop, bare invoke()")
+    """LiteRT's bare ``invoke()`` from Python, on the inputs the session set."""
+    calls = bare_loop(inputs, "tflite-cpu", (base, cand))
+    return _alternating_loop(calls, "litert Python loop, bare invoke()")
 
 
 TOOLS = {
