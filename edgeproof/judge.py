@@ -42,13 +42,11 @@ def judge_target(
     measured: TargetMeasurements,
     params: Params,
     summarize_one: Summarizer,
-    head_to_head: Sequence[HeadToHeadRun] = (),
 ) -> TargetOutcome:
     """Summaries and verdicts for every candidate, and the target's winner.
 
     ``summarize_one``: the task kind's summary of one measured candidate
-    (``TaskKind.summarizer``); ``head_to_head``: finalists timed against each other, used
-    by the selection for those pairs instead of the ratio of their speedups."""
+    (``TaskKind.summarizer``)."""
     if baseline.name not in measured.raw:
         reason = measured.errors.get(baseline.name, "baseline was not measured")
         return TargetOutcome(
@@ -75,26 +73,55 @@ def judge_target(
         for name in summaries
     ] + outcomes
     outcomes.extend(failed)
+    front = pareto_front(summaries)
+    judged = TargetOutcome(
+        target=target,
+        available=True,
+        baseline=baseline.name,
+        outcomes=tuple(outcomes),
+        pareto_front=front.front,
+        dominated_by=dict(front.dominated_by),
+        status="blocked",
+    )
+    return _with_selection(judged, summaries, verdicts, params, ())
+
+
+def reselect(
+    outcome: TargetOutcome, head_to_head: Sequence[HeadToHeadRun], params: Params
+) -> TargetOutcome:
+    """``outcome`` with its winner chosen again, using finalists timed against each other
+    for those pairs instead of the ratio of their speedups; the summaries and verdicts
+    already judged are kept (nothing is scored twice)."""
+    judged = [o for o in outcome.outcomes if o.summary is not None]
+    summaries = {o.candidate.name: o.summary for o in judged if o.summary is not None}
+    verdicts = {o.candidate.name: o.verdict for o in judged}
+    return _with_selection(outcome, summaries, verdicts, params, head_to_head)
+
+
+def _with_selection(
+    outcome: TargetOutcome,
+    summaries: dict[str, CandidateSummary],
+    verdicts: dict[str, Verdict],
+    params: Params,
+    head_to_head: Sequence[HeadToHeadRun],
+) -> TargetOutcome:
+    """``outcome`` with the winner, runner-up, reason and status of the selection
+    (``summaries`` in recipe order: ties go to the one listed first)."""
     gates = params.gates
     policy = SelectionPolicy(
         objective=None if gates.weights else gates.objective, weights=gates.weights
     )
     blocks = {(r.a, r.b): _blocks(r) for r in head_to_head}
     selection = select_on_front(summaries, verdicts, policy, head_to_head=blocks)
-    front = pareto_front(summaries)
-    return TargetOutcome(
-        target=target,
-        available=True,
-        reason=selection.reason,
-        baseline=baseline.name,
-        outcomes=tuple(outcomes),
-        winner=selection.winner,
-        runner_up=selection.runner_up,
-        pareto_front=front.front,
-        dominated_by=dict(front.dominated_by),
-        status="pass" if selection.winner else "blocked",
-        wanted_head_to_head=selection.wanted_head_to_head,
-        head_to_head=tuple(_record(r, blocks[(r.a, r.b)], params) for r in head_to_head),
+    return outcome.model_copy(
+        update={
+            "reason": selection.reason,
+            "winner": selection.winner,
+            "runner_up": selection.runner_up,
+            "status": "pass" if selection.winner else "blocked",
+            "wanted_head_to_head": selection.wanted_head_to_head,
+            "head_to_head": tuple(_record(r, blocks[(r.a, r.b)], params) for r in head_to_head),
+        }
     )
 
 
@@ -145,10 +172,7 @@ def judge_task(
     measured: TargetMeasurements,
     truth: Any,
     params: Params,
-    head_to_head: Sequence[HeadToHeadRun] = (),
 ) -> TargetOutcome:
     """``judge_target`` with the task kind's summaries against ``truth`` (labels, windows)."""
     summarize_one = task.summarizer(baseline, measured, truth, params)
-    return judge_target(
-        target, baseline, candidates, failed, measured, params, summarize_one, head_to_head
-    )
+    return judge_target(target, baseline, candidates, failed, measured, params, summarize_one)

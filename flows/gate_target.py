@@ -22,7 +22,7 @@ from prefect.cache_policies import NO_CACHE
 
 from edgeproof.config import MeasureConfig
 from edgeproof.errors import EdgeproofError
-from edgeproof.judge import judge_task
+from edgeproof.judge import judge_task, reselect
 from edgeproof.measure.harness import extended
 from edgeproof.optimize import build_candidates, unavailable_outcome
 from edgeproof.records import Candidate, CandidateOutcome, TargetOutcome, TargetResult
@@ -114,19 +114,10 @@ def decide(
     candidates: list[Candidate],
     failed: list[CandidateOutcome],
     measured: TargetMeasurements,
-    finalists: list[HeadToHeadRun] | None = None,
 ) -> TargetOutcome:
     truth = inputs.load_truth()
     return judge_task(
-        inputs.task,
-        target_name,
-        baseline,
-        candidates,
-        failed,
-        measured,
-        truth,
-        inputs.params,
-        finalists or (),
+        inputs.task, target_name, baseline, candidates, failed, measured, truth, inputs.params
     )
 
 
@@ -240,7 +231,7 @@ def optimize_measure_decide(
         pairs = [(by_name[a], by_name[b]) for a, b in outcome.wanted_head_to_head]
         timed = measure_on_device(inputs, target, head_to_head)(inputs, target, pairs, workdir)
         if timed:
-            outcome = decide(inputs, target, baseline, built, failed, measured, timed)
+            outcome = reselect(outcome, timed, inputs.params)
     return versus_champion(inputs, outcome, built, workdir), measured
 
 
