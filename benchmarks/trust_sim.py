@@ -25,8 +25,10 @@ t interval keeps this simulation fast.)
 (a) Selection: two passing candidates, the faster at 2.5x, the slower ``gap`` slower;
 the slower is listed first and smaller, so every tie goes to it (the worst case for the
 stated tie rule). Old rule: the lower absolute median of the two windows; new rule:
-``select_paired``; with head-to-head: when the new rule reports a tie measured only via
-the baseline, the pair is timed head-to-head (the same stopping rule) and selected again.
+``select_paired``; with head-to-head (what a run does): ``select_paired`` with the gates'
+1% tie tolerance (``gates.speed_tie_tolerance``), and when it reports a tie measured only
+via the baseline, the pair is timed head-to-head (the same stopping rule) and selected
+again.
 
 (b) Early verdicts: the speed gate ``speedup >= 0.95`` (the trust benchmark's regression
 gate) and issue 21's gate ``speedup >= 1.2``, decided by ``speed_look`` at looks
@@ -50,6 +52,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from edgeproof.config import GatesConfig
 from edgeproof.records import Estimate
 from gates.paired_selection import Entrant, HeadToHead, select_paired
 from gates.sequential import (
@@ -65,6 +68,7 @@ from gates.stats import speedup_ci
 BLOCK = 25
 MIN_BLOCKS, MAX_BLOCKS = 4, 120
 CONF = 0.99
+SPEED_TOL = GatesConfig().speed_tie_tolerance  # a lead within it is a tie (the default)
 REL_HALF = 0.02
 
 
@@ -160,11 +164,15 @@ def selection(rng: np.random.Generator, noise: Noise, reps: int, gap: float) -> 
         sel = select_paired([slow_e, fast_e])
         out["paired"] += sel.winner == "slow"
         out["blocks"] += nf[r] + ns[r]
+        # what a run does: the gates' tie tolerance, and head-to-head timing of a tie
+        sel = select_paired([slow_e, fast_e], speed_tol=SPEED_TOL)
         if sel.wanted_head_to_head:
             out["h2h_runs"] += 1
             k = nh[r]
             pair = HeadToHead(np.exp(ha[r, :k]), np.exp(hb[r, :k]))
-            sel = select_paired([slow_e, fast_e], head_to_head={("slow", "fast"): pair})
+            sel = select_paired(
+                [slow_e, fast_e], head_to_head={("slow", "fast"): pair}, speed_tol=SPEED_TOL
+            )
         out["head_to_head"] += sel.winner == "slow"
     res = {k: out[k] / reps for k in ("old", "paired", "head_to_head")}
     res["flip_old"] = 2 * res["old"] * (1 - res["old"])

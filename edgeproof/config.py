@@ -384,6 +384,9 @@ class GatesConfig(StrictModel):
     # passing candidates on the (noise-aware) Pareto front
     objective: Literal["median_latency", "p90_latency", "size", "peak_rss"] = "median_latency"
     weights: dict[SelectionMetric, Annotated[float, Field(ge=0.0)]] | None = None
+    # a latency lead within this is a tie, decided by size, memory, then recipe order: two
+    # processes running the same file differ by ~1% for their whole life
+    speed_tie_tolerance: Annotated[float, Field(ge=0.0, le=0.2)] = 0.01
 
     @field_validator("weights")
     @classmethod

@@ -109,7 +109,9 @@ def _with_selection(
     (``summaries`` in recipe order: ties go to the one listed first)."""
     gates = params.gates
     policy = SelectionPolicy(
-        objective=None if gates.weights else gates.objective, weights=gates.weights
+        objective=None if gates.weights else gates.objective,
+        weights=gates.weights,
+        speed_tol=gates.speed_tie_tolerance,
     )
     blocks = {(r.a, r.b): _blocks(r) for r in head_to_head}
     selection = select_on_front(summaries, verdicts, policy, head_to_head=blocks)

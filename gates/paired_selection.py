@@ -52,6 +52,7 @@ Objective = Literal["median_latency", "p90_latency", "size", "peak_rss"]
 Source = Literal["head-to-head", "via baseline", "unpaired", "exact"]
 
 SIZE_TOL = 0.01  # a few KB of metadata: a tie
+MAX_HEAD_TO_HEAD = 3  # finalist pairs timed against each other per target, at most
 RSS_TOL = 0.02  # allocator noise between processes
 
 
@@ -106,8 +107,9 @@ class PairedSelection:
 
     ``ranking``: candidates by point estimate, best first. ``tied``: the candidates within
     noise (or tolerance) of the best point estimate, among which the secondary order
-    picked. ``wanted_head_to_head``: pairs of ``tied`` compared only via the baseline;
-    timing them against each other (``HeadToHead``) and calling again sharpens the call.
+    picked. ``wanted_head_to_head``: finalist pairs compared only via the baseline (the
+    tied set, and the winner with each candidate whose CI overlaps its own); timing them
+    against each other (``HeadToHead``) and calling again sharpens the call.
     """
 
     winner: str | None
@@ -267,14 +269,16 @@ def margin(
     )
 
 
-def _beats(m: Margin, objective: Objective, size_tol: float, rss_tol: float) -> bool:
-    """``m.winner`` is clearly better than ``m.other``: the whole CI above 1 (sampled
-    objectives) or beyond the tolerance (deterministic ones)."""
+def _beats(
+    m: Margin, objective: Objective, size_tol: float, rss_tol: float, speed_tol: float
+) -> bool:
+    """``m.winner`` is clearly better than ``m.other``: the whole CI above ``1 + speed_tol``
+    (sampled objectives) or the ratio beyond the tolerance (deterministic ones)."""
     if objective == "size":
         return m.ratio.value > 1.0 + size_tol
     if objective == "peak_rss":
         return m.ratio.value > 1.0 + rss_tol
-    return m.ratio.low > 1.0
+    return m.ratio.low > 1.0 + speed_tol
 
 
 def _secondary(
@@ -304,6 +308,33 @@ def _secondary(
             )
         keep = narrowed
     return keep[0], "the order of the recipes (size and peak RSS within tolerance)"
+
+
+def _wanted_head_to_head(
+    winner: Entrant,
+    tied: Sequence[Entrant],
+    ranked: Sequence[Entrant],
+    margins: Mapping[tuple[str, str], Margin],
+    objective: Objective,
+    unpaired: bool,
+) -> tuple[tuple[str, str], ...]:
+    """Finalists to time against each other (at most ``MAX_HEAD_TO_HEAD`` pairs), among the
+    pairs compared only via the baseline: every pair of the tied set, and the winner with
+    each candidate whose own CI overlaps the winner's (the margin's CI can exclude 1 while
+    those overlap: a per-process offset of ~1% is in neither, and a direct comparison is
+    one source of noise, not two)."""
+    pairs = [(a, b) for i, a in enumerate(tied) for b in tied[i + 1 :]]
+    mine = _goodness(winner, objective, unpaired)
+    for other in ranked:
+        theirs = _goodness(other, objective, unpaired)
+        if other is not winner and mine.low <= theirs.high and theirs.low <= mine.high:
+            pairs.append((winner, other))
+    out: list[tuple[str, str]] = []
+    for a, b in pairs:
+        seen = (a.name, b.name) in out or (b.name, a.name) in out
+        if not seen and margins[(a.name, b.name)].source == "via baseline":
+            out.append((a.name, b.name))
+    return tuple(out[:MAX_HEAD_TO_HEAD])
 
 
 def _fmt_ratio(e: Estimate) -> str:
@@ -342,12 +373,16 @@ def select_paired(
     confidence: float = 0.99,
     size_tol: float = SIZE_TOL,
     rss_tol: float = RSS_TOL,
+    speed_tol: float = 0.0,
 ) -> PairedSelection:
     """Rank the passing ``entrants`` (in recipe order) by paired evidence and pick one.
 
     1. Every pair gets a margin (``margin``: head-to-head blocks when given, else via the
-       baseline); ``a`` clearly beats ``b`` when the whole CI is above 1 (for size / RSS:
-       the ratio beyond the tolerance).
+       baseline); ``a`` clearly beats ``b`` when the whole CI is above ``1 + speed_tol``
+       (for size / RSS: the ratio beyond the tolerance). ``speed_tol`` is the tie
+       tolerance: a lead smaller than that is not worth a change of winner, whatever the
+       CI says (two processes running the same file differ by ~1% for as long as they
+       live, which blocks timed within them cannot see).
     2. The tied set: the entrants no other entrant clearly beats (no member clearly beats
        another, so they are tied within noise); all of them if every one is beaten.
     3. The winner is the first of the tied set in the secondary order (smaller size, less
@@ -355,8 +390,8 @@ def select_paired(
     4. The runner-up is the best-ranked (point estimate) other member of the tied set,
        else the best-ranked other entrant.
     The reason names the runner-up with the winner's margin and its CI, and says "within
-    noise" exactly when that CI contains 1. ``wanted_head_to_head`` lists the tied pairs
-    compared only via the baseline.
+    noise" exactly when that CI contains 1. ``wanted_head_to_head`` lists the finalist pairs
+    compared only via the baseline (``_wanted_head_to_head``).
     """
     if objective not in _WORDS:
         raise ValueError(f"unknown objective {objective!r}; one of {sorted(_WORDS)}")
@@ -402,7 +437,7 @@ def select_paired(
 
     def beaten(e: Entrant) -> bool:
         return any(
-            _beats(margins[(o.name, e.name)], objective, size_tol, rss_tol)
+            _beats(margins[(o.name, e.name)], objective, size_tol, rss_tol, speed_tol)
             for o in entrants
             if o is not e
         )
@@ -419,12 +454,7 @@ def select_paired(
     others = [e for e in ranked if e.name != winner.name]
     runner = next((e for e in others if e.name in tied_names), others[0])
     m = margins[(winner.name, runner.name)]
-    wanted = tuple(
-        (a.name, b.name)
-        for i, a in enumerate(tied)
-        for b in tied[i + 1 :]
-        if margins[(a.name, b.name)].source == "via baseline"
-    )
+    wanted = _wanted_head_to_head(winner, tied, ranked, margins, objective, unpaired)
     noise = (not deterministic) and m.contains_one
     via = {
         "head-to-head": "head-to-head blocks",
@@ -448,13 +478,22 @@ def select_paired(
         verdict = f"within the {tol:.0%} tolerance" if inside else f"beyond the {tol:.0%} tolerance"
     elif noise:
         verdict = "within noise (CI contains 1)"
+    elif m.ratio.low > 1.0 + speed_tol:
+        verdict = f"clearly ahead (CI above {1.0 + speed_tol:g})"
     elif m.ratio.low > 1.0:
-        verdict = "clearly ahead (CI above 1)"
-    else:
+        verdict = f"ahead by less than the {speed_tol:.0%} tie tolerance"
+    elif m.ratio.high < 1.0 / (1.0 + speed_tol):
         verdict = "clearly behind (CI below 1)"  # only when a tie rule overrode a clear lead
+    else:
+        verdict = f"behind by less than the {speed_tol:.0%} tie tolerance"
     reason += f"; {lead}, {verdict}"
     if tie_break is not None:
-        within = "within tolerance" if deterministic else "within noise"
+        if deterministic:
+            within = "within tolerance"
+        elif noise:
+            within = "within noise"
+        else:
+            within = f"within the {speed_tol:.0%} tie tolerance"
         reason += f"; the tie {within} goes to {tie_break}"
     return PairedSelection(
         winner=winner.name,

@@ -198,6 +198,7 @@ class SelectionPolicy:
 
     objective: str | None = None
     weights: Mapping[str, float] | None = None
+    speed_tol: float = 0.0  # a latency lead within this is a tie (``select_paired``)
 
     def __post_init__(self) -> None:
         if (self.objective is None) == (self.weights is None):
@@ -272,6 +273,7 @@ def _by_objective(
     objective: str,
     front: ParetoResult,
     head_to_head: Mapping[tuple[str, str], HeadToHead] | None = None,
+    speed_tol: float = 0.0,
 ) -> Selection:
     """One objective, decided on paired evidence (``gates.paired_selection``).
 
@@ -282,7 +284,7 @@ def _by_objective(
     """
     key = OBJECTIVES[objective][2]
     entrants = entrants_from_summaries(summaries, passing)
-    chosen = select_paired(entrants, cast(Objective, objective), head_to_head)
+    chosen = select_paired(entrants, cast(Objective, objective), head_to_head, speed_tol=speed_tol)
     return Selection(
         winner=chosen.winner,
         runner_up=chosen.runner_up,
@@ -378,7 +380,9 @@ def select_on_front(
     if not passing:
         return Selection(None, None, "no candidate passed every gate", {}, front)
     if policy.objective is not None:
-        return _by_objective(summaries, passing, policy.objective, front, head_to_head)
+        return _by_objective(
+            summaries, passing, policy.objective, front, head_to_head, policy.speed_tol
+        )
     assert policy.weights is not None
     return _by_weights(passing, policy.weights, front)
 

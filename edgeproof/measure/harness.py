@@ -12,8 +12,9 @@ Protocol (one target, one device, never two measurements at once):
    cycles. Sampling stops early once the CIs of the speedup and of both medians are
    within ``target_rel_halfwidth`` (after ``min_samples``), or once the speed gate
    clearly fails the candidate (a repeated CI, ``EarlyFail``), or at ``min_samples`` when
-   a classifier's top-1 agreement already clearly failed on the first eval items
-   (``fidelity_look``, before timing), else at ``max_samples`` or ``max_seconds``.
+   a classifier's top-1 agreement clearly fails on the first eval items (``fidelity_look``,
+   one look, taken then unless the speed gate already failed it), else at ``max_samples``
+   or ``max_seconds``.
 3. Then throughput at ``throughput_batch``, the outputs on the eval split (for accuracy and
    fidelity) and the peak RSS of that process.
 
@@ -380,7 +381,6 @@ def _interleave(
 ) -> tuple[RawMeasurement, Path]:
     cand = _Measured(candidate, job, measure)
     try:
-        unfaithful = fidelity_look(base, cand, job, measure)
         paired: list[float] = []
         max_blocks = max(2, measure.max_samples // measure.block_size)
         min_blocks = max(4, -(-measure.min_samples // measure.block_size))
@@ -395,8 +395,8 @@ def _interleave(
                 if timed is base:
                     paired.extend(samples)
             failed = early.look(done, paired, cand.samples)
-            if failed is None and unfaithful is not None and done >= min_blocks:
-                failed = unfaithful  # timed for min_samples only: the summary needs them
+            if failed is None and done == min_blocks:  # min_samples: the summary needs them
+                failed = fidelity_look(base, cand, job, measure)
             if failed is not None:
                 stopped = failed
                 failed_early = True

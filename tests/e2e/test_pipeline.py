@@ -259,28 +259,35 @@ def _only_recipe(project: Path, recipe: str, speed_gate: bool = True) -> str:
 
 
 def test_finalists_tied_via_the_baseline_are_timed_head_to_head(project: Path) -> None:
-    """Two recipes that build the same model are tied within noise on their speedups over
-    the baseline (at 99.9% nearly always); the run then times them against each other and
-    the reason cites those blocks. Still tied, the tie goes to the recipe listed first."""
+    """Two recipes that build the same model are close finalists (at 99.9% their speedups
+    over the baseline overlap nearly always); the run then times them against each other,
+    and the winner and the reason agree with that head-to-head ratio: the first listed
+    unless the other is ahead beyond the tie tolerance (two processes of one file can
+    differ: the ratio is whatever this runner's processes do). A store of its own: no
+    champion twin to prefer."""
     params = load_params_dict(project)
     section = params["targets"]["onnxruntime-cpu"]
     first = next(r for r in section["recipes"] if r["name"] == "static-qdq-minmax")
     section["recipes"] = [first, {**first, "name": "static-qdq-minmax-twin"}]
     params["measure"]["confidence"] = 0.999
+    params["tracking"] = {"uri": "sqlite:///twins.db", "artifact_location": "twins-artifacts"}
     write_params(project / "params-twins.yaml", params)
     done = run(["edgeproof", "run", "--params", "params-twins.yaml", "--json"], project)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (target,) = json.loads(done.stdout)["targets"]
     (h2h,) = target["head_to_head"]
     assert (h2h["a"], h2h["b"]) == ("static-qdq-minmax", "static-qdq-minmax-twin")
-    assert h2h["blocks"] >= 4 and h2h["ratio"]["low"] <= 1.0 <= h2h["ratio"]["high"]
-    assert target["winner"] == "static-qdq-minmax"
-    assert "head-to-head blocks" in target["reason"] and "within noise" in target["reason"]
+    ratio, tolerance = h2h["ratio"], params["gates"]["speed_tie_tolerance"]
+    assert h2h["blocks"] >= 4 and ratio["low"] <= ratio["value"] <= ratio["high"]
+    twin_ahead = ratio["high"] < 1 / (1 + tolerance)  # a/b: a slower beyond the tolerance
+    expected = "static-qdq-minmax-twin" if twin_ahead else "static-qdq-minmax"
+    assert target["winner"] == expected
+    assert "head-to-head blocks" in target["reason"]
     assert "timing static-qdq-minmax against static-qdq-minmax-twin head to head" in done.stderr
     summary = max((project / "reports").glob("*/summary.md"), key=lambda p: p.stat().st_mtime)
     shown = summary.read_text(encoding="utf-8")
     assert "Timed head to head" in shown
-    assert f"{h2h['ratio']['value']:.3f}x as fast" in shown and target["reason"] in shown
+    assert f"{ratio['value']:.3f}x as fast" in shown and target["reason"] in shown
 
 
 def test_an_unchanged_winner_registers_nothing(project: Path) -> None:

@@ -108,6 +108,39 @@ def test_head_to_head_decides_a_pair_the_baseline_route_cannot() -> None:
     assert sel.wanted_head_to_head == ()
 
 
+def test_a_clear_margin_between_overlapping_cis_is_confirmed_head_to_head() -> None:
+    """The ratio of the speedups is above 1 (MOVER), yet the two speedup CIs overlap: the
+    pair is still timed against each other; apart CIs need no confirmation."""
+    a = entrant("a", 2.62, 2.58, 2.66)
+    b = entrant("b", 2.50, 2.48, 2.59)
+    sel = select_paired([b, a])
+    assert sel.winner == "a" and sel.margin is not None and sel.margin.ratio.low > 1.0
+    assert sel.wanted_head_to_head == (("a", "b"),)
+    far = entrant("c", 2.00, 1.95, 2.05)
+    assert select_paired([a, far]).wanted_head_to_head == ()
+
+
+def test_a_lead_inside_the_tie_tolerance_is_a_tie() -> None:
+    """Head to head b is 1% faster with a CI above 1 (as two processes running one file can
+    be): a lead, but not beyond the 2% tie tolerance, so the tie rule (listed first) keeps
+    a; without a tolerance b wins."""
+    a = entrant("a", 2.50, 2.30, 2.70)
+    b = entrant("b", 2.52, 2.32, 2.72)
+    rng = np.random.default_rng(1)
+    a_ms = 0.60 * np.exp(rng.normal(0, 0.002, 24))
+    b_ms = a_ms / 1.01 * np.exp(rng.normal(0, 0.002, 24))
+    pair = {("a", "b"): HeadToHead(a_ms, b_ms)}
+    strict = select_paired([a, b], head_to_head=pair)
+    assert strict.winner == "b" and strict.margin is not None and strict.margin.ratio.low > 1.0
+    tolerant = select_paired([a, b], head_to_head=pair, speed_tol=0.02)
+    assert tolerant.winner == "a" and tolerant.tied == ("a", "b")
+    assert "behind by less than the 2% tie tolerance" in tolerant.reason
+    assert "the tie within the 2% tie tolerance goes to the order of the recipes" in tolerant.reason
+    clear = select_paired([a, b], head_to_head={("a", "b"): HeadToHead(a_ms, a_ms / 1.05)},
+                          speed_tol=0.02)  # fmt: skip
+    assert clear.winner == "b" and "clearly ahead (CI above 1.02)" in clear.reason
+
+
 def test_head_to_head_overrides_the_point_estimates_via_the_baseline() -> None:
     # via the baseline b looks faster (within noise); head-to-head, a is clearly faster
     a = entrant("a", 2.50, 2.30, 2.70, size=1.3)
