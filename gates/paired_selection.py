@@ -52,8 +52,8 @@ Objective = Literal["median_latency", "p90_latency", "size", "peak_rss"]
 Source = Literal["head-to-head", "via baseline", "unpaired", "exact"]
 
 SIZE_TOL = 0.01  # a few KB of metadata: a tie
-MAX_HEAD_TO_HEAD = 3  # finalist pairs timed against each other per target, at most
 RSS_TOL = 0.02  # allocator noise between processes
+MAX_HEAD_TO_HEAD = 3  # finalist pairs timed against each other per target, at most
 
 
 @dataclass(frozen=True)
@@ -483,7 +483,8 @@ def select_paired(
     elif m.ratio.low > 1.0:
         verdict = f"ahead by less than the {speed_tol:.0%} tie tolerance"
     elif m.ratio.high < 1.0 / (1.0 + speed_tol):
-        verdict = "clearly behind (CI below 1)"  # only when a tie rule overrode a clear lead
+        # only when a tie rule overrode a clear lead
+        verdict = f"clearly behind (CI below {1.0 / (1.0 + speed_tol):.3g})"
     else:
         verdict = f"behind by less than the {speed_tol:.0%} tie tolerance"
     reason += f"; {lead}, {verdict}"

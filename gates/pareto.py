@@ -213,8 +213,9 @@ class SelectionPolicy:
 class Selection:
     """The winner, the runner-up, why (one sentence), scores (lower better) and the front.
 
-    ``wanted_head_to_head``: finalists tied within noise that were compared only via the
-    baseline; timing them against each other and selecting again sharpens the call."""
+    ``wanted_head_to_head``: finalist pairs compared only via the baseline (tied, or with
+    overlapping CIs); timing them against each other and selecting again sharpens the
+    call."""
 
     winner: str | None
     runner_up: str | None
