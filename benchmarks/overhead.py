@@ -140,8 +140,7 @@ def main() -> int:
                     f"against a server {runs[SERVER][-1]:.1f} s"
                 )
         finally:
-            assert server.server is not None
-            server.server.stop()
+            server.stop()
     work_median = statistics.median(work)
     result: dict[str, Any] = {
         "target": args.target,

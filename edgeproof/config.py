@@ -261,7 +261,7 @@ class MeasureConfig(StrictModel):
     max_load_average: PositiveFloat | None = None  # refuse or warn above this 1-min load
     on_busy: Literal["warn", "refuse"] = "warn"
     rerun_factor: Annotated[float, Field(ge=1.0, le=10.0)] = 2.0  # on_inconclusive: rerun
-    # finalists tied within noise via the baseline are timed against each other
+    # close finalists compared only via the baseline are timed against each other
     head_to_head: bool = True
     seed: int = 0
 

@@ -92,9 +92,8 @@ def reselect(
     """``outcome`` with its winner chosen again, using finalists timed against each other
     for those pairs instead of the ratio of their speedups; the summaries and verdicts
     already judged are kept (nothing is scored twice)."""
-    judged = [o for o in outcome.outcomes if o.summary is not None]
-    summaries = {o.candidate.name: o.summary for o in judged if o.summary is not None}
-    verdicts = {o.candidate.name: o.verdict for o in judged}
+    summaries = {o.candidate.name: o.summary for o in outcome.outcomes if o.summary is not None}
+    verdicts = {o.candidate.name: o.verdict for o in outcome.outcomes if o.summary is not None}
     return _with_selection(outcome, summaries, verdicts, params, head_to_head)
 
 

@@ -1,7 +1,7 @@
 """Prefect flow ``gate-target``: one target, on the runner that has its hardware.
 
-optimize -> measure -> decide (summaries, verdicts, winner) -> time finalists tied within
-noise against each other, and decide again -> re-measure the current champion beside the
+optimize -> measure -> decide (summaries, verdicts, winner) -> time close finalists
+against each other, and select again -> re-measure the current champion beside the
 winner (a clear regression blocks promotion) -> track. The parent flow
 ``quality-gate`` runs it in-process when embedded; as a deployment it runs on the target's
 own work pool. It resolves its inputs itself (the runner has its own checkout) and returns
@@ -82,7 +82,7 @@ def head_to_head(
     pairs: list[tuple[Candidate, Candidate]],
     workdir: Path,
 ) -> list[HeadToHeadRun]:
-    """Finalists tied within noise via the baseline, timed against each other; a pair whose
+    """Close finalists compared only via the baseline, timed against each other; a pair whose
     workers fail is left out (the selection then keeps the ratio of their speedups)."""
     job = inputs.measure_job(target_name, workdir / "outputs")
     logger = get_run_logger()

@@ -18,7 +18,7 @@ Protocol (one target, one device, never two measurements at once):
 3. Then throughput at ``throughput_batch``, the outputs on the eval split (for accuracy and
    fidelity) and the peak RSS of that process.
 
-Finalists that the selection finds tied within noise via the baseline are then timed
+Close finalists that the selection compared only via the baseline are then timed
 against each other (``measure_head_to_head``): two fresh workers, blocks interleaved in
 random order, until the CI of their paired ratio is within ``target_rel_halfwidth``.
 
@@ -236,14 +236,10 @@ def _race(
     first: _Measured, second: _Measured, measure: MeasureConfig, rng: np.random.Generator
 ) -> str:
     """Interleave blocks of two loaded workers; why it stopped."""
-    max_blocks = max(2, measure.max_samples // measure.block_size)
-    min_blocks = max(4, -(-measure.min_samples // measure.block_size))
+    min_blocks, max_blocks = _block_bounds(measure)
     deadline = time.monotonic() + measure.max_seconds
     for done in range(1, max_blocks + 1):
-        order = (first, second) if rng.random() < 0.5 else (second, first)
-        for timed, idle in (order, order[::-1]):
-            idle.client.pause()  # resumed by its next call
-            timed.block(measure.block_size, measure.block_warmup)
+        _pair_of_blocks(first, second, measure, rng)
         if done < min_blocks:
             continue
         ratio = paired_ratio(
@@ -256,6 +252,27 @@ def _race(
         if time.monotonic() > deadline:
             return "max_seconds reached"
     return "max_samples reached"
+
+
+def _block_bounds(measure: MeasureConfig) -> tuple[int, int]:
+    """Block pairs to take at least (``min_samples``, and 4) and at most (``max_samples``)."""
+    min_blocks = max(4, -(-measure.min_samples // measure.block_size))
+    return min_blocks, max(2, measure.max_samples // measure.block_size)
+
+
+def _pair_of_blocks(
+    x: _Measured, y: _Measured, measure: MeasureConfig, rng: np.random.Generator
+) -> list[float]:
+    """One block of each worker, in an order drawn at random, the other one paused while a
+    block is timed; the samples of ``x``'s block."""
+    order = (x, y) if rng.random() < 0.5 else (y, x)
+    taken: list[float] = []
+    for timed, idle in (order, order[::-1]):
+        idle.client.pause()  # resumed by its next call
+        samples = timed.block(measure.block_size, measure.block_warmup)
+        if timed is x:
+            taken = samples
+    return taken
 
 
 def check_busy(
@@ -382,18 +399,12 @@ def _interleave(
     cand = _Measured(candidate, job, measure)
     try:
         paired: list[float] = []
-        max_blocks = max(2, measure.max_samples // measure.block_size)
-        min_blocks = max(4, -(-measure.min_samples // measure.block_size))
+        min_blocks, max_blocks = _block_bounds(measure)
         early = EarlyFail(job.stop_below_speedup, min_blocks, max_blocks, measure)
         deadline = time.monotonic() + measure.max_seconds
         stopped, failed_early = "max_samples reached", False
         for done in range(1, max_blocks + 1):
-            order = (base, cand) if rng.random() < 0.5 else (cand, base)
-            for timed, idle in (order, order[::-1]):
-                idle.client.pause()  # resumed by its next call
-                samples = timed.block(measure.block_size, measure.block_warmup)
-                if timed is base:
-                    paired.extend(samples)
+            paired.extend(_pair_of_blocks(base, cand, measure, rng))
             failed = early.look(done, paired, cand.samples)
             if failed is None and done == min_blocks:  # min_samples: the summary needs them
                 failed = fidelity_look(base, cand, job, measure)

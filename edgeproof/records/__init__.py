@@ -309,7 +309,7 @@ class TargetOutcome(Record):
     status: Literal["pass", "blocked", "unavailable", "error"]
     plots: tuple[str, ...] = ()  # PNG file names, in the target's MLflow run and the report
     champion: ChampionComparison | None = None  # None: no champion yet, or comparison off
-    # finalists tied within noise via the baseline, to be timed against each other
+    # close finalists compared only via the baseline, to be timed against each other
     wanted_head_to_head: tuple[tuple[str, str], ...] = ()
     head_to_head: tuple[HeadToHeadRecord, ...] = ()  # what those head-to-head runs found
 

@@ -36,7 +36,7 @@ class MeasureJob:
     ``stop_below_speedup``: the speed gate's limit, for an early verdict on a clear failure
     (``gates.sequential``); None times every candidate to the precision target.
     ``stop_below_agreement``: a classifier's top-1 agreement gate, looked at once on the
-    first eval items before timing (``edgeproof.measure.harness.fidelity_look``).
+    first eval items when ``min_samples`` are timed (``edgeproof.measure.harness.fidelity_look``).
     """
 
     target: str

@@ -274,7 +274,7 @@ def _pareto_lines(outcome: TargetOutcome) -> list[str]:
 
 
 def _head_to_head_lines(outcome: TargetOutcome) -> list[str]:
-    """Finalists tied via the baseline and then timed against each other."""
+    """Close finalists compared via the baseline, then timed against each other."""
     rows = [
         f"- `{h.a}` vs `{h.b}`: `{h.a}` {h.ratio.value:.3f}x as fast "
         f"[{h.ratio.low:.3f}, {h.ratio.high:.3f}] over {h.blocks} interleaved block pairs "
@@ -282,7 +282,7 @@ def _head_to_head_lines(outcome: TargetOutcome) -> list[str]:
         for h in outcome.head_to_head
     ]
     return (
-        ["", "Timed head to head (tied within noise via the baseline):", "", *rows] if rows else []
+        ["", "Timed head to head (close finalists, compared directly):", "", *rows] if rows else []
     )
 
 
