@@ -111,6 +111,7 @@ def _with_selection(
         objective=None if gates.weights else gates.objective,
         weights=gates.weights,
         speed_tol=gates.speed_tie_tolerance,
+        confidence=params.measure.confidence,
     )
     blocks = {(r.a, r.b): _blocks(r) for r in head_to_head}
     selection = select_on_front(summaries, verdicts, policy, head_to_head=blocks)

@@ -199,6 +199,7 @@ class SelectionPolicy:
     objective: str | None = None
     weights: Mapping[str, float] | None = None
     speed_tol: float = 0.0  # a latency lead within this is a tie (``select_paired``)
+    confidence: float = 0.99  # of the head-to-head ratios (the measurement's confidence)
 
     def __post_init__(self) -> None:
         if (self.objective is None) == (self.weights is None):
@@ -275,6 +276,7 @@ def _by_objective(
     front: ParetoResult,
     head_to_head: Mapping[tuple[str, str], HeadToHead] | None = None,
     speed_tol: float = 0.0,
+    confidence: float = 0.99,
 ) -> Selection:
     """One objective, decided on paired evidence (``gates.paired_selection``).
 
@@ -285,7 +287,9 @@ def _by_objective(
     """
     key = OBJECTIVES[objective][2]
     entrants = entrants_from_summaries(summaries, passing)
-    chosen = select_paired(entrants, cast(Objective, objective), head_to_head, speed_tol=speed_tol)
+    chosen = select_paired(
+        entrants, cast(Objective, objective), head_to_head, confidence, speed_tol=speed_tol
+    )
     return Selection(
         winner=chosen.winner,
         runner_up=chosen.runner_up,
@@ -382,7 +386,13 @@ def select_on_front(
         return Selection(None, None, "no candidate passed every gate", {}, front)
     if policy.objective is not None:
         return _by_objective(
-            summaries, passing, policy.objective, front, head_to_head, policy.speed_tol
+            summaries,
+            passing,
+            policy.objective,
+            front,
+            head_to_head,
+            policy.speed_tol,
+            policy.confidence,
         )
     assert policy.weights is not None
     return _by_weights(passing, policy.weights, front)

@@ -49,3 +49,27 @@ def test_head_to_head_blocks_decide_a_tie_via_the_baseline() -> None:
     assert (record.a, record.b, record.blocks) == ("first", "second", 12)
     assert record.ratio.high < 1.0  # first is slower: a/b ratio below 1
     assert after.outcomes == before.outcomes  # nothing judged again
+
+
+def test_the_choice_and_the_recorded_ratio_use_the_same_confidence() -> None:
+    """b is 1.4% faster head to head: beyond the 1% tolerance at 99% confidence, not at
+    99.9%. The winner follows the measurement's confidence, as the recorded CI does."""
+    rng = np.random.default_rng(3)
+    a = np.exp(rng.normal(0, 0.01, 12))
+    b = a / 1.014 * np.exp(rng.normal(0, 0.005, 12))
+    run = HeadToHeadRun("first", "second", a, b, 1, "done")
+    base = load_params(ROOT / "params.yaml")
+    tied = TargetOutcome(
+        target="t",
+        available=True,
+        baseline="fp32",
+        outcomes=(_outcome("first", (2.50, 2.40, 2.60)), _outcome("second", (2.55, 2.45, 2.65))),
+        status="blocked",
+    )
+    for confidence, winner in ((0.99, "second"), (0.999, "first")):
+        measure = base.measure.model_copy(update={"confidence": confidence})
+        params = base.model_copy(update={"measure": measure})
+        after = reselect(tied, [run], params)
+        (record,) = after.head_to_head
+        beyond = record.ratio.high < 1 / (1 + params.gates.speed_tie_tolerance)
+        assert after.winner == winner and beyond == (winner == "second")
