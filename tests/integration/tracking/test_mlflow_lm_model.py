@@ -220,9 +220,7 @@ def test_the_champion_loads_from_the_registry(inputs: ResolvedInputs, tmp_path: 
 def test_mlx_candidates_predict_the_logits_the_gate_scored(
     inputs: ResolvedInputs, tmp_path: Path
 ) -> None:
-    available = mlx_availability()
-    if not available.ok:
-        pytest.skip(f"needs mlx and mlx-lm: {available.reason}")
+    assert mlx_availability().ok  # make install brings mlx[cpu] and mlx-lm (the dev extra)
     from edgeproof.mlx.runner import compute_logits
 
     windows = _windows(inputs)
