@@ -19,6 +19,8 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
 
 from edgeproof.config import MeasureConfig
 from edgeproof.errors import EdgeproofError
@@ -49,7 +51,7 @@ def optimize(
     )
 
 
-@task(name="measure", cache_policy=NO_CACHE, tags=["edgeproof-measure"])
+@task(name="measure", cache_policy=NO_CACHE)
 def measure(
     inputs: ResolvedInputs,
     target_name: str,
@@ -75,7 +77,7 @@ def measure(
     return inputs.task.measure(baseline, candidates, job, settings, get_run_logger().info)
 
 
-@task(name="head-to-head", cache_policy=NO_CACHE, tags=["edgeproof-measure"])
+@task(name="head-to-head", cache_policy=NO_CACHE)
 def head_to_head(
     inputs: ResolvedInputs,
     target_name: str,
@@ -99,11 +101,28 @@ def head_to_head(
 
 
 def measure_on_device(inputs: ResolvedInputs, target_name: str, what: Any = measure) -> Any:
-    """The ``measure`` (or another timing) task tagged ``edgeproof-device:<work_pool>``:
-    with a tag concurrency limit of 1 (``make prefect-setup``), one device never measures
-    two things at once, whichever runs or deployments ask."""
-    pool = inputs.targets[target_name].work_pool
-    return what.with_options(tags={*what.tags, f"edgeproof-device:{pool}"})
+    """The ``measure`` (or another timing) task, tagged ``edgeproof-device:<work_pool>`` and
+    ``edgeproof-measure`` when the Prefect API has a concurrency limit on the device tag
+    (``make prefect-setup`` creates it, limit 1): then one device never measures two things
+    at once, whichever runs or deployments ask. Without such a limit the task is left
+    untagged: Prefect asks the API for a slot for every tag a task run carries (a write), and
+    on a sqlite-backed server (the temporary one of ``edgeproof run``, a plain ``prefect
+    server start``) that write often meets the server's own event writes, gets 503
+    "database is locked" and is retried ~2 s later, for a limit that does not exist."""
+    tag = f"edgeproof-device:{inputs.targets[target_name].work_pool}"
+    if not _has_concurrency_limit(tag):
+        return what
+    return what.with_options(tags={*what.tags, "edgeproof-measure", tag})
+
+
+def _has_concurrency_limit(tag: str) -> bool:
+    """Whether the Prefect API has a tag concurrency limit on ``tag`` (a read)."""
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_concurrency_limit_by_tag(tag)
+        except ObjectNotFound:
+            return False
+    return True
 
 
 @task(name="decide", cache_policy=NO_CACHE)

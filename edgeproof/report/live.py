@@ -146,6 +146,7 @@ class RunProgress:
 # run-log line prefix -> the run's stage (None: the line itself, it names the target)
 _STAGES: tuple[tuple[str, str | None], ...] = (
     ("validating data", "data gate"),
+    ("data gate: ", None),
     ("gating target", None),
     ("dispatching target", None),
     ("promoting", "promoting winners"),

@@ -84,13 +84,19 @@ def start_pipeline_run(
     return run_id
 
 
-def log_data_gate(store: MlflowStore, run_id: str, result: DataGateResult) -> None:
-    """The Great Expectations results and the gate's outcome, on the parent run."""
+def log_data_gate(
+    store: MlflowStore, run_id: str, result: DataGateResult, reused: bool = False
+) -> None:
+    """The Great Expectations results and the gate's outcome, on the parent run; ``reused``:
+    the verdict of an identical earlier validation (same data, checks and code)."""
     store.log_text(run_id, json.dumps(result.results, indent=1), "data_gate/gx_results.json")
     store.log(
         run_id,
         metrics={"data_gate.failed_expectations": len(result.failures)},
-        tags={tagnames.DATA_GATE: "pass" if result.success else "fail"},
+        tags={
+            tagnames.DATA_GATE: "pass" if result.success else "fail",
+            tagnames.DATA_GATE_REUSED: str(reused).lower(),
+        },
     )
     if not result.success:
         store.log_text(run_id, "\n".join(result.failures) + "\n", "data_gate/failures.txt")

@@ -27,6 +27,7 @@ REASON = "edgeproof.reason"
 ERROR = "edgeproof.error"
 WARNINGS = "edgeproof.warnings"
 DATA_GATE = "edgeproof.data_gate"
+DATA_GATE_REUSED = "edgeproof.data_gate.reused"
 DEVICE = "edgeproof.device"
 DEVICE_NAME = "edgeproof.device_name"
 CHAMPION_AT_START = "edgeproof.champion_at_start."  # + target

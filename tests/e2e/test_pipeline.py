@@ -67,6 +67,17 @@ def _client(project: Path) -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+def _latest_pipeline_run(client: MlflowClient) -> Any:
+    exp = client.get_experiment_by_name(MODEL)
+    (newest,) = client.search_runs(
+        [exp.experiment_id],
+        "tags.`edgeproof.level` = 'pipeline'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return newest
+
+
 def _edgeproof(project: Path, *args: str):
     return run(["edgeproof", "run", "--params", "params.yaml", *args], project, timeout=900)
 
@@ -108,6 +119,8 @@ def test_run_tracks_registers_and_promotes(project: Path) -> None:
     tags = parent.data.tags
     head = check(["git", "rev-parse", "HEAD"], project).strip()
     assert tags["git.sha"] == head and tags["edgeproof.status"] == "pass"
+    assert tags["edgeproof.data_gate"] == "pass"
+    assert tags["edgeproof.data_gate.reused"] == "false"  # the first run validates
     assert tags["dvc.md5.models/digits-cnn.onnx"] == _md5(project / "models/digits-cnn.onnx")
     parent_files = {f.path for f in client.list_artifacts(parent.info.run_id)}
     assert {"summary.md", "verdict.json", "params.yaml"} <= parent_files
@@ -297,6 +310,9 @@ def test_an_unchanged_winner_registers_nothing(project: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert f"is byte-identical to champion v{champion}" in done.stdout
     assert _versions(client) == versions and _champion(client) == champion
+    # same data, checks and code: the data gate's verdict is Prefect's cached one
+    assert "] data gate: verdict reused (same data, checks and code" in done.stderr
+    assert _latest_pipeline_run(client).data.tags["edgeproof.data_gate.reused"] == "true"
 
 
 def test_a_winner_slower_than_the_champion_is_not_promoted(project: Path) -> None:
@@ -453,8 +469,18 @@ def test_data_gate_failure_stops_the_run_and_registers_nothing(project: Path) ->
         [exp.experiment_id], "tags.`edgeproof.data_gate` = 'fail'", max_results=5
     )
     assert parent.info.status == "FAILED"
+    assert parent.data.tags["edgeproof.data_gate.reused"] == "false"  # other data: validated
     files = {f.path for f in client.list_artifacts(parent.info.run_id, "data_gate")}
     assert files == {"data_gate/gx_results.json", "data_gate/failures.txt"}
+
+    again = run(["edgeproof", "run", "--params", "params-bad-data.yaml"], project, timeout=900)
+    assert again.returncode == 2, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "] data gate: verdict reused (same data, checks and code" in again.stderr
+    assert "data gate: 3 expectation(s) failed" in again.stdout  # a reused failure still fails
+    rerun = _latest_pipeline_run(client)
+    assert rerun.info.run_id != parent.info.run_id and rerun.info.status == "FAILED"
+    assert rerun.data.tags["edgeproof.data_gate.reused"] == "true"
+    assert len(client.search_model_versions(f"name='{REGISTERED}'")) == versions
 
 
 def test_files_out_of_sync_with_dvc_lock_are_refused(project: Path) -> None:
