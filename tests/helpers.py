@@ -141,6 +141,19 @@ def run_info(**overrides: object):
     return RunInfo(**(fields | overrides))
 
 
+def assert_timed_inside_the_call(session: Any, feeds: dict[str, np.ndarray], runtime: str) -> None:
+    """``timed_run`` times the runtime's own inference (``info["timed"]`` names how): a
+    positive figure inside the wall time of the Python call that returns it, every time."""
+    import time
+
+    assert runtime in session.info["timed"]
+    for _ in range(30):
+        start = time.perf_counter_ns()
+        timed = session.timed_run(feeds)
+        wall = (time.perf_counter_ns() - start) / 1e6
+        assert 0.0 < timed <= wall, (timed, wall)
+
+
 def first_output(path: Path) -> np.ndarray:
     """The first output tensor a measurement worker wrote for a candidate."""
     from edgeproof.evaluate import load_outputs

@@ -5,8 +5,12 @@ and writes one JSON reply per line on a private copy of stdout; the real fd 1 is
 at stderr first, so a native runtime printing to stdout cannot corrupt the protocol.
 One process per candidate and long-lived: the parent interleaves blocks of the baseline
 and the candidate (A B A B) so slow drift of the machine hits both alike.
-Only timings of ``session.run`` itself are taken (``perf_counter_ns``); peak RSS is the
-kernel's high-water mark (VmHWM) of this process, so it includes loading the runtime.
+A latency sample is the runtime's own inference call, timed as its benchmark tool times it
+(``TimedSession.timed_run``: ONNX Runtime's Python ``run``, OpenVINO's
+``InferRequest.latency``, LiteRT's ``invoke``; a plug-in session without it: its whole
+``run``); a throughput run times whole ``run`` calls
+on a batch (``perf_counter_ns``). Peak RSS is the kernel's high-water mark (VmHWM) of this
+process, so it includes loading the runtime.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +32,7 @@ from edgeproof.feed import FeedLayout, stream_calls
 from edgeproof.measure.energy import POWERCAP, RaplCounter, measure_energy
 from edgeproof.measure.proc_status import process_status_mb
 from edgeproof.records import Candidate
-from edgeproof.targets.base import Session
+from edgeproof.targets.base import Session, TimedSession
 
 
 def read_status_mb(field: str) -> float:
@@ -47,6 +53,13 @@ def _timed_runs(session: Session, batch: dict[str, np.ndarray], runs: int) -> li
         session.run(batch)
         seconds.append((time.perf_counter_ns() - start) / 1e9)
     return seconds
+
+
+def _timed_whole(session: Session, feeds: dict[str, np.ndarray]) -> float:
+    """Milliseconds of one whole ``run`` (a session without ``timed_run``)."""
+    start = time.perf_counter_ns()
+    session.run(feeds)
+    return (time.perf_counter_ns() - start) / 1e6
 
 
 class Worker:
@@ -109,13 +122,8 @@ class Worker:
         session = self._session()
         for _ in range(int(req.get("discard", 0))):
             session.run(self._next_item())
-        samples = []
-        for _ in range(int(req["n"])):
-            feeds = self._next_item()
-            start = time.perf_counter_ns()
-            session.run(feeds)
-            samples.append((time.perf_counter_ns() - start) / 1e6)
-        return {"samples_ms": samples}
+        timed = self._timer()
+        return {"samples_ms": [timed(self._next_item()) for _ in range(int(req["n"]))]}
 
     def throughput(self, req: dict[str, Any]) -> dict[str, Any]:
         session, data = self._session(), self._data()
@@ -173,6 +181,14 @@ class Worker:
 
     def stats(self, req: dict[str, Any]) -> dict[str, Any]:
         return {"peak_rss_mb": read_status_mb("VmHWM"), "rss_mb": read_status_mb("VmRSS")}
+
+    def _timer(self) -> Callable[[dict[str, np.ndarray]], float]:
+        """The session's own timing of one item; a plug-in session without ``timed_run``
+        has its whole ``run`` timed."""
+        session = self._session()
+        if isinstance(session, TimedSession):
+            return session.timed_run
+        return partial(_timed_whole, session)
 
     def _session(self) -> Session:
         if self.session is None:

@@ -15,7 +15,7 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Generic, Literal, Protocol, Self, TypeVar
+from typing import Annotated, Any, Generic, Literal, Protocol, Self, TypeVar, runtime_checkable
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -44,6 +44,19 @@ class Session(Protocol):
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """Run one batch; returns the outputs in the model's output order."""
+        ...
+
+
+@runtime_checkable
+class TimedSession(Session, Protocol):
+    """A session the latency harness times (``open_session`` of a measured target)."""
+
+    def timed_run(self, feeds: Mapping[str, np.ndarray]) -> float:
+        """Run one item; the milliseconds of the runtime's own inference call, timed as
+        the runtime's benchmark tool times it (``info["timed"]`` says how). Handing the
+        inputs over beforehand and reading the outputs after are not in it: they are the
+        calling program's, and in Python they cost tens of microseconds a call, which
+        would pull every sub-millisecond speedup toward 1."""
         ...
 
 

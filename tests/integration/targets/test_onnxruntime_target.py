@@ -11,6 +11,7 @@ import pytest
 from edgeproof.data import load_dataset
 from edgeproof.errors import InputError
 from edgeproof.targets.onnxruntime_cpu import OnnxRuntimeCpu, OnnxRuntimeTargetConfig, OrtRecipe
+from tests.helpers import assert_timed_inside_the_call
 
 
 def _target() -> OnnxRuntimeCpu:
@@ -61,6 +62,7 @@ def test_baseline_and_recipes_produce_runnable_models(
         assert out.shape == ref.shape
         # int8 stays close to fp32 on this small well-conditioned model
         assert np.mean(out.argmax(1) == ref.argmax(1)) >= 0.75
+        assert_timed_inside_the_call(session, evald.batch(0, 1), "InferenceSession.run")
 
 
 def test_corrupt_model_is_a_clear_input_error(tmp_path: Path) -> None:

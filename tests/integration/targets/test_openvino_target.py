@@ -25,6 +25,7 @@ from edgeproof.tasks.registry import task_kind
 from edgeproof.tasks.tensor import TensorTruth
 from tests.helpers import (
     FAST_MEASURE,
+    assert_timed_inside_the_call,
     availability_without,
     first_output,
     make_tiny_cnn,
@@ -68,6 +69,8 @@ def test_each_recipe_end_to_end(
     for name in ("bf16", "nncf-int8"):
         scores = score_classifier(name, first_output(got.outputs[name]), base_logits, labels)
         assert scores.agree.mean() > 0.8  # a random tiny CNN: near-ties may flip
+    session = target.open_session(int8, threads=1)
+    assert_timed_inside_the_call(session, load_dataset(tiny_data["eval"]).batch(0, 1), "latency")
 
 
 def _fragile_case(folder: Path, outlier_scale: float) -> tuple[Path, Path]:

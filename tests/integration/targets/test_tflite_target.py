@@ -22,7 +22,13 @@ from edgeproof.measure.harness import measure_target
 from edgeproof.records import Candidate
 from edgeproof.targets.tflite_cpu import TfliteCpu, TfliteRecipe, TfliteTargetConfig
 from edgeproof.tflite.toolchain import ConversionError
-from tests.helpers import FAST_MEASURE, availability_without, first_output, measure_job_for
+from tests.helpers import (
+    FAST_MEASURE,
+    assert_timed_inside_the_call,
+    availability_without,
+    first_output,
+    measure_job_for,
+)
 
 CONFIG = TfliteTargetConfig(
     threads=1,
@@ -107,6 +113,9 @@ def test_session_maps_layout_and_batches(built: dict[str, Candidate], tiny_model
     singles = np.concatenate([session.run({"input": x[i : i + 1]})[0] for i in range(5)])
     assert batch.dtype == np.float32 and batch.shape == (5, 10)
     np.testing.assert_array_equal(batch, singles)
+    assert_timed_inside_the_call(session, {"input": x[:1]}, "Interpreter.invoke")
+    with pytest.raises(ValueError, match="one item"):
+        session.timed_run({"input": x})
 
 
 def _rgb_static_model(path: Path) -> Path:
