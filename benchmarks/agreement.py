@@ -254,8 +254,8 @@ def compare(inputs: ResolvedInputs, target: str, scratch: Path) -> list[dict[str
 def per_call_costs(rows: list[dict[str, Any]]) -> list[str]:
     """Where a target has a C++ tool and a bare Python loop of the same runtime: the
     medians of the three ways of timing (C++ loop, Python loop with inputs set once, the
-    harness's session call with its input handover and output copy), so the per-call
-    costs that compress a sub-millisecond ratio toward 1 can be read off."""
+    harness's ``timed_run``: the runtime's own call on inputs prepared once), so the
+    per-call costs that compress a sub-millisecond ratio toward 1 can be read off."""
     lines = []
     for target in dict.fromkeys(r["target"] for r in rows):
         timed = [r for r in rows if r["target"] == target and "tool" in r]
@@ -270,7 +270,7 @@ def per_call_costs(rows: list[dict[str, Any]]) -> list[str]:
             for w in (native[0], python[0])
         ]
         lines.append(
-            f"| {target} | edgeproof's harness (the session's `run`) | {ours['base_ms']:.3f} "
+            f"| {target} | edgeproof's harness (`timed_run`) | {ours['base_ms']:.3f} "
             f"| {ours['cand_ms']:.3f} | {ours['speedup']:.2f}x |"
         )
     if not lines:
@@ -284,11 +284,11 @@ def per_call_costs(rows: list[dict[str, Any]]) -> list[str]:
         *lines,
         "",
         "A cost added to every call, whatever the model, compresses a sub-millisecond "
-        "speedup toward 1. From the C++ loop to a bare Python call is the binding's cost; "
-        "from there to the harness is the session's: handing the inputs over and copying "
-        "the outputs out, and for a full-int8 LiteRT model quantizing the float inputs and "
-        "dequantizing the outputs in numpy, which only the candidate pays. The harness times "
-        "what a Python application feeding float data pays per call.",
+        "speedup toward 1. The harness times each runtime's own inference call as its tool "
+        "does (`TimedSession.timed_run`): OpenVINO's `InferRequest.latency` (the C++ "
+        "`infer`), LiteRT's `invoke()` on inputs converted once (a full-int8 model's "
+        "quantization is the caller's), ONNX Runtime's `run` (its plain loop is the tool). "
+        "What is left between it and a C++ tool is inside the Python binding's call.",
     ]
 
 

@@ -51,12 +51,17 @@ class Session(Protocol):
 class TimedSession(Session, Protocol):
     """A session the latency harness times (``open_session`` of a measured target)."""
 
-    def timed_run(self, feeds: Mapping[str, np.ndarray]) -> float:
-        """Run one item; the milliseconds of the runtime's own inference call, timed as
-        the runtime's benchmark tool times it (``info["timed"]`` says how). Handing the
-        inputs over beforehand and reading the outputs after are not in it: they are the
-        calling program's, and in Python they cost tens of microseconds a call, which
-        would pull every sub-millisecond speedup toward 1."""
+    def prepare(self, feeds: Mapping[str, np.ndarray]) -> Any:
+        """One item (canonical inputs) as the runtime's own inputs, converted once before
+        timing (for a full-int8 LiteRT model: quantized), for ``timed_run``."""
+        ...
+
+    def timed_run(self, prepared: Any) -> float:
+        """Run one prepared item; the milliseconds of the runtime's own inference call,
+        timed as the runtime's benchmark tool times it (``info["timed"]`` says how).
+        Converting and handing the inputs over and reading the outputs are the calling
+        program's: in Python they cost tens of microseconds a call, which would pull
+        every sub-millisecond speedup toward 1."""
         ...
 
 

@@ -107,14 +107,17 @@ class LiteRtSession:
             return [np.concatenate(chunk) for chunk in zip(*parts, strict=True)]
         return self._invoke(arrays)
 
-    def timed_run(self, feeds: Mapping[str, np.ndarray]) -> float:
-        """The ``invoke()`` alone, as litert-benchmark times it: converting (for a full-int8
-        model, quantizing) and setting the inputs, and reading the outputs, are the
-        caller's."""
+    def prepare(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One item in the TFLite tensors' layout and type (a full-int8 model's: quantized)."""
         arrays = {b.name: _to_tflite(b, np.asarray(feeds[b.name])) for b in self._inputs}
         if len(next(iter(arrays.values()))) != 1:
-            raise ValueError("timed_run takes one item")
-        self._set_inputs(arrays)
+            raise ValueError("timed runs take one item")
+        return arrays
+
+    def timed_run(self, prepared: dict[str, np.ndarray]) -> float:
+        """The ``invoke()`` alone, as litert-benchmark times it: setting the inputs and
+        reading the outputs are the caller's."""
+        self._set_inputs(prepared)
         start = time.perf_counter_ns()
         self._interpreter.invoke()
         return (time.perf_counter_ns() - start) / 1e6

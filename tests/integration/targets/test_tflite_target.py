@@ -115,7 +115,7 @@ def test_session_maps_layout_and_batches(built: dict[str, Candidate], tiny_model
     np.testing.assert_array_equal(batch, singles)
     assert_timed_inside_the_call(session, {"input": x[:1]}, "Interpreter.invoke")
     with pytest.raises(ValueError, match="one item"):
-        session.timed_run({"input": x})
+        session.prepare({"input": x})
 
 
 def _rgb_static_model(path: Path) -> Path:
