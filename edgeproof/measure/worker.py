@@ -6,11 +6,11 @@ at stderr first, so a native runtime printing to stdout cannot corrupt the proto
 One process per candidate and long-lived: the parent interleaves blocks of the baseline
 and the candidate (A B A B) so slow drift of the machine hits both alike.
 A latency sample is the runtime's own inference call, timed as its benchmark tool times it
-(``TimedSession.timed_run``: ONNX Runtime's Python ``run``, OpenVINO's
-``InferRequest.latency``, LiteRT's ``invoke``; a plug-in session without it: its whole
-``run``); a throughput run times whole ``run`` calls
-on a batch (``perf_counter_ns``). Peak RSS is the kernel's high-water mark (VmHWM) of this
-process, so it includes loading the runtime.
+(``TimedSession.timed_run`` on inputs prepared once: ONNX Runtime's Python ``run``,
+OpenVINO's ``InferRequest.latency``, LiteRT's ``invoke``; a plug-in session without it:
+its whole ``run``); a throughput run times whole ``run`` calls on a batch
+(``perf_counter_ns``). Peak RSS is the kernel's high-water mark (VmHWM) of this process, so
+it includes loading the runtime.
 """
 
 from __future__ import annotations
