@@ -70,7 +70,15 @@ def test_each_recipe_end_to_end(
         scores = score_classifier(name, first_output(got.outputs[name]), base_logits, labels)
         assert scores.agree.mean() > 0.8  # a random tiny CNN: near-ties may flip
     session = target.open_session(int8, threads=1)
-    assert_timed_inside_the_call(session, load_dataset(tiny_data["eval"]).batch(0, 1), "latency")
+    evald = load_dataset(tiny_data["eval"])
+    assert_timed_inside_the_call(session, evald.batch(0, 1), "latency")
+    # the dynamic batch axis is pinned to 1 (as benchmark_app -b 1); a batch runs per item
+    assert session.info["batch_pinned_to_1"] == ["input"]
+    assert session.inputs[0].shape == (None, 1, 16, 16)
+    batch = session.run(evald.batch(0, 5))[0]
+    singles = np.concatenate([session.run(evald.batch(i, 1))[0] for i in range(5)])
+    assert batch.shape == (5, 10)
+    np.testing.assert_array_equal(batch, singles)
 
 
 def _fragile_case(folder: Path, outlier_scale: float) -> tuple[Path, Path]:
