@@ -83,20 +83,25 @@ class ResolvedInputs:
         return self.task.load_truth(self.eval_data, self.params, self.root, self.feed)
 
     @cached_property
-    def _content_md5s(self) -> tuple[str, str]:
-        """(model, data) content md5s (DVC's md5, for a file); hashed on first use only,
-        when a champion is compared or a winner registered, not at every start."""
-        return content_md5(self.model), content_md5(self.eval_data, self.calibration_data)
+    def model_md5(self) -> str:
+        """The model's content md5 (DVC's md5, for a file); hashed on first use only, when a
+        champion is compared or a winner registered, not at every start."""
+        return content_md5(self.model)
+
+    @cached_property
+    def data_md5(self) -> str:
+        """The eval and calibration files' content md5, hashed once (the data gate's cache
+        key and the source of every candidate)."""
+        return content_md5(self.eval_data, self.calibration_data)
 
     def source(self, target: str) -> SourceKey:
         """What ``target``'s candidates are made from: model and data contents, and the
         params of model (with the target's recipes), data and gates."""
         # as written in params.yaml: ``targets`` holds the sections with absolute paths
         section = self.params.targets.enabled()[target].model_dump(mode="json")
-        model_md5, data_md5 = self._content_md5s
         return SourceKey(
-            model_md5=model_md5,
-            data_md5=data_md5,
+            model_md5=self.model_md5,
+            data_md5=self.data_md5,
             model_params=params_digest(
                 {"model": self.params.model.model_dump(mode="json"), target: section}
             ),

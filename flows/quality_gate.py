@@ -37,7 +37,7 @@ from edgeproof.report.files import artifact_key, prefect_markdown, write_report
 from edgeproof.resolve import ResolvedInputs, resolve_inputs
 from edgeproof.runtime_env import apply_quiet_defaults
 from edgeproof.tracking.abandoned import reap_abandoned_runs
-from edgeproof.tracking.lineage import content_md5, file_digest
+from edgeproof.tracking.lineage import file_digest
 from edgeproof.tracking.mlflow_store import MlflowStore
 from edgeproof.tracking.pipeline_run import (
     champions_now,
@@ -108,7 +108,7 @@ def data_gate_key(_context: TaskRunContext, parameters: dict[str, Any]) -> str:
     verdict is reused instead of importing GX and validating again (~1.5 s a run)."""
     inputs: ResolvedInputs = parameters["inputs"]
     parts = [
-        content_md5(inputs.eval_data, inputs.calibration_data),
+        inputs.data_md5,
         inputs.params.data.model_dump_json(),
         inputs.params.model.model_dump_json(),
         repr(inputs.model_inputs),
