@@ -24,6 +24,12 @@ Everything lives in one folder (``$EDGEPROOF_STACK_DIR``, default ``.stack`` in 
 Permissions: MLflow's ``default_permission`` is READ, so ``reviewer`` (and any user) can
 read; ``ci`` gets MANAGE on every registered model it creates (MLflow gives the creator
 MANAGE) and ``start`` grants it MANAGE, and ``reviewer`` READ, on the models that exist.
+Only ``ci`` may create: the server runs in MLflow's workspace mode, where creating needs a
+workspace ``USE`` grant (role ``edgeproof-creators``, held by ``ci`` alone) and every other
+user inherits READ (``grant_default_workspace_access``); ``EDGEPROOF_STACK_RESTRICT_CREATE=
+false`` turns that off (MLflow's default: anyone creates). ``start`` then runs
+``edgeproof registry init`` as ``ci`` on ``EDGEPROOF_STACK_PARAMS`` (default the repo's
+params.yaml; ``none`` skips it), so every registry name the project needs is CI's first.
 Ports: ``EDGEPROOF_STACK_PG_PORT`` (55432), ``..._MLFLOW_PORT`` (5000),
 ``..._PREFECT_PORT`` (4200). ``EDGEPROOF_STACK_PREFECT_UI=false`` turns the Prefect UI off.
 """
@@ -56,6 +62,7 @@ BIN = Path(sys.executable).parent
 PG_BIN_FALLBACK = Path("/usr/lib/postgresql/15/bin")
 PG_SUPERUSER = "pgadmin"
 CI_USER, REVIEWER_USER, ADMIN_USER = "ci", "reviewer", "admin"
+DEFAULT_WORKSPACE, CREATORS_ROLE = "default", "edgeproof-creators"
 
 
 class StackError(Exception):
@@ -126,6 +133,7 @@ class Stack:
         self.logs = self.folder / "logs"
         self.run = self.folder / "run"
         self.mlflow_uri = f"http://127.0.0.1:{self.mlflow_port}"
+        self.restrict_create = _env("RESTRICT_CREATE", "true").lower() != "false"
         self.prefect_api = f"http://127.0.0.1:{self.prefect_port}/api"
 
     # -- users, secrets ------------------------------------------------------------------
@@ -202,7 +210,10 @@ class Stack:
             "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
             # each request re-checks the password hash (~0.3 s of CPU); cache a good check
             # for a minute per worker (a changed password reaches other workers within it)
-            "auth_cache_ttl_seconds = 60\n",
+            "auth_cache_ttl_seconds = 60\n"
+            # restricted: workspace mode, every user inherits READ in the default workspace
+            # and only holders of a workspace USE grant (the CI role) may create anything
+            + ("grant_default_workspace_access = true\n" if self.restrict_create else ""),
         )
         # the same secrets as EnvironmentFile= lines for the example systemd units
         _write_secret(
@@ -404,6 +415,8 @@ class Stack:
         command += ["--artifacts-destination", str(self.folder / "mlflow" / "artifacts")]
         command += ["--host", "127.0.0.1", "--port", str(self.mlflow_port)]
         command += ["--workers", _env("MLFLOW_WORKERS", "2")]
+        if self.restrict_create:  # who may create: see setup_users
+            command.append("--enable-workspaces")
         pid = self._launch("mlflow", command, env)
         self._wait(f"{self.mlflow_uri}/health", pid, "mlflow", None)
 
@@ -485,6 +498,8 @@ class Stack:
                     auth.update_user_password(user, creds[key])
                 except MlflowException:
                     auth.create_user(user, creds[key])
+            if self.restrict_create:
+                self._creators_role(auth)
             client = MlflowClient(tracking_uri=self.mlflow_uri, registry_uri=self.mlflow_uri)
             for model in client.search_registered_models():
                 for user, permission in ((CI_USER, "MANAGE"), (REVIEWER_USER, "READ")):
@@ -501,6 +516,25 @@ class Stack:
                     os.environ[key] = value
 
     @staticmethod
+    def _creators_role(auth: object) -> None:
+        """Role ``edgeproof-creators`` in the default workspace: workspace USE, the grant
+        MLflow's workspace mode asks of whoever creates an experiment or a registered model;
+        ``ci`` holds it, no one else (other users inherit READ and cannot create)."""
+        roles = {r.name: r for r in auth.list_roles(DEFAULT_WORKSPACE)}  # type: ignore[attr-defined]
+        role = roles.get(CREATORS_ROLE) or auth.create_role(  # type: ignore[attr-defined]
+            DEFAULT_WORKSPACE, CREATORS_ROLE, "may create experiments and registered models"
+        )
+        granted = {
+            (p.resource_type, p.resource_pattern, p.permission)
+            for p in auth.list_role_permissions(role.id)  # type: ignore[attr-defined]
+        }
+        if ("workspace", "*", "USE") not in granted:
+            auth.add_role_permission(role.id, "workspace", "*", "USE")  # type: ignore[attr-defined]
+        held = {r.id for r in auth.list_user_roles(CI_USER)}  # type: ignore[attr-defined]
+        if role.id not in held:
+            auth.assign_role(CI_USER, role.id)  # type: ignore[attr-defined]
+
+    @staticmethod
     def _grant(auth: object, resource_type: str, resource: str, user: str, level: str) -> None:
         """Give ``user`` exactly ``level`` on one experiment or registered model."""
         from mlflow.exceptions import MlflowException
@@ -512,6 +546,37 @@ class Stack:
                 raise
             auth.revoke_user_permission(user, resource_type, resource)  # type: ignore[attr-defined]
             auth.grant_user_permission(user, resource_type, resource, level)  # type: ignore[attr-defined]
+
+    # -- registry names ------------------------------------------------------------------
+
+    def claim_names(self, creds: dict[str, str]) -> None:
+        """``edgeproof registry init`` as ``ci``: every ``<model>.<target>`` the project's
+        params.yaml implies (``EDGEPROOF_STACK_PARAMS``, default the repo's; ``none``: skip)
+        is created by CI, so CI holds MANAGE on it before any other user can take the name.
+        A name someone else holds is reported (one line), not fatal to the stack."""
+        setting = _env("PARAMS", str(REPO / "params.yaml"))
+        params = Path(setting)
+        if setting == "none" or not params.is_file():
+            return
+        env = {
+            **self.base_env(),
+            "PYTHONPATH": str(REPO),
+            "MLFLOW_TRACKING_URI": self.mlflow_uri,
+            "MLFLOW_TRACKING_USERNAME": CI_USER,
+            "MLFLOW_TRACKING_PASSWORD": creds["EDGEPROOF_STACK_CI_PASSWORD"],
+        }
+        command = [sys.executable, "-c", "from edgeproof.console import main; main()"]
+        done = subprocess.run(
+            [*command, "registry", "init", "--params", str(params.absolute())],
+            cwd=params.absolute().parent,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if done.returncode != 0:
+            why = (done.stderr.strip().splitlines() or ["?"])[-1]
+            print(f"stack: warning: registry names of {params}: {why}", file=sys.stderr)
 
     # -- commands ------------------------------------------------------------------------
 
@@ -532,6 +597,7 @@ class Stack:
             ("postgres", self.start_postgres),
             ("mlflow", self.start_mlflow),
             ("users", self.setup_users),
+            ("registry names", self.claim_names),
             ("prefect", self.start_prefect),
         ]
         try:

@@ -37,6 +37,8 @@ app = typer.Typer(
 )
 example_app = typer.Typer(no_args_is_help=True, help="Build the bundled example (DVC stages).")
 app.add_typer(example_app, name="example")
+registry_app = typer.Typer(no_args_is_help=True, help="The MLflow registry names of a project.")
+app.add_typer(registry_app, name="registry")
 cli_device.register(app)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -132,7 +134,7 @@ def run(
         from edgeproof.report.dvc_plots import write_dvc_plots
 
         write_dvc_plots(result, plots)
-    _print_result(result, report_dir or params.resolve().parent / "reports", as_json)
+    _print_result(result, report_dir or inputs.root / inputs.params.report.dir, as_json)
     if result.status == "error":  # e.g. the data gate: the report is written, this names why
         err.print(f"edgeproof: error: {_run_error(result)}", markup=False)
     raise typer.Exit(result.exit_code)
@@ -543,6 +545,37 @@ def _load_evidence(
     if SIGNATURE_FILE in logged:
         signature = store.download(run_id, SIGNATURE_FILE, scratch).read_text(encoding="utf-8")
     return evidence, model_dir, signature
+
+
+@registry_app.command("init")
+def registry_init(
+    params: ParamsOption = Path("params.yaml"),
+    target: Annotated[
+        list[str] | None, typer.Option("--target", help="Only this target (repeatable).")
+    ] = None,
+    debug: DebugOption = False,
+) -> None:
+    """Create, as this identity (CI), the experiment and every ``<model>.<target>`` that
+    params.yaml implies, so CI holds MANAGE on them; exit 2 if a name (or a lock) exists
+    that CI cannot manage."""
+    from edgeproof.errors import RegistryRefused
+    from edgeproof.params import load_params
+    from edgeproof.resolve import select_targets
+    from edgeproof.tracking.mlflow_store import MlflowStore
+    from edgeproof.tracking.names import claim_names
+
+    with one_line_errors(debug):
+        loaded = load_params(params)
+        targets = list(select_targets(loaded, target))
+        store = MlflowStore(loaded.tracking)
+        states = claim_names(store, loaded.registry, loaded.model.name, targets)
+        for state in states:
+            if state.state != "foreign":
+                out.print(f"{state.name}: {state.state} ({state.detail})", markup=False)
+        foreign = [state for state in states if state.state == "foreign"]
+        if foreign:
+            more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+            raise RegistryRefused(foreign[0].detail + more)
 
 
 @example_app.command("prepare")

@@ -27,6 +27,10 @@ from pydantic import (
 from edgeproof.errors import ConfigError
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+# The selection vocabulary as params.yaml spells it (gates.objectives describes each axis):
+# `gates.objective` names one axis to minimize, the keys of `gates.weights` the axes of the
+# weighted choice on the Pareto front ("latency" is median latency, "p90" p90 latency).
+Objective = Literal["median_latency", "p90_latency", "size", "peak_rss"]
 SelectionMetric = Literal["accuracy", "latency", "p90", "peak_rss", "size"]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
 
@@ -43,9 +47,17 @@ class MetricConfig(StrictModel):
     baseline's outputs (name -> array, items first) and the eval labels / targets (or None)
     and returns one score per item. The accuracy of a task it replaces is gated on it."""
 
-    function: Annotated[str, Field(pattern=r"^[^:]+\.py:[A-Za-z_][A-Za-z0-9_]*$")]
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = "metric"
-    higher_is_better: bool = True
+    function: Annotated[str, Field(pattern=r"^[^:]+\.py:[A-Za-z_][A-Za-z0-9_]*$")] = Field(
+        description="`file.py:function`: a Python file in the project (imported, never "
+        "unpickled) and its function scoring each item from the candidate's outputs, the "
+        "baseline's outputs and the eval labels / targets (or None)."
+    )
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = Field(
+        "metric", description="The metric's name in checks, records and reports."
+    )
+    higher_is_better: bool = Field(
+        True, description="The metric's direction: false when a lower score is better."
+    )
 
     @property
     def file(self) -> Path:
@@ -69,8 +81,16 @@ class InputConfig(StrictModel):
     ``stream`` array).
     """
 
-    value: Scalar | list[Any] | None = None
-    carried_from: str | None = None
+    value: Scalar | list[Any] | None = Field(
+        None,
+        description="A constant fed to this input at every call (a sample rate; a nested "
+        "list for a fixed tensor), cast to the input's dtype. Give it or `carried_from`.",
+    )
+    carried_from: str | None = Field(
+        None,
+        description="A streaming state: the named output of each call is fed back as this "
+        "input at the next call, zeros at the start of every stream. Give it or `value`.",
+    )
 
     @model_validator(mode="after")
     def _one(self) -> InputConfig:
@@ -82,31 +102,78 @@ class InputConfig(StrictModel):
 class ModelConfig(StrictModel):
     """The model under test and what it does."""
 
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
-    path: Path
-    # classification: labels, accuracy, top-1 agreement, KL; embedding / raw: no labels,
-    # fidelity to the baseline per output tensor; regression: targets (key labels_key) too;
-    # language_model: a GGUF file, held-out token windows, llama.cpp-style KL / top-1 / PPL
-    task: Literal["classification", "embedding", "regression", "raw", "language_model"] = (
-        "classification"
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")] = Field(
+        description="The model's name: `{model}` in `registry.model_name`, and the name in "
+        "run records and reports."
     )
-    input_name: str | None = None  # None: the model's single input
-    num_classes: Annotated[int, Field(ge=2)] = 10
-    metric: MetricConfig | None = None  # the team's own per-item metric (tensor tasks)
-    inputs: dict[str, InputConfig] = Field(default_factory=dict)  # constants, streaming state
+    path: Path = Field(
+        description="The model file, relative to params.yaml: ONNX, or a GGUF file for the "
+        "`language_model` task."
+    )
+    task: Literal["classification", "embedding", "regression", "raw", "language_model"] = Field(
+        "classification",
+        description="What the model does, which decides how candidates are scored. "
+        "`classification`: labels, accuracy, top-1 agreement, KL. `embedding` / `raw`: no "
+        "labels, fidelity to the baseline per output tensor. `regression`: targets (array "
+        "`data.labels_key`), MAE. `language_model`: a GGUF file and held-out token windows, "
+        "llama.cpp-style KL, top-1 agreement and perplexity.",
+    )
+    input_name: str | None = Field(
+        None,
+        description="The model input the data is for: an error when the model has no input "
+        "of that name. null: not checked (the model's single input).",
+    )
+    num_classes: Annotated[int, Field(ge=2)] = Field(
+        10,
+        description="Number of classes (`classification`): eval labels must lie in "
+        "0..num_classes-1, and the data gate checks each class's share.",
+    )
+    metric: MetricConfig | None = Field(
+        None,
+        description="The team's own per-item metric (tensor tasks), gated by `gates.metric`; "
+        "null: none.",
+    )
+    inputs: dict[str, InputConfig] = Field(
+        default_factory=dict,
+        description="Model inputs the data file does not give per item, by input name: a "
+        "constant (`value`) or a streaming state (`carried_from`).",
+    )
 
 
 class DataChecks(StrictModel):
     """The Great Expectations data gate on the eval and calibration sets (``None`` = off)."""
 
-    enabled: bool = True
-    min_eval_rows: Annotated[int, Field(ge=1)] = 100
-    min_calibration_rows: Annotated[int, Field(ge=1)] = 10
-    value_min: float | None = None  # every input value must lie in [value_min, value_max]
-    value_max: float | None = None
-    min_class_share: Fraction | None = None  # each class's share of the eval labels
-    max_class_share: Fraction | None = None
-    no_leakage: bool = True  # no eval item (by content hash) in the calibration set
+    enabled: bool = Field(
+        True,
+        description="Run the data gate before any optimization; false skips every check.",
+    )
+    min_eval_rows: Annotated[int, Field(ge=1)] = Field(
+        100, description="Fewest items the eval set may have."
+    )
+    min_calibration_rows: Annotated[int, Field(ge=1)] = Field(
+        10, description="Fewest items the calibration set may have."
+    )
+    value_min: float | None = Field(
+        None,
+        description="Every input value (both sets) must be at least this; null: not checked.",
+    )
+    value_max: float | None = Field(
+        None,
+        description="Every input value (both sets) must be at most this; null: not checked.",
+    )
+    min_class_share: Fraction | None = Field(
+        None,
+        description="Each class's share of the eval labels must be at least this "
+        "(classification); null: not checked.",
+    )
+    max_class_share: Fraction | None = Field(
+        None,
+        description="Each class's share of the eval labels must be at most this "
+        "(classification); null: not checked.",
+    )
+    no_leakage: bool = Field(
+        True, description="No eval item (by content hash) may be in the calibration set."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> DataChecks:
@@ -125,35 +192,66 @@ class DataConfig(StrictModel):
     run, warn, or skip the check).
     """
 
-    eval: Path
-    calibration: Path
-    labels_key: str = "labels"
+    eval: Path = Field(
+        description="The eval set (.npz, relative to params.yaml): every candidate's accuracy "
+        "and fidelity are scored on it."
+    )
+    calibration: Path = Field(
+        description="The calibration set (.npz, same layout): what quantization recipes "
+        "calibrate on; never scored."
+    )
+    labels_key: str = Field(
+        "labels",
+        description="The array holding the labels (classification) or targets (regression).",
+    )
     checks: DataChecks = DataChecks()
-    dvc_sync: Literal["refuse", "warn", "off"] = "refuse"
+    dvc_sync: Literal["refuse", "warn", "off"] = Field(
+        "refuse",
+        description="When a DVC-tracked file differs from dvc.lock: `refuse` the run, `warn`, "
+        "or `off` (not checked).",
+    )
 
 
 class ExampleConfig(StrictModel):
     """DVC stage parameters of the bundled example (sklearn digits CNN)."""
 
-    seed: int = 0
-    image_size: Annotated[int, Field(ge=8, le=128)] = 64
-    eval_size: Annotated[int, Field(ge=10)] = 1000
-    calibration_size: Annotated[int, Field(ge=10)] = 200
-    epochs: Annotated[int, Field(ge=1)] = 8
-    batch_size: Annotated[int, Field(ge=1)] = 64
-    learning_rate: PositiveFloat = 2e-3
-    threads: Annotated[int, Field(ge=1)] = 2
+    seed: int = Field(0, description="Seed of the data split and of training.")
+    image_size: Annotated[int, Field(ge=8, le=128)] = Field(
+        64, description="Side in pixels the 8x8 digits are scaled to (the model's input)."
+    )
+    eval_size: Annotated[int, Field(ge=10)] = Field(
+        1000, description="Images in the eval split (stratified)."
+    )
+    calibration_size: Annotated[int, Field(ge=10)] = Field(
+        200, description="Images in the calibration split, taken from the rest (stratified)."
+    )
+    epochs: Annotated[int, Field(ge=1)] = Field(8, description="Training epochs.")
+    batch_size: Annotated[int, Field(ge=1)] = Field(64, description="Training batch size.")
+    learning_rate: PositiveFloat = Field(2e-3, description="Adam learning rate.")
+    threads: Annotated[int, Field(ge=1)] = Field(
+        2,
+        description="Training threads, fixed: how a float sum is split over threads changes "
+        "its rounding, so the model file is reproducible only at the same count.",
+    )
 
 
 class LlamaExampleConfig(StrictModel):
     """DVC stage parameters of the language-model example (a byte-level llama, trained here)."""
 
-    seconds: Annotated[float, Field(gt=0.0, le=300.0)] = 240.0  # wall-clock training budget
-    seed: int = 0
-    threads: Annotated[int, Field(ge=1)] = 2
-    file_type: Literal["F16", "F32"] = "F16"
-    eval_windows: Annotated[int, Field(ge=2)] = 16
-    calibration_windows: Annotated[int, Field(ge=1)] = 32
+    seconds: Annotated[float, Field(gt=0.0, le=300.0)] = Field(
+        240.0, description="Wall-clock training budget in seconds."
+    )
+    seed: int = Field(0, description="Seed of the weights and of the training batches.")
+    threads: Annotated[int, Field(ge=1)] = Field(2, description="Training threads.")
+    file_type: Literal["F16", "F32"] = Field(
+        "F16", description="Precision of the written GGUF (the gate's baseline)."
+    )
+    eval_windows: Annotated[int, Field(ge=2)] = Field(
+        16, description="Held-out token windows in the eval set."
+    )
+    calibration_windows: Annotated[int, Field(ge=1)] = Field(
+        32, description="Training token windows in the calibration set (the importance matrix's)."
+    )
 
 
 class TargetCommon(StrictModel):
@@ -164,10 +262,24 @@ class TargetCommon(StrictModel):
     targets (``edgeproof.params``), so an unknown target name is an error naming it.
     """
 
-    enabled: bool = True
-    work_pool: str = "edge-intel-cpu"
-    device: str = "cpu"
-    threads: Annotated[int, Field(ge=1)] = 2
+    enabled: bool = Field(
+        True, description="Gate this target; false keeps its section but skips it."
+    )
+    work_pool: str = Field(
+        "edge-intel-cpu",
+        description="The Prefect work pool of the device that measures this target; at most "
+        "one measurement at a time runs per pool (tag `edgeproof-device:<work_pool>`).",
+    )
+    device: str = Field(
+        "cpu",
+        description="The device the runtime runs on, where the target has a choice (OpenVINO, "
+        "Edge TPU, MLX); the CPU-only targets ignore it.",
+    )
+    threads: Annotated[int, Field(ge=1)] = Field(
+        2,
+        description="Inference threads of every candidate (set explicitly: a runtime's "
+        "default uses every core, making timings depend on the machine's load).",
+    )
 
     def with_project_paths(self, resolve: Callable[[Path, str], Path]) -> Self:
         """This section with the files it names resolved as project paths by ``resolve``
@@ -239,31 +351,93 @@ class MeasureConfig(StrictModel):
     gate clearly fails the candidate (an early verdict).
     """
 
-    warmup_runs: Annotated[int, Field(ge=1)] = 20  # minimum; more until timings settle
-    max_warmup_runs: Annotated[int, Field(ge=1)] = 500
-    warmup_tolerance: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.05
-    min_samples: Annotated[int, Field(ge=10)] = 100  # LoadGen: p90 needs >= 64
-    max_samples: Annotated[int, Field(ge=10)] = 3000
-    block_size: Annotated[int, Field(ge=1)] = 25
-    # untimed runs at the start of each block: switching processes leaves caches cold
-    block_warmup: Annotated[int, Field(ge=0)] = 3
-    target_rel_halfwidth: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.02
-    throughput_batch: Annotated[int, Field(ge=1)] = 32
-    throughput_runs: Annotated[int, Field(ge=2)] = 12
-    eval_batch: Annotated[int, Field(ge=1)] = 32
-    # a candidate the speed gate failed early is scored on its first N eval items only, with
-    # two throughput runs: its verdict is already a fail, the rest would be spent time
-    early_fail_eval_items: Annotated[int, Field(ge=1)] = 100
-    confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.99
-    bootstrap_resamples: Annotated[int, Field(ge=100)] = 2000
-    max_seconds: PositiveFloat = 60.0
-    timeout_seconds: PositiveFloat = 300.0
-    max_load_average: PositiveFloat | None = None  # refuse or warn above this 1-min load
-    on_busy: Literal["warn", "refuse"] = "warn"
-    rerun_factor: Annotated[float, Field(ge=1.0, le=10.0)] = 2.0  # on_inconclusive: rerun
-    # close finalists compared only via the baseline are timed against each other
-    head_to_head: bool = True
-    seed: int = 0
+    warmup_runs: Annotated[int, Field(ge=1)] = Field(
+        20,
+        description="Untimed warm-up runs of each worker, at least: more follow until two "
+        "consecutive chunk medians agree within `warmup_tolerance`.",
+    )
+    max_warmup_runs: Annotated[int, Field(ge=1)] = Field(
+        500, description="Warm-up stops here even if the timings have not settled."
+    )
+    warmup_tolerance: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        0.05,
+        description="Warm-up is over when two consecutive chunk medians differ by at most "
+        "this share.",
+    )
+    min_samples: Annotated[int, Field(ge=10)] = Field(
+        100,
+        description="Latency samples per candidate before sampling may stop (LoadGen: a p90 "
+        "needs at least 64); a slow candidate still gets them.",
+    )
+    max_samples: Annotated[int, Field(ge=10)] = Field(
+        3000, description="Latency samples per candidate at most."
+    )
+    block_size: Annotated[int, Field(ge=1)] = Field(
+        25,
+        description="Timed runs per block: baseline and candidate alternate block by block, "
+        "in an order drawn at random per pair, and the speedup pairs block medians.",
+    )
+    block_warmup: Annotated[int, Field(ge=0)] = Field(
+        3,
+        description="Untimed runs at the start of each block: switching processes leaves "
+        "caches cold.",
+    )
+    target_rel_halfwidth: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        0.02,
+        description="Sampling stops once the CIs of the speedup and of both medians are "
+        "within this share of their value (after `min_samples`).",
+    )
+    throughput_batch: Annotated[int, Field(ge=1)] = Field(
+        32, description="Batch size of the throughput runs."
+    )
+    throughput_runs: Annotated[int, Field(ge=2)] = Field(
+        12, description="Timed throughput runs per candidate."
+    )
+    eval_batch: Annotated[int, Field(ge=1)] = Field(
+        32, description="Batch size for computing the outputs on the eval set."
+    )
+    early_fail_eval_items: Annotated[int, Field(ge=1)] = Field(
+        100,
+        description="A candidate the speed gate failed early is scored on its first N eval "
+        "items only (with two throughput runs); also the items of the one early look at "
+        "top-1 agreement.",
+    )
+    confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = Field(
+        0.99,
+        description="Confidence level of every interval the gates decide on (and of the "
+        "early-stop looks).",
+    )
+    bootstrap_resamples: Annotated[int, Field(ge=100)] = Field(
+        2000, description="Resamples of the bootstrap confidence intervals."
+    )
+    max_seconds: PositiveFloat = Field(
+        60.0,
+        description="Timing budget per candidate in seconds (checked after `min_samples`).",
+    )
+    timeout_seconds: PositiveFloat = Field(
+        300.0, description="A measurement worker silent this long (seconds) is killed."
+    )
+    max_load_average: PositiveFloat | None = Field(
+        None,
+        description="A 1-minute load average above this makes the machine busy (see "
+        "`on_busy`); null: not checked.",
+    )
+    on_busy: Literal["warn", "refuse"] = Field(
+        "warn",
+        description="On a busy machine: `warn` (recorded with the measurement) or `refuse` "
+        "to measure.",
+    )
+    rerun_factor: Annotated[float, Field(ge=1.0, le=10.0)] = Field(
+        2.0,
+        description="A rerun (`gates.on_inconclusive: rerun`) gets this many times the "
+        "samples and seconds, with another seed.",
+    )
+    head_to_head: bool = Field(
+        True,
+        description="Time close finalists, compared only via the baseline, against each "
+        "other (interleaved) before picking the winner.",
+    )
+    seed: int = Field(0, description="Seed of the block order and of the bootstrap resampling.")
 
     @model_validator(mode="after")
     def _consistent(self) -> MeasureConfig:
@@ -275,8 +449,17 @@ class MeasureConfig(StrictModel):
 
 
 class AccuracyGate(StrictModel):
-    max_drop_abs: Fraction | None = 0.01
-    max_drop_rel: Fraction | None = None
+    """Top-1 accuracy on the labelled eval set, paired with the baseline's (classification;
+    skipped without labels)."""
+
+    max_drop_abs: Fraction | None = Field(
+        0.01,
+        description="Largest accuracy drop against the baseline, in absolute terms (0.01 = "
+        "1 point).",
+    )
+    max_drop_rel: Fraction | None = Field(
+        None, description="Largest accuracy drop as a share of the baseline's accuracy."
+    )
 
 
 class FidelityGate(StrictModel):
@@ -288,21 +471,55 @@ class FidelityGate(StrictModel):
     share of each item's ``knn_k`` nearest neighbours that stay the same.
     """
 
-    min_top1_agreement: Fraction | None = 0.98
-    max_kl: Annotated[float, Field(ge=0.0)] | None = 0.05
-    min_cosine_mean: Annotated[float, Field(ge=-1.0, le=1.0)] | None = 0.99
-    min_cosine_low: Annotated[float, Field(ge=-1.0, le=1.0)] | None = 0.95
-    low_quantile: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.05  # p5: a CI needs ~100 items
-    max_rel_l2: Annotated[float, Field(ge=0.0)] | None = 0.1
-    min_knn_agreement: Fraction | None = 0.9
-    knn_k: Annotated[int, Field(ge=1)] = 10
+    min_top1_agreement: Fraction | None = Field(
+        0.98,
+        description="Smallest share of eval items whose top-1 class matches the baseline's "
+        "(classification).",
+    )
+    max_kl: Annotated[float, Field(ge=0.0)] | None = Field(
+        0.05,
+        description="Largest mean KL divergence of the candidate's softmax from the "
+        "baseline's, in nats (classification).",
+    )
+    min_cosine_mean: Annotated[float, Field(ge=-1.0, le=1.0)] | None = Field(
+        0.99,
+        description="Smallest mean cosine similarity to the baseline's outputs, per output "
+        "tensor (label-free tasks).",
+    )
+    min_cosine_low: Annotated[float, Field(ge=-1.0, le=1.0)] | None = Field(
+        0.95,
+        description="Smallest `low_quantile` of the per-item cosine similarity (the worst "
+        "items), per output tensor (label-free tasks).",
+    )
+    low_quantile: Annotated[float, Field(gt=0.0, lt=0.5)] = Field(
+        0.05,
+        description="The quantile `min_cosine_low` is checked at (0.05: p5; a CI needs about "
+        "100 items).",
+    )
+    max_rel_l2: Annotated[float, Field(ge=0.0)] | None = Field(
+        0.1,
+        description="Largest relative L2 error against the baseline's outputs, per output "
+        "tensor (label-free tasks).",
+    )
+    min_knn_agreement: Fraction | None = Field(
+        0.9,
+        description="Smallest share of each item's `knn_k` nearest neighbours that stay the "
+        "same (embedding).",
+    )
+    knn_k: Annotated[int, Field(ge=1)] = Field(
+        10, description="Neighbours per item for `min_knn_agreement`."
+    )
 
 
 class RegressionGate(StrictModel):
     """Regression tasks: the candidate's MAE against the targets, paired with the baseline's."""
 
-    max_mae_increase: Annotated[float, Field(ge=0.0)] | None = None  # in target units
-    max_mae_increase_rel: Fraction | None = 0.05  # share of the baseline's MAE
+    max_mae_increase: Annotated[float, Field(ge=0.0)] | None = Field(
+        None, description="Largest MAE increase against the baseline, in target units."
+    )
+    max_mae_increase_rel: Fraction | None = Field(
+        0.05, description="Largest MAE increase as a share of the baseline's MAE."
+    )
 
 
 class MetricGate(StrictModel):
@@ -310,10 +527,20 @@ class MetricGate(StrictModel):
     per item (a drop = worse in the metric's direction), absolute or relative to the
     baseline's mean; with a ``slice`` array in the eval data, the worst slice's drop too."""
 
-    max_drop_abs: Annotated[float, Field(ge=0.0)] | None = None
-    max_drop_rel: Fraction | None = 0.02
-    max_worst_slice_drop_abs: Annotated[float, Field(ge=0.0)] | None = None
-    max_worst_slice_drop_rel: Fraction | None = 0.05
+    max_drop_abs: Annotated[float, Field(ge=0.0)] | None = Field(
+        None, description="Largest drop of the metric's mean, in the metric's units."
+    )
+    max_drop_rel: Fraction | None = Field(
+        0.02, description="Largest drop of the metric's mean, as a share of the baseline's."
+    )
+    max_worst_slice_drop_abs: Annotated[float, Field(ge=0.0)] | None = Field(
+        None, description="Largest drop of the worst slice's mean, in the metric's units."
+    )
+    max_worst_slice_drop_rel: Fraction | None = Field(
+        0.05,
+        description="Largest drop of the worst slice's mean, as a share of that slice's "
+        "baseline mean.",
+    )
 
 
 class LatencyGate(StrictModel):
@@ -321,18 +548,41 @@ class LatencyGate(StrictModel):
     ``warn`` makes the speed gate a non-regression gate, blocking only a candidate whose
     whole CI misses the limit (for models whose speed is within a runner's noise)."""
 
-    p90_budget_ms: PositiveFloat | None = None
-    min_speedup: PositiveFloat | None = 1.2
-    on_inconclusive: Literal["fail", "warn"] | None = None
+    p90_budget_ms: PositiveFloat | None = Field(
+        None,
+        description="Largest p90 latency in ms at batch 1 (checked on the baseline too).",
+    )
+    min_speedup: PositiveFloat | None = Field(
+        1.2,
+        description="Smallest speedup of the median latency over the baseline, paired "
+        "block by block (1.2 = 20% faster; below 1 allows a slowdown).",
+    )
+    on_inconclusive: Literal["fail", "warn"] | None = Field(
+        None,
+        description="Overrides `gates.on_inconclusive` for the speed checks alone; `warn` "
+        "blocks only a candidate whose whole CI misses the limit. null: the general setting.",
+    )
 
 
 class MemoryGate(StrictModel):
-    max_peak_rss_mb: PositiveFloat | None = None
-    min_reduction: Annotated[float, Field(gt=-1.0, lt=1.0)] | None = None
+    """Peak resident memory of the measuring process (deterministic: pass or fail)."""
+
+    max_peak_rss_mb: PositiveFloat | None = Field(
+        None, description="Largest peak RSS in MB (checked on the baseline too)."
+    )
+    min_reduction: Annotated[float, Field(gt=-1.0, lt=1.0)] | None = Field(
+        None,
+        description="Smallest peak RSS reduction against the baseline, as a share (negative: "
+        "an allowed increase).",
+    )
 
 
 class SizeGate(StrictModel):
-    max_mb: PositiveFloat | None = None
+    """The candidate's files on disk."""
+
+    max_mb: PositiveFloat | None = Field(
+        None, description="Largest total size of the candidate's files in MB (1 MB = 10^6 B)."
+    )
 
 
 class EnergyGate(StrictModel):
@@ -341,8 +591,14 @@ class EnergyGate(StrictModel):
     Runners without a readable counter skip these checks, saying why.
     """
 
-    max_mj_per_inference: PositiveFloat | None = None
-    min_reduction: Annotated[float, Field(gt=-1.0, lt=1.0)] | None = None
+    max_mj_per_inference: PositiveFloat | None = Field(
+        None, description="Largest energy per inference in millijoules."
+    )
+    min_reduction: Annotated[float, Field(gt=-1.0, lt=1.0)] | None = Field(
+        None,
+        description="Smallest energy-per-inference reduction against the baseline, as a "
+        "share (negative: an allowed increase).",
+    )
 
 
 class LanguageModelGate(StrictModel):
@@ -351,10 +607,19 @@ class LanguageModelGate(StrictModel):
     candidate), top-1 agreement, perplexity ratio. Defaults and their justification against
     llama.cpp's published Llama-3-8B figures: docs/language-models.md."""
 
-    max_mean_kl: Annotated[float, Field(ge=0.0)] | None = 0.005
-    max_kl_p99: Annotated[float, Field(ge=0.0)] | None = 0.1
-    min_top1_agreement: Fraction | None = 0.95
-    max_ppl_ratio: Annotated[float, Field(ge=1.0)] | None = 1.03
+    max_mean_kl: Annotated[float, Field(ge=0.0)] | None = Field(
+        0.005, description="Largest mean per-token KL(baseline || candidate), in nats."
+    )
+    max_kl_p99: Annotated[float, Field(ge=0.0)] | None = Field(
+        0.1, description="Largest 99th percentile of the per-token KL, in nats."
+    )
+    min_top1_agreement: Fraction | None = Field(
+        0.95,
+        description="Smallest share of tokens whose most likely next token matches the baseline's.",
+    )
+    max_ppl_ratio: Annotated[float, Field(ge=1.0)] | None = Field(
+        1.03, description="Largest ratio of the candidate's perplexity to the baseline's."
+    )
 
 
 class OpCoverageGate(StrictModel):
@@ -362,7 +627,11 @@ class OpCoverageGate(StrictModel):
     accelerator. Ops after the first one that falls back run on the CPU, each transfer
     costs a round trip, so a low share usually means the accelerator buys nothing."""
 
-    min_accelerator_share: Fraction | None = 0.9
+    min_accelerator_share: Fraction | None = Field(
+        0.9,
+        description="Smallest share of the graph's ops the compiler mapped to the "
+        "accelerator; a miss names the first op left on the CPU.",
+    )
 
 
 class GatesConfig(StrictModel):
@@ -378,15 +647,31 @@ class GatesConfig(StrictModel):
     metric: MetricGate = MetricGate()
     op_coverage: OpCoverageGate = OpCoverageGate()
     language_model: LanguageModelGate = LanguageModelGate()
-    on_inconclusive: Literal["fail", "warn", "rerun"] = "fail"
+    on_inconclusive: Literal["fail", "warn", "rerun"] = Field(
+        "fail",
+        description="A check whose CI straddles its limit: `fail` the candidate, `warn` "
+        "(pass with a warning), or `rerun` (measure such candidates again, `rerun_factor` "
+        "times longer, then fail if still inconclusive).",
+    )
     # how the winner is picked among passing candidates: lowest ``objective``, or, when
     # ``weights`` is set, the lowest weighted sum of min-max normalized metrics among the
     # passing candidates on the (noise-aware) Pareto front
-    objective: Literal["median_latency", "p90_latency", "size", "peak_rss"] = "median_latency"
-    weights: dict[SelectionMetric, Annotated[float, Field(ge=0.0)]] | None = None
-    # a latency lead within this is a tie, decided by size, memory, then recipe order: two
-    # processes running the same file differ by ~1% for their whole life
-    speed_tie_tolerance: Annotated[float, Field(ge=0.0, le=0.2)] = 0.01
+    objective: Objective = Field(
+        "median_latency",
+        description="How the winner is picked among passing candidates: the lowest value "
+        "of this (unless `weights` is set).",
+    )
+    weights: dict[SelectionMetric, Annotated[float, Field(ge=0.0)]] | None = Field(
+        None,
+        description="Pick the winner by the lowest weighted sum of min-max normalized "
+        "metrics among the passing candidates on the (noise-aware) Pareto front, e.g. "
+        "`{latency: 2, size: 1}`; at least one weight above 0. null: use `objective`.",
+    )
+    speed_tie_tolerance: Annotated[float, Field(ge=0.0, le=0.2)] = Field(
+        0.01,
+        description="A latency lead within this share is a tie, decided by size, memory, "
+        "then recipe order (two processes running the same file differ by ~1%).",
+    )
 
     @field_validator("weights")
     @classmethod
@@ -406,22 +691,53 @@ class ChampionCompare(StrictModel):
     champion's; from the same source it must be clearly better (``same_source_tolerance``).
     """
 
-    enabled: bool = True
-    max_slowdown: Fraction = 0.02  # per-process layout effects; A/A runs measure ~0.1%
-    max_accuracy_drop: Fraction = 0.0
-    # same model, data and params as the champion: move it only when the winner's whole
-    # paired CI is this much better (a re-roll of equal recipes is "not worse" half the time)
-    same_source_tolerance: Fraction = 0.03
+    enabled: bool = Field(
+        True,
+        description="Re-measure the current champion beside the winner before promoting it.",
+    )
+    max_slowdown: Fraction = Field(
+        0.02,
+        description="The winner is worse when its whole speedup-vs-champion CI lies below "
+        "1 - this (per-process layout effects; A/A runs measure ~0.1%).",
+    )
+    max_accuracy_drop: Fraction = Field(
+        0.0,
+        description="The winner is worse when its whole accuracy-drop-vs-champion CI lies "
+        "above this.",
+    )
+    same_source_tolerance: Fraction = Field(
+        0.03,
+        description="From the champion's own source (model, data and params), the winner "
+        "replaces it only when its whole paired CI is this much better.",
+    )
 
 
 class RegistryConfig(StrictModel):
     """MLflow model registry naming and aliases (stages are deprecated: aliases only)."""
 
-    model_name: str = "{model}.{target}"
-    champion_alias: str = "champion"
-    challenger_alias: str = "challenger"
-    lock_timeout_seconds: PositiveFloat = 120.0  # wait this long for another run's alias move
-    lock_stale_seconds: PositiveFloat = 900.0  # a lock older than this was left by a dead run
+    model_name: str = Field(
+        "{model}.{target}",
+        description="The registered model's name, one per model and target; only the "
+        "placeholders `{model}` and `{target}` may appear.",
+    )
+    champion_alias: str = Field(
+        "champion", description="Alias of the promoted winner (the version to deploy)."
+    )
+    challenger_alias: str = Field(
+        "challenger",
+        description="Alias set on each registered winner (before the champion alias may "
+        "move to it); differs from `champion_alias`.",
+    )
+    lock_timeout_seconds: PositiveFloat = Field(
+        120.0,
+        description="Seconds to wait for another run's alias move (alias moves are "
+        "compare-and-set under a registry lock).",
+    )
+    lock_stale_seconds: PositiveFloat = Field(
+        900.0,
+        description="A registry lock older than this (seconds) was left by a dead run and "
+        "is broken.",
+    )
     compare_with_champion: ChampionCompare = ChampionCompare()
 
     @field_validator("model_name")
@@ -452,12 +768,25 @@ class RegistryConfig(StrictModel):
 class TrackingConfig(StrictModel):
     """MLflow store; MLFLOW_TRACKING_URI in the environment wins over ``uri``."""
 
-    uri: str = "sqlite:///mlflow.db"
-    artifact_location: Path = Path("mlartifacts")
+    uri: str = Field(
+        "sqlite:///mlflow.db",
+        description="MLflow tracking URI; `MLFLOW_TRACKING_URI` in the environment wins.",
+    )
+    artifact_location: Path = Field(
+        Path("mlartifacts"),
+        description="Artifact folder of new experiments in a local store, relative to "
+        "params.yaml (a tracking server decides its own).",
+    )
 
 
 class ReportConfig(StrictModel):
-    dir: Path = Path("reports")
+    """Where the gate writes its reports."""
+
+    dir: Path = Field(
+        Path("reports"),
+        description="Folder each run's report is written to, relative to params.yaml "
+        "(`edgeproof run --report-dir` overrides it).",
+    )
 
 
 class SigningConfig(StrictModel):
@@ -467,9 +796,19 @@ class SigningConfig(StrictModel):
     file) is what ``edgeproof pull`` trusts when neither ``--public-key`` nor
     ``$EDGEPROOF_PUBLIC_KEY`` is given."""
 
-    key_file: Path | None = None
-    public_key: str | None = None
-    required: bool = False
+    key_file: Path | None = Field(
+        None,
+        description="The Ed25519 private key file, relative to params.yaml (keep it out of "
+        "git); null: `$EDGEPROOF_SIGNING_KEY`.",
+    )
+    public_key: str | None = Field(
+        None,
+        description="The public key `edgeproof pull` trusts (base64, PEM, or a file) when "
+        "neither `--public-key` nor `$EDGEPROOF_PUBLIC_KEY` is given.",
+    )
+    required: bool = Field(
+        False, description="Refuse to run without a signing key (else: evidence unsigned)."
+    )
 
 
 class Params(StrictModel):

@@ -1,10 +1,11 @@
 """Where each target of a ``quality-gate`` run is gated: in this process or on its runner.
 
-Modes (``dispatch``, default ``auto``; env ``EDGEPROOF_DISPATCH``):
+Modes (the ``quality-gate`` flow's ``dispatch`` parameter; when it is left out, env
+``EDGEPROOF_DISPATCH``, else ``auto``):
 
-- in-process (``local``, and ``auto`` without a Prefect server, i.e. the ephemeral default
-  of ``edgeproof run``): the targets run one after the other in this process, so on one
-  machine two measurements never overlap.
+- in-process (``local``, and ``auto`` without a Prefect server): the targets run one after
+  the other in this process, so on one machine two measurements never overlap.
+  ``edgeproof run`` always passes ``local``: it measures on the machine it runs on.
 - as deployments (``deployments``, and ``auto`` when ``PREFECT_API_URL`` names a server that
   has a ``gate-target/<target>`` deployment): each such target is started with
   ``run_deployment`` on its own work pool (the runner with its hardware), all of them at

@@ -37,6 +37,7 @@ from edgeproof.tracking.champion_model import ChampionModel, fetch_champion, fil
 from edgeproof.tracking.evidence import EvidenceContext
 from edgeproof.tracking.mlflow_store import MlflowStore
 from edgeproof.tracking.run_log import log_target
+from flows.retry import TRACKING_RETRIES
 from gates.champion import identical_to_champion, judge_against_champion, prefer_champion_twin
 from gates.outcome import champion_twin, rerun_candidates
 
@@ -140,7 +141,7 @@ def decide(
     )
 
 
-@task(name="fetch-champion", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=3)
+@task(name="fetch-champion", cache_policy=NO_CACHE, **TRACKING_RETRIES)
 def fetch_champion_model(
     inputs: ResolvedInputs, winner: Candidate, workdir: Path
 ) -> ChampionModel | None:
@@ -195,7 +196,7 @@ def versus_champion(
     )
 
 
-@task(name="track", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=3)
+@task(name="track", cache_policy=NO_CACHE, **TRACKING_RETRIES)
 def track(
     inputs: ResolvedInputs,
     experiment_id: str,

@@ -49,6 +49,7 @@ from edgeproof.tracking.pipeline_run import (
 )
 from edgeproof.tracking.promote import promote_winners
 from flows.dispatch import Dispatch, dispatch_mode, gate_all, remote_targets
+from flows.retry import TRACKING_RETRIES
 from gates import data_suite
 from gates.outcome import run_status
 
@@ -57,7 +58,7 @@ class GateNotPassed(Exception):
     """Ends a ``fail_on_block`` run Failed (after its report) when it did not pass."""
 
 
-@task(name="open-tracking", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=3)
+@task(name="open-tracking", cache_policy=NO_CACHE, **TRACKING_RETRIES)
 def open_tracking(inputs: ResolvedInputs) -> tuple[str, dict[str, str | None]]:
     """The model's experiment (get or create) and the champions this run starts with.
 
@@ -74,7 +75,7 @@ def open_tracking(inputs: ResolvedInputs) -> tuple[str, dict[str, str | None]]:
     return experiment_id, champions_now(store, inputs.params.registry, model, list(inputs.targets))
 
 
-@task(name="start-tracking", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=3)
+@task(name="start-tracking", cache_policy=NO_CACHE, **TRACKING_RETRIES)
 def start_tracking(
     inputs: ResolvedInputs,
     run_name: str,
@@ -142,7 +143,7 @@ def validate(inputs: ResolvedInputs) -> DataGateResult:
     )
 
 
-@task(name="track-data-gate", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=3)
+@task(name="track-data-gate", cache_policy=NO_CACHE, **TRACKING_RETRIES)
 def track_data_gate(
     inputs: ResolvedInputs, parent_run_id: str, result: DataGateResult, reused: bool
 ) -> None:

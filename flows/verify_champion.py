@@ -35,11 +35,12 @@ from edgeproof.tracking.recheck import (
     roll_back_regressed,
 )
 from flows.gate_target import decide, measure_on_device
+from flows.retry import TRACKING_RETRIES
 from gates.champion import recheck_regressions
 from gates.outcome import recheck_status
 
 
-@task(name="fetch-champion", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=3)
+@task(name="fetch-champion", cache_policy=NO_CACHE, **TRACKING_RETRIES)
 def fetch(inputs: ResolvedInputs, target: str, workdir: Path) -> RecheckInputs | None:
     """The champion, its evidence and its baseline; None without a champion."""
     store = MlflowStore(inputs.params.tracking)
@@ -47,7 +48,7 @@ def fetch(inputs: ResolvedInputs, target: str, workdir: Path) -> RecheckInputs |
     return fetch_recheck_inputs(store, inputs.params.registry, model, target, suffix, workdir)
 
 
-@task(name="log-recheck", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=3)
+@task(name="log-recheck", cache_policy=NO_CACHE, **TRACKING_RETRIES)
 def log(inputs: ResolvedInputs, result: ChampionRecheck, now: CandidateSummary | None) -> str:
     return log_recheck(MlflowStore(inputs.params.tracking), inputs.params.model.name, result, now)
 

@@ -15,6 +15,7 @@ from edgeproof.config import ChampionCompare
 from edgeproof.records import CandidateSummary, ChampionComparison, Check, TargetOutcome
 from gates.champion_policy import SourceKey, decide_champion
 from gates.checks import ci_check
+from gates.objectives import OBJECTIVES, Objective
 
 
 def champion_checks(summary: CandidateSummary, config: ChampionCompare) -> list[Check]:
@@ -107,7 +108,7 @@ def judge_against_champion(
     config: ChampionCompare,
     now: SourceKey,
     champion_source: SourceKey | None,
-    objective: str,
+    objective: Objective,
 ) -> TargetOutcome:
     """``outcome`` with the winner's comparison to the champion; a clear regression blocks.
 
@@ -142,19 +143,19 @@ def hold_if_same_source(
     now: SourceKey,
     champion_source: SourceKey | None,
     config: ChampionCompare,
-    objective: str,
+    objective: Objective,
 ) -> ChampionComparison:
     """A not-worse comparison, "kept" when the source is the champion's and the winner is
     not clearly better on ``objective`` (its whole paired CI above the tolerance)."""
     assert versus.summary is not None
-    latency = objective in ("median_latency", "p90_latency")
+    latency = OBJECTIVES[objective].sampled  # the sampled objectives are the latencies
     decision = decide_champion(
         winner,
         versus.champion_version,
         now,
         champion_source,
         gain=versus.summary.speedup if latency else None,
-        objective="speedup" if latency else objective.replace("_", " "),
+        quantity="speedup" if latency else objective.replace("_", " "),
         tolerance=config.same_source_tolerance,
         max_slowdown=config.max_slowdown,
         max_accuracy_drop=config.max_accuracy_drop,
@@ -177,7 +178,7 @@ def identical_to_champion(
     return outcome.model_copy(update={"champion": versus})
 
 
-def prefer_champion_twin(outcome: TargetOutcome, twin: str, objective: str) -> TargetOutcome:
+def prefer_champion_twin(outcome: TargetOutcome, twin: str, objective: Objective) -> TargetOutcome:
     """``outcome`` with the champion's twin (``gates.outcome.champion_twin``) as winner."""
     return outcome.model_copy(
         update={

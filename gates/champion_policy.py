@@ -9,7 +9,8 @@ gets, so it would move the alias on noise alone. The policy:
 - clearly worse (the whole CI of a gain below ``1 - max_slowdown``, or the accuracy drop
   CI wholly above ``max_accuracy_drop``): keep;
 - **same source**: move only when *clearly better*: the whole CI of the paired gain above
-  ``1 + tolerance`` (default 3%), and accuracy not clearly worse. With a true gain of 1
+  ``1 + tolerance`` (``gates.objectives.clearly_better``; default
+  ``SAME_SOURCE_TOLERANCE``, 3%), and accuracy not clearly worse. With a true gain of 1
   this happens with probability <= alpha / 2 (the CI's upper error), far less with the
   3% margin, so an unchanged repository keeps its champion;
 - **source changed** (another model or data md5, or changed model / data / gates params):
@@ -21,6 +22,9 @@ gets, so it would move the alias on noise alone. The policy:
 > 1 is better: champion median / challenger median (both timed interleaved in this run),
 or champion p90 / challenger p90, size or peak RSS ratios (points). A champion without a
 recorded ``SourceKey`` (registered before it existed) counts as another source.
+
+Before any of this, within one run: the champion's twin (this run's candidate with the
+champion's bytes) keeps a tie with the winner (``incumbent_ties``, no tolerance).
 """
 
 from __future__ import annotations
@@ -31,9 +35,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from edgeproof.records import Estimate, Record
-
-TOLERANCE = 0.03  # clearly better = whole CI above 1.03: layout effects between processes
+from edgeproof.records import CandidateSummary, Estimate, Record
+from gates.objectives import (
+    OBJECTIVES,
+    SAME_SOURCE_TOLERANCE,
+    TWIN_TOLERANCE,
+    Objective,
+    clearly_better,
+    interval,
+    interval_clearly_better,
+)
+from gates.paired_selection import ratio_of_ratios
 
 Action = Literal[
     "promote-first",
@@ -127,10 +139,10 @@ def decide_champion(
     now: SourceKey,
     champion_source: SourceKey | None,
     gain: Estimate | None,
-    objective: str = "median latency",
+    quantity: str = "median latency",
     accuracy_drop: Estimate | None = None,
     identical: bool = False,
-    tolerance: float = TOLERANCE,
+    tolerance: float = SAME_SOURCE_TOLERANCE,
     max_slowdown: float = 0.02,
     max_accuracy_drop: float = 0.0,
 ) -> ChampionDecision:
@@ -138,7 +150,8 @@ def decide_champion(
 
     ``gain``: the paired challenger-vs-champion estimate on the objective, > 1 better
     (e.g. the winner's speedup with the champion as baseline); None when not comparable
-    (then only a changed source can move the alias). ``accuracy_drop``: champion accuracy
+    (then only a changed source can move the alias). ``quantity``: what ``gain`` measures,
+    for the reason. ``accuracy_drop``: champion accuracy
     minus challenger accuracy on the same items (positive = worse), if labelled.
     ``identical``: the challenger's bytes equal the champion's.
     """
@@ -165,7 +178,7 @@ def decide_champion(
     v = f"champion v{champion_version}"
     if identical:
         return out(False, "keep-identical", f"{challenger} is byte-identical to {v}: kept")
-    what = f"{objective} gain {_ci(gain)}" if gain is not None else f"no paired {objective}"
+    what = f"{quantity} gain {_ci(gain)}" if gain is not None else f"no paired {quantity}"
     worse: list[str] = []
     if gain is not None and gain.high < 1.0 - max_slowdown:
         worse.append(f"{what} wholly below {1.0 - max_slowdown:.2f}x")
@@ -186,7 +199,7 @@ def decide_champion(
             f"({what}): promoted",
         )
     floor = 1.0 + tolerance
-    if gain is not None and gain.low > floor:
+    if gain is not None and clearly_better(gain, tolerance=tolerance):
         return out(
             True,
             "promote-better",
@@ -198,4 +211,27 @@ def decide_champion(
         "keep-not-clearly-better",
         f"same source as {v}; {challenger} is not clearly better ({what}, needs the whole "
         f"CI above {floor:.2f}x): {v} kept",
+    )
+
+
+def incumbent_ties(
+    winner: CandidateSummary, incumbent: CandidateSummary, objective: Objective
+) -> bool:
+    """True when the winner is not clearly better than the incumbent on ``objective``.
+
+    The incumbent (this run's candidate that is byte-identical to the current champion) is
+    kept unless the winner is clearly better, so a winner picked by noise among equals does
+    not register a new version on every push. For median latency the speedups over the
+    shared baseline are compared (each was measured interleaved with it, so load drifting
+    between the two candidates' turns cancels out): clearly better = the whole CI of the
+    ratio of the two speedups above 1 (``gates.paired_selection.ratio_of_ratios``).
+    Otherwise the objective's own intervals (lower is better); a deterministic quantity
+    must simply be lower. No tolerance either way (``TWIN_TOLERANCE``).
+    """
+    if objective == "median_latency" and winner.speedup and incumbent.speedup:
+        gain = ratio_of_ratios(winner.speedup, incumbent.speedup)
+        return not clearly_better(gain, tolerance=TWIN_TOLERANCE)
+    axis = OBJECTIVES[objective]
+    return not interval_clearly_better(
+        interval(winner, axis), interval(incumbent, axis), rel_tol=TWIN_TOLERANCE
     )

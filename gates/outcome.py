@@ -6,8 +6,9 @@
   target or a passing winner's champion move was refused (another run moved it meanwhile),
   else ``pass``.
 - The champion's twin: when this run rebuilt the champion's exact bytes and that candidate
-  passed and ties with the winner (not clearly worse on the objective), the tie goes to the
-  champion, so noise among equals does not register a new version on every push.
+  passed and ties with the winner (the winner not clearly better on the objective:
+  ``gates.champion_policy.incumbent_ties``), the tie goes to the champion, so noise among
+  equals does not register a new version on every push.
 - A re-checked champion is ``regressed`` on any clear regression or changed file, but
   ``incomparable`` when it was measured on another device and its files are intact (a
   "regression" there would be false).
@@ -19,7 +20,8 @@ from collections.abc import Collection
 from typing import Literal
 
 from edgeproof.records import Promotion, RunStatus, TargetOutcome
-from gates.select import incumbent_ties
+from gates.champion_policy import incumbent_ties
+from gates.objectives import Objective
 
 RecheckStatus = Literal["healthy", "regressed", "incomparable"]
 
@@ -58,7 +60,9 @@ def run_status(outcomes: list[TargetOutcome], promotions: list[Promotion]) -> Ru
     return "blocked" if "blocked" in statuses or refused else "pass"
 
 
-def champion_twin(outcome: TargetOutcome, identical: Collection[str], objective: str) -> str | None:
+def champion_twin(
+    outcome: TargetOutcome, identical: Collection[str], objective: Objective
+) -> str | None:
     """The passing candidate among ``identical`` (byte-identical to the champion) that ties
     with the winner on ``objective``; None if there is none (or no winner)."""
     results = {o.candidate.name: o for o in outcome.outcomes}

@@ -22,18 +22,20 @@ sides timed in the same window) is. The statistical facts used:
   direct, drift-free estimate of the ratio (narrower than MOVER: one source of noise, not
   two). It is used for a pair whenever given.
 - A winner is "clearly" ahead of another candidate only when the whole CI of its margin
-  lies on its side of 1. Candidates whose margin against the best point estimate contains
+  lies on its side of 1, beyond the tie tolerance (``gates.objectives.clearly_better``).
+  Candidates whose margin against the best point estimate contains
   1 are tied within noise, and the tie goes to a fixed secondary order: smaller size
   (within ``size_tol``), then less peak RSS (within ``rss_tol``), then the candidate
   listed first (the recipe order of the params file). Size is deterministic and peak RSS
   nearly so, so unchanged inputs keep the same winner whatever the noise does, unless the
   noise is large enough to make a tie look clear (probability <= alpha / 2 per pair).
 
-Objectives: ``median_latency`` (speedup CIs as above), ``p90_latency`` (paired p90
-ratios ``baseline p90 / candidate p90`` from ``paired_quantile_ratio``, same argument as
-for medians; without them it falls back to the absolute p90 CIs, says so in the reason, and
-drift between windows is then *not* cancelled), ``size`` and ``peak_rss`` (deterministic:
-a point ratio and a relative tolerance instead of a CI; never "within noise").
+Objectives (``gates.objectives.Objective``): ``median_latency`` (speedup CIs as above),
+``p90_latency`` (paired p90 ratios ``baseline p90 / candidate p90`` from
+``paired_quantile_ratio``, same argument as for medians; without them it falls back to the
+absolute p90 CIs, says so in the reason, and drift between windows is then *not*
+cancelled), ``size`` and ``peak_rss`` (deterministic: a point ratio and a relative
+tolerance instead of a CI; never "within noise").
 """
 
 from __future__ import annotations
@@ -47,12 +49,20 @@ import numpy as np
 from scipy import stats
 
 from edgeproof.records import CandidateSummary, Estimate
+from gates.objectives import (
+    METRICS,
+    NO_TOLERANCE,
+    OBJECTIVES,
+    Objective,
+    check_objective,
+    clearly_better,
+    clearly_worse,
+)
 
-Objective = Literal["median_latency", "p90_latency", "size", "peak_rss"]
 Source = Literal["head-to-head", "via baseline", "unpaired", "exact"]
 
-SIZE_TOL = 0.01  # a few KB of metadata: a tie
-RSS_TOL = 0.02  # allocator noise between processes
+SIZE_TOL = METRICS["size"].rel_tol  # the axes' own tolerances (gates.objectives)
+RSS_TOL = METRICS["peak_rss"].rel_tol
 MAX_HEAD_TO_HEAD = 3  # finalist pairs timed against each other per target, at most
 
 
@@ -262,23 +272,16 @@ def margin(
                 a.name, b.name, paired_ratio(pair.b_ms, pair.a_ms, confidence), "head-to-head"
             )
     ga, gb = _goodness(a, objective, unpaired), _goodness(b, objective, unpaired)
-    if objective in ("size", "peak_rss"):
+    if not OBJECTIVES[objective].sampled:
         return Margin(a.name, b.name, _point(ga.value / gb.value), "exact")
     return Margin(
         a.name, b.name, ratio_of_ratios(ga, gb), "unpaired" if unpaired else "via baseline"
     )
 
 
-def _beats(
-    m: Margin, objective: Objective, size_tol: float, rss_tol: float, speed_tol: float
-) -> bool:
-    """``m.winner`` is clearly better than ``m.other``: the whole CI above ``1 + speed_tol``
-    (sampled objectives) or the ratio beyond the tolerance (deterministic ones)."""
-    if objective == "size":
-        return m.ratio.value > 1.0 + size_tol
-    if objective == "peak_rss":
-        return m.ratio.value > 1.0 + rss_tol
-    return m.ratio.low > 1.0 + speed_tol
+def _tolerance(objective: Objective, size_tol: float, rss_tol: float, speed_tol: float) -> float:
+    """The tie tolerance of ``objective``: ``speed_tol`` for the sampled (latency) ones."""
+    return {"size": size_tol, "peak_rss": rss_tol}.get(objective, speed_tol)
 
 
 def _secondary(
@@ -343,7 +346,7 @@ def _fmt_ratio(e: Estimate) -> str:
     return f"{e.value:.2f}x [{e.low:.2f}, {e.high:.2f}]"
 
 
-_WORDS = {  # objective -> (comparative, what the leader is best on)
+_WORDS: dict[Objective, tuple[str, str]] = {  # (comparative, what the leader is best on)
     "median_latency": ("faster", "highest paired speedup"),
     "p90_latency": ("faster at p90", "highest paired p90 ratio"),
     "size": ("smaller", "smallest size"),
@@ -379,10 +382,10 @@ def select_paired(
 
     1. Every pair gets a margin (``margin``: head-to-head blocks when given, else via the
        baseline); ``a`` clearly beats ``b`` when the whole CI is above ``1 + speed_tol``
-       (for size / RSS: the ratio beyond the tolerance). ``speed_tol`` is the tie
-       tolerance: a lead smaller than that is not worth a change of winner, whatever the
-       CI says (two processes running the same file differ by ~1% for as long as they
-       live, which blocks timed within them cannot see).
+       (for size / RSS: the ratio beyond the tolerance): ``gates.objectives.clearly_better``.
+       ``speed_tol`` is the tie tolerance: a lead smaller than that is not worth a change
+       of winner, whatever the CI says (two processes running the same file differ by ~1%
+       for as long as they live, which blocks timed within them cannot see).
     2. The tied set: the entrants no other entrant clearly beats (no member clearly beats
        another, so they are tied within noise); all of them if every one is beaten.
     3. The winner is the first of the tied set in the secondary order (smaller size, less
@@ -393,8 +396,7 @@ def select_paired(
     noise" exactly when that CI contains 1. ``wanted_head_to_head`` lists the finalist pairs
     compared only via the baseline (``_wanted_head_to_head``).
     """
-    if objective not in _WORDS:
-        raise ValueError(f"unknown objective {objective!r}; one of {sorted(_WORDS)}")
+    check_objective(objective)
     names = [e.name for e in entrants]
     if len(set(names)) != len(names):
         raise ValueError("entrant names must be unique")
@@ -403,7 +405,8 @@ def select_paired(
             None, None, None, False, None, "no candidate passed every gate", objective
         )
     unpaired = False
-    deterministic = objective in ("size", "peak_rss")
+    deterministic = not OBJECTIVES[objective].sampled
+    tol = _tolerance(objective, size_tol, rss_tol, speed_tol)
     if objective == "median_latency":
         missing = [e.name for e in entrants if e.speedup is None]
         if missing:
@@ -437,7 +440,7 @@ def select_paired(
 
     def beaten(e: Entrant) -> bool:
         return any(
-            _beats(margins[(o.name, e.name)], objective, size_tol, rss_tol, speed_tol)
+            clearly_better(margins[(o.name, e.name)].ratio, tolerance=tol)
             for o in entrants
             if o is not e
         )
@@ -472,17 +475,18 @@ def select_paired(
         f"{_fmt_ratio(m.ratio)} {better} than runner-up {runner.name} "
         f"({_evidence(runner, objective, unpaired)}; {via})"
     )
-    if deterministic:
-        tol = size_tol if objective == "size" else rss_tol
-        inside = m.ratio.value <= 1.0 + tol and m.ratio.value >= 1.0 / (1.0 + tol)
+    if deterministic:  # m.ratio is a point
+        inside = not clearly_better(m.ratio, tolerance=tol) and not clearly_worse(
+            m.ratio, tolerance=tol
+        )
         verdict = f"within the {tol:.0%} tolerance" if inside else f"beyond the {tol:.0%} tolerance"
     elif noise:
         verdict = "within noise (CI contains 1)"
-    elif m.ratio.low > 1.0 + speed_tol:
+    elif clearly_better(m.ratio, tolerance=speed_tol):
         verdict = f"clearly ahead (CI above {1.0 + speed_tol:g})"
-    elif m.ratio.low > 1.0:
+    elif clearly_better(m.ratio, tolerance=NO_TOLERANCE):
         verdict = f"ahead by less than the {speed_tol:.0%} tie tolerance"
-    elif m.ratio.high < 1.0 / (1.0 + speed_tol):
+    elif clearly_worse(m.ratio, tolerance=speed_tol):
         # only when a tie rule overrode a clear lead
         verdict = f"clearly behind (CI below {1.0 / (1.0 + speed_tol):.3g})"
     else:

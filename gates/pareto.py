@@ -2,16 +2,19 @@
 
 A candidate is a trade-off (faster but less accurate, smaller but hungrier), so one
 objective can hide a better choice. This module compares candidates on several metrics at
-once, each as an interval oriented so that lower is better: sampled metrics (accuracy,
-median and p90 latency) use their confidence intervals, deterministic ones (peak RSS, size)
-a point with a relative tolerance. ``a`` dominates ``b`` only when ``a`` is nowhere clearly
-worse and somewhere clearly better, "clearly" meaning the intervals do not overlap (beyond
-the tolerance), so a lead on point estimates inside the noise dominates nobody.
+once (the axes of ``gates.objectives.METRICS``), each as an interval oriented so that
+lower is better: sampled metrics (accuracy, median and p90 latency) use their confidence
+intervals, deterministic ones (peak RSS, size) a point with a relative tolerance. ``a``
+dominates ``b`` only when ``a`` is nowhere clearly worse and somewhere clearly better,
+"clearly" meaning the intervals do not overlap beyond the axis' tolerance
+(``gates.objectives.interval_clearly_better``), so a lead on point estimates inside the
+noise dominates nobody.
 
-``select_on_front`` picks the winner either on one objective (today's ``gates.select``
-behaviour) or by a weighted sum of min-max normalized metrics over the passing candidates
-on the front, and says in one sentence why the winner beat the runner-up and whether that
-margin is outside the noise. Pure functions over ``CandidateSummary`` records.
+``select_on_front`` picks the winner either on one objective (on paired evidence:
+``gates.paired_selection.select_paired``) or by a weighted sum of min-max normalized
+metrics over the passing candidates on the front, and says in one sentence why the winner
+beat the runner-up and whether that margin is outside the noise. Pure functions over
+``CandidateSummary`` records.
 """
 
 from __future__ import annotations
@@ -19,112 +22,35 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import cast
 
-from edgeproof.records import CandidateSummary, Estimate, Verdict
+from edgeproof.records import CandidateSummary, Verdict
+from gates.objectives import (
+    DEFAULT_METRICS,
+    METRICS,
+    NO_TOLERANCE,
+    OBJECTIVES,
+    Metric,
+    Objective,
+    check_objective,
+    clearly_better,
+    clearly_worse,
+    interval,
+    interval_clearly_better,
+    metric_named,
+    quality_name,
+    raw_value,
+    uses_labels,
+)
 from gates.paired_selection import (
     HeadToHead,
-    Objective,
     entrants_from_summaries,
     ratio_of_ratios,
     select_paired,
 )
-from gates.select import OBJECTIVES
-
-Interval = tuple[float, float]
-
-
-@dataclass(frozen=True)
-class Metric:
-    """One comparison axis; ``rel_tol`` widens "clearly better" by a share of the values."""
-
-    name: str
-    label: str
-    unit: str
-    higher_is_better: bool = False
-    rel_tol: float = 0.0
-
-
-METRICS: dict[str, Metric] = {
-    "accuracy": Metric("accuracy", "accuracy", "", higher_is_better=True),
-    "latency": Metric("latency", "median latency", "ms"),
-    "p90": Metric("p90", "p90 latency", "ms"),
-    "peak_rss": Metric("peak_rss", "peak RSS", "MB", rel_tol=0.02),
-    "size": Metric("size", "size", "MB", rel_tol=0.01),  # a few KB of metadata: a tie
-}
-DEFAULT_METRICS: tuple[Metric, ...] = tuple(
-    METRICS[n] for n in ("accuracy", "latency", "peak_rss", "size")
-)
 
 
 def _resolve(metrics: Iterable[Metric | str]) -> tuple[Metric, ...]:
-    out = []
-    for m in metrics:
-        if isinstance(m, str):
-            if m not in METRICS:
-                raise ValueError(f"unknown metric {m!r}; one of {sorted(METRICS)}")
-            m = METRICS[m]
-        out.append(m)
-    return tuple(out)
-
-
-def uses_labels(summaries: Iterable[CandidateSummary]) -> bool:
-    """True when every summary has a labelled accuracy; otherwise top-1 agreement is used."""
-    return all(s.accuracy is not None for s in summaries)
-
-
-def quality(summary: CandidateSummary, labelled: bool) -> Estimate:
-    """The "accuracy" axis: labelled accuracy, else top-1 agreement with the baseline, else
-    (label-free tasks) the first output's mean cosine similarity to the baseline's."""
-    if labelled and summary.accuracy:
-        return summary.accuracy
-    if summary.top1_agreement is not None:
-        return summary.top1_agreement
-    if summary.outputs:
-        return summary.outputs[0].cosine_mean
-    raise ValueError(f"{summary.candidate}: no accuracy or fidelity estimate")
-
-
-def quality_name(summary: CandidateSummary, labelled: bool) -> str:
-    """What ``quality`` measured, for axis labels and reasons."""
-    if labelled and summary.accuracy:
-        return "accuracy"
-    if summary.top1_agreement is not None:
-        return "top-1 agreement with baseline"
-    return f"mean cosine to baseline ({summary.outputs[0].output})"
-
-
-def _estimate(summary: CandidateSummary, name: str, labelled: bool) -> Estimate | float:
-    if name == "accuracy":
-        return quality(summary, labelled)
-    if name == "latency":
-        return summary.median_ms
-    if name == "p90":
-        return summary.p90_ms
-    if name == "peak_rss":
-        return summary.peak_rss_mb
-    if name == "size":
-        return summary.size_mb
-    raise ValueError(f"unknown metric {name!r}; one of {sorted(METRICS)}")
-
-
-def raw_value(summary: CandidateSummary, metric: Metric, labelled: bool = True) -> float:
-    """The metric's point value in its natural units and direction."""
-    e = _estimate(summary, metric.name, labelled)
-    return e.value if isinstance(e, Estimate) else float(e)
-
-
-def interval(summary: CandidateSummary, metric: Metric, labelled: bool = True) -> Interval:
-    """The metric as an interval oriented so that lower is better (a point if deterministic)."""
-    e = _estimate(summary, metric.name, labelled)
-    low, high = (e.low, e.high) if isinstance(e, Estimate) else (float(e), float(e))
-    return (-high, -low) if metric.higher_is_better else (low, high)
-
-
-def clearly_better(a: Interval, b: Interval, rel_tol: float = 0.0) -> bool:
-    """True when oriented interval ``a`` lies wholly below ``b``, by more than ``rel_tol``."""
-    gap = rel_tol * max(abs(a[1]), abs(b[0]))
-    return a[1] < b[0] - gap
+    return tuple(metric_named(m) if isinstance(m, str) else m for m in metrics)
 
 
 def dominates(
@@ -135,9 +61,9 @@ def dominates(
     better = False
     for m in _resolve(metrics):
         ia, ib = interval(a, m, labelled), interval(b, m, labelled)
-        if clearly_better(ib, ia, m.rel_tol):
+        if interval_clearly_better(ib, ia, rel_tol=m.rel_tol):
             return False
-        better = better or clearly_better(ia, ib, m.rel_tol)
+        better = better or interval_clearly_better(ia, ib, rel_tol=m.rel_tol)
     return better
 
 
@@ -194,9 +120,10 @@ def validate_weights(weights: Mapping[str, float]) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class SelectionPolicy:
-    """How to pick a winner: one ``objective`` (see gates.select) or metric ``weights``."""
+    """How to pick a winner: one ``objective`` (``gates.objectives.OBJECTIVES``) or metric
+    ``weights`` (keys: ``gates.objectives.METRICS``)."""
 
-    objective: str | None = None
+    objective: Objective | None = None
     weights: Mapping[str, float] | None = None
     speed_tol: float = 0.0  # a latency lead within this is a tie (``select_paired``)
     confidence: float = 0.99  # of the head-to-head ratios (the measurement's confidence)
@@ -204,8 +131,8 @@ class SelectionPolicy:
     def __post_init__(self) -> None:
         if (self.objective is None) == (self.weights is None):
             raise ValueError("set exactly one of objective and weights")
-        if self.objective is not None and self.objective not in OBJECTIVES:
-            raise ValueError(f"unknown objective {self.objective!r}; one of {sorted(OBJECTIVES)}")
+        if self.objective is not None:
+            check_objective(self.objective)
         if self.weights is not None:
             object.__setattr__(self, "weights", validate_weights(self.weights))
 
@@ -248,13 +175,13 @@ def _margin(
     if metric.name == "latency" and w.speedup is not None and r.speedup is not None:
         paired = ratio_of_ratios(w.speedup, r.speedup)  # drift between windows cancels
         shown_ci = f"paired {paired.value:.2f}x [{paired.low:.2f}, {paired.high:.2f}]"
-        if paired.low > 1.0:
+        if clearly_better(paired, tolerance=NO_TOLERANCE):
             return lead + f", clearly ahead ({shown_ci})"
-        if paired.high < 1.0:
+        if clearly_worse(paired, tolerance=NO_TOLERANCE):
             return lead + f", yet clearly behind on paired speedup ({shown_ci})"
         return lead + f", within noise ({shown_ci} contains 1)"
     iw, ir = interval(w, metric, labelled), interval(r, metric, labelled)
-    apart = clearly_better(iw, ir, metric.rel_tol)
+    apart = interval_clearly_better(iw, ir, rel_tol=metric.rel_tol)
     if iw[0] != iw[1] or ir[0] != ir[1]:
         return lead + (", CIs apart" if apart else ", within noise (CIs overlap)")
     if iw == ir:
@@ -272,7 +199,7 @@ def _plural(n: int) -> str:
 def _by_objective(
     summaries: Mapping[str, CandidateSummary],
     passing: dict[str, CandidateSummary],
-    objective: str,
+    objective: Objective,
     front: ParetoResult,
     head_to_head: Mapping[tuple[str, str], HeadToHead] | None = None,
     speed_tol: float = 0.0,
@@ -285,16 +212,14 @@ def _by_objective(
     and by ``head_to_head`` blocks for the pairs timed against each other; ties within
     noise go to smaller, then less memory, then the recipe listed first.
     """
-    key = OBJECTIVES[objective][2]
+    axis = OBJECTIVES[objective]
     entrants = entrants_from_summaries(summaries, passing)
-    chosen = select_paired(
-        entrants, cast(Objective, objective), head_to_head, confidence, speed_tol=speed_tol
-    )
+    chosen = select_paired(entrants, objective, head_to_head, confidence, speed_tol=speed_tol)
     return Selection(
         winner=chosen.winner,
         runner_up=chosen.runner_up,
         reason=chosen.reason,
-        scores={name: float(key(s)) for name, s in passing.items()},
+        scores={name: raw_value(s, axis) for name, s in passing.items()},
         front=front,
         wanted_head_to_head=chosen.wanted_head_to_head,
     )
@@ -358,8 +283,8 @@ def _by_weights(
 def front_metrics(policy: SelectionPolicy) -> tuple[Metric, ...]:
     """The metrics the front is computed on: the defaults plus any other weighted metric."""
     extra = [n for n, w in (policy.weights or {}).items() if w > 0]
-    names = [m.name for m in DEFAULT_METRICS] + [n for n in extra if n not in DEFAULT_METRICS]
-    return tuple(METRICS[n] for n in dict.fromkeys(names))
+    names = [m.name for m in DEFAULT_METRICS] + extra
+    return tuple(metric_named(n) for n in dict.fromkeys(names))
 
 
 def select_on_front(
@@ -372,8 +297,9 @@ def select_on_front(
     """Pick the winner among passing non-baseline candidates according to ``policy``.
 
     The front is computed over the passing non-baseline candidates on ``metrics`` (default
-    ``front_metrics(policy)``). With an objective, every passing candidate competes (as in
-    ``gates.select.select_winner``); with weights, only those on the front. Ties: size, name.
+    ``front_metrics(policy)``). With an objective, every passing candidate competes
+    (``_by_objective``: paired evidence, ties to smaller, less memory, listed first); with
+    weights, only those on the front (ties: size, then name).
     """
     passing = {
         name: s

@@ -5,15 +5,16 @@ dominates), small enough to train in about a minute on 2 cores. Exported as one 
 (input ``input``, output ``logits``, dynamic batch) and checked against PyTorch with ONNX
 Runtime before it replaces the previous file.
 
-Reproducible: DVC records the model's md5 in dvc.lock, and a fresh clone's ``make demo``
-must rebuild that same file. Training runs with fixed seeds (weights and batch order),
+Deterministic on one machine: training runs with fixed seeds (weights and batch order),
 deterministic algorithms only, and a fixed number of threads (``example.threads``: how a
 float sum is split over threads changes its rounding); the export is byte-deterministic (the
 exporter's per-node stack traces, which name the venv's path, are dropped) and the metrics
-hold no timing. Kernels are pinned to AVX2 (``pin_instruction_set``: oneDNN, ATen, MKL),
-so an AVX-512 or AMX machine rounds as an AVX2 one does; the same bytes come out on any
-x86-64 CPU with AVX2 and the same PyTorch version. The ONNX check's own difference (ONNX
-Runtime picks its kernels by CPU) is recorded as the bound it passed, not its value.
+hold no timing. Kernels are pinned to AVX2 where PyTorch allows it (``pin_instruction_set``:
+oneDNN, ATen, MKL), yet CPU families still round differently (an AMX Xeon and an AVX-512
+EPYC wrote different bytes), so the model dvc.lock records is kept in the committed DVC
+remote ``reference`` and ``make example`` pulls it instead of training again (docs/
+running.md). The ONNX check's own difference (ONNX Runtime picks its kernels by CPU) is
+recorded as the bound it passed, not its value.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ left out, never guessed.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import platform
 import re
@@ -33,6 +34,7 @@ def machine_state() -> dict[str, Any]:
         "cpu_flags": _speed_flags(cpuinfo),
         "platform": platform.platform(),
         "python": platform.python_version(),
+        "date": datetime.datetime.now(datetime.UTC).date().isoformat(),
     }
     with contextlib.suppress(OSError):
         state["loadavg_1m"] = round(os.getloadavg()[0], 2)

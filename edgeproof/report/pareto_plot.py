@@ -16,7 +16,8 @@ from pathlib import Path
 
 from edgeproof.records import CandidateOutcome, CandidateSummary, Estimate, TargetOutcome
 from edgeproof.report.plots import save_figure
-from gates.pareto import METRICS, pareto_front, quality, quality_name, uses_labels
+from gates.objectives import METRICS, quality, quality_name, uses_labels
+from gates.pareto import pareto_front
 
 _STYLE = {  # verdict status -> (marker, color, legend label)
     "pass": ("o", "tab:green", "pass"),

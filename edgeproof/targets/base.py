@@ -123,12 +123,28 @@ class TokenTimingConfig(RecipeTargetConfig):
     ``warmup``, in ``rounds`` fresh processes per candidate interleaved with the baseline's;
     ``timeout_seconds`` per subprocess."""
 
-    pp_tokens: Annotated[int, Field(ge=1)] = 128
-    tg_tokens: Annotated[int, Field(ge=1)] = 32
-    warmup: Annotated[int, Field(ge=0)] = 1
-    repetitions: Annotated[int, Field(ge=2)] = 5
-    rounds: Annotated[int, Field(ge=2)] = 4
-    timeout_seconds: PositiveFloat = 300.0
+    pp_tokens: Annotated[int, Field(ge=1)] = Field(
+        128, description="Prompt tokens processed in one batch per timing (llama-bench's pp)."
+    )
+    tg_tokens: Annotated[int, Field(ge=1)] = Field(
+        32,
+        description="Single-token decodes per timing (llama-bench's tg): latency is per "
+        "generated token.",
+    )
+    warmup: Annotated[int, Field(ge=0)] = Field(
+        1, description="Untimed runs before the timed repetitions, in each process."
+    )
+    repetitions: Annotated[int, Field(ge=2)] = Field(
+        5, description="Timed repetitions of the prompt and the decodes, in each process."
+    )
+    rounds: Annotated[int, Field(ge=2)] = Field(
+        4,
+        description="Fresh processes per candidate, interleaved with the baseline's; rounds "
+        "x repetitions x tg_tokens must be at least 100.",
+    )
+    timeout_seconds: PositiveFloat = Field(
+        300.0, description="Seconds per timing subprocess; a candidate over it fails."
+    )
 
     @model_validator(mode="after")
     def _enough_token_timings(self) -> Self:

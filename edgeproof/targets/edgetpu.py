@@ -62,14 +62,40 @@ class EdgeTpuTargetConfig(TargetCommon):
     full-int8 model on the CPU (LiteRT), so fidelity = agreement of TPU with CPU int8.
     """
 
-    work_pool: str = "edge-coral"
-    device: str = "edgetpu"
-    compiler: str = "edgetpu_compiler"  # looked up on PATH
-    delegate_library: str = "libedgetpu.so.1"
-    calibration_samples: Annotated[int, Field(ge=1)] = 200
-    toolchain_python: Path | None = None
-    convert_timeout_seconds: PositiveFloat = 900.0
-    compile_timeout_seconds: PositiveFloat = 600.0
+    work_pool: str = Field(
+        "edge-coral",
+        description="The Prefect work pool of the device that measures this target; at most "
+        "one measurement at a time runs per pool (tag `edgeproof-device:<work_pool>`).",
+    )
+    device: str = Field(
+        "edgetpu",
+        description="Which Edge TPU: `edgetpu` (the delegate's default), or its device "
+        "option, e.g. `usb` or `pci:0` on a runner with several.",
+    )
+    compiler: str = Field(
+        "edgetpu_compiler", description="The Edge TPU compiler, looked up on PATH."
+    )
+    delegate_library: str = Field(
+        "libedgetpu.so.1", description="The Edge TPU delegate library LiteRT loads."
+    )
+    calibration_samples: Annotated[int, Field(ge=1)] = Field(
+        200,
+        description="Items of the full-int8 model's representative dataset (the first of "
+        "the calibration set).",
+    )
+    toolchain_python: Path | None = Field(
+        None,
+        description="The interpreter of the environment holding the converter (TensorFlow, "
+        "onnx2tf), as a dedicated runner would have it; null: this environment.",
+    )
+    convert_timeout_seconds: PositiveFloat = Field(
+        900.0,
+        description="Seconds per conversion subprocess (onnx2tf, TFLiteConverter); a "
+        "conversion over it fails.",
+    )
+    compile_timeout_seconds: PositiveFloat = Field(
+        600.0, description="Seconds the Edge TPU compiler may take."
+    )
 
 
 class EdgeTpu:

@@ -47,9 +47,18 @@ class LlamaRecipe(StrictModel):
     name (Q8_0, Q6_K, Q4_K_M, Q4_0, Q2_K, IQ4_XS...); ``imatrix``: an importance matrix
     (.npz of GGUF tensor name -> mean squared input of that matrix), relative to params.yaml."""
 
-    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
-    type: str
-    imatrix: Path | None = None
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")] = Field(
+        description="The candidate's name, unique within the target and not the baseline's."
+    )
+    type: str = Field(
+        description="The llama.cpp quantization type (Q8_0, Q6_K, Q4_K_M, Q4_0, Q2_K, "
+        "IQ4_XS...); an unknown type is an error listing the known ones."
+    )
+    imatrix: Path | None = Field(
+        None,
+        description="An importance matrix (.npz: GGUF tensor name -> mean squared input of "
+        "that matrix), relative to params.yaml; null: none.",
+    )
 
     @field_validator("type")
     @classmethod
@@ -72,9 +81,20 @@ class LlamaCppTargetConfig(TokenTimingConfig):
 
     BASELINE_NAME: ClassVar[str] = BASELINE
 
-    work_pool: str = "edge-laptop-cpu"
-    recipes: list[LlamaRecipe] = Field(default_factory=list)
-    extra_buffer_types: bool = False
+    work_pool: str = Field(
+        "edge-laptop-cpu",
+        description="The Prefect work pool of the device that measures this target; at most "
+        "one measurement at a time runs per pool (tag `edgeproof-device:<work_pool>`).",
+    )
+    recipes: list[LlamaRecipe] = Field(
+        default_factory=list,
+        description="The quantizations, each one candidate beside the `baseline` GGUF.",
+    )
+    extra_buffer_types: bool = Field(
+        False,
+        description="llama.cpp's repacked / AMX weight copies (llama.cpp's own default is "
+        "on); off because its AMX kernels crash on some AMX CPUs (llama.cpp#20824).",
+    )
 
     def with_project_paths(self, resolve: Callable[[Path, str], Path]) -> LlamaCppTargetConfig:
         """Each recipe's importance matrix as a checked project file."""

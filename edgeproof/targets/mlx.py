@@ -51,11 +51,25 @@ class MlxRecipe(StrictModel):
     Linux CPU backend quantized matmuls are fast only in float32 (see
     ``edgeproof.mlx.quantize``)."""
 
-    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
-    bits: Literal[2, 3, 4, 5, 6, 8] | None = None
-    group_size: Literal[32, 64, 128] = 64
-    mixed: Literal["mixed_2_6", "mixed_3_4", "mixed_3_6", "mixed_4_6"] | None = None
-    dtype: Literal["float32", "float16", "bfloat16"] | None = None
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")] = Field(
+        description="The candidate's name, unique within the target and not the baseline's."
+    )
+    bits: Literal[2, 3, 4, 5, 6, 8] | None = Field(
+        None,
+        description="Bits per weight; with `mixed`, its low width. A recipe needs `bits` or "
+        "`mixed`.",
+    )
+    group_size: Literal[32, 64, 128] = Field(
+        64, description="Weights per quantization group (one scale and bias each)."
+    )
+    mixed: Literal["mixed_2_6", "mixed_3_4", "mixed_3_6", "mixed_4_6"] | None = Field(
+        None, description="One of mlx-lm's mixed-precision recipes; null: uniform `bits`."
+    )
+    dtype: Literal["float32", "float16", "bfloat16"] | None = Field(
+        None,
+        description="Cast the float weights to this before quantizing; null keeps the "
+        "stored precision (MLX's Linux CPU backend is fast only in float32).",
+    )
 
     @model_validator(mode="after")
     def _bits_or_mixed(self) -> MlxRecipe:
@@ -78,10 +92,22 @@ class MlxTargetConfig(TokenTimingConfig):
 
     BASELINE_NAME: ClassVar[str] = BASELINE
 
-    work_pool: str = "edge-laptop-cpu"
-    device: Literal["cpu", "gpu"] = "cpu"
-    hf_model: Path
-    recipes: list[MlxRecipe] = Field(default_factory=list)
+    work_pool: str = Field(
+        "edge-laptop-cpu",
+        description="The Prefect work pool of the device that measures this target; at most "
+        "one measurement at a time runs per pool (tag `edgeproof-device:<work_pool>`).",
+    )
+    device: Literal["cpu", "gpu"] = Field(
+        "cpu", description="MLX's device: `cpu`, or `gpu` (Metal on Apple silicon)."
+    )
+    hf_model: Path = Field(
+        description="The model's Hugging Face-layout copy (a folder with config.json and "
+        "safetensors, the same weights as the GGUF), relative to params.yaml."
+    )
+    recipes: list[MlxRecipe] = Field(
+        default_factory=list,
+        description="The MLX quantizations, each one candidate beside the `baseline`.",
+    )
 
     def with_project_paths(self, resolve: Callable[[Path, str], Path]) -> MlxTargetConfig:
         """``hf_model`` as a checked project path."""

@@ -39,8 +39,12 @@ DATA_SCRIPT = Path(__file__).with_name("olive_data.py")  # imported by Olive, no
 class OlivePass(StrictModel):
     """One Olive pass: its class name and its parameters, as Olive documents them."""
 
-    type: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9]*$")]  # e.g. OnnxStaticQuantization
-    config: dict[str, Any] = Field(default_factory=dict)
+    type: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9]*$")] = Field(
+        description="The Olive pass class, e.g. `OnnxStaticQuantization`."
+    )
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="The pass's parameters, as Olive documents them."
+    )
 
 
 class OliveRecipe(StrictModel):
@@ -50,10 +54,20 @@ class OliveRecipe(StrictModel):
     calibration split through edgeproof's Olive data script; ``precision`` labels the result.
     """
 
-    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
-    passes: Annotated[list[OlivePass], Field(min_length=1)]
-    precision: str = "int8"
-    calibration_samples: Annotated[int, Field(ge=1)] = 200
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")] = Field(
+        description="The candidate's name, unique within the target and not the baseline's."
+    )
+    passes: Annotated[list[OlivePass], Field(min_length=1)] = Field(
+        description="The workflow's passes, run in order (at least one)."
+    )
+    precision: str = Field(
+        "int8", description="The result's precision label, in records and reports."
+    )
+    calibration_samples: Annotated[int, Field(ge=1)] = Field(
+        200,
+        description="Calibration items the calibrating passes read (the first of the "
+        "calibration set).",
+    )
 
 
 class OliveTargetConfig(RecipeTargetConfig):
@@ -64,8 +78,13 @@ class OliveTargetConfig(RecipeTargetConfig):
     search off, and edgeproof measures every recipe's output itself.
     """
 
-    recipes: list[OliveRecipe] = Field(default_factory=list)
-    timeout_seconds: PositiveFloat = 900.0  # per ``olive run``
+    recipes: list[OliveRecipe] = Field(
+        default_factory=list,
+        description="The Olive workflows, each one candidate beside the `fp32` baseline.",
+    )
+    timeout_seconds: PositiveFloat = Field(
+        900.0, description="Seconds per `olive run`; a recipe over it fails."
+    )
 
 
 class Olive(RecipeTarget[OliveTargetConfig]):

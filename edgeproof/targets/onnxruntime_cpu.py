@@ -37,19 +37,58 @@ BASELINE = "fp32"
 class OrtRecipe(StrictModel):
     """One ONNX Runtime quantization recipe (onnxruntime.quantization)."""
 
-    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
-    method: Literal["dynamic", "static"]
-    weight_type: Literal["int8", "uint8"] = "int8"
-    activation_type: Literal["int8", "uint8"] = "uint8"
-    calibrate_method: Literal["minmax", "entropy", "percentile"] = "minmax"
-    per_channel: bool = False
-    quant_format: Literal["qdq", "qoperator"] = "qdq"
-    calibration_samples: Annotated[int, Field(ge=1)] = 200
-    # left in float: nodes by name, and every node of these op types (e.g. [Softmax])
-    exclude_nodes: list[str] = Field(default_factory=list)
-    exclude_op_types: list[str] = Field(default_factory=list)
-    # quantize inside If / Loop / Scan bodies too (ONNX Runtime: dynamic recipes only)
-    subgraphs: bool = False
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")] = Field(
+        description="The candidate's name, unique within the target and not the baseline's."
+    )
+    method: Literal["dynamic", "static"] = Field(
+        description="`dynamic`: int8 weights, activations quantized at run time "
+        "(`quantize_dynamic`, no data). `static`: weights and activations quantized with "
+        "ranges calibrated on the calibration set (`quantize_static`)."
+    )
+    weight_type: Literal["int8", "uint8"] = Field(
+        "int8", description="Integer type of the quantized weights."
+    )
+    activation_type: Literal["int8", "uint8"] = Field(
+        "uint8",
+        description="Integer type of the quantized activations.",
+        json_schema_extra={"methods": ["static"]},
+    )
+    calibrate_method: Literal["minmax", "entropy", "percentile"] = Field(
+        "minmax",
+        description="How the activation ranges are calibrated (ONNX Runtime's "
+        "`CalibrationMethod`).",
+        json_schema_extra={"methods": ["static"]},
+    )
+    per_channel: bool = Field(
+        False, description="Quantize weights per output channel instead of per tensor."
+    )
+    quant_format: Literal["qdq", "qoperator"] = Field(
+        "qdq",
+        description="`qdq`: QuantizeLinear / DequantizeLinear pairs around float ops; "
+        "`qoperator`: quantized operators (QLinearConv...).",
+        json_schema_extra={"methods": ["static"]},
+    )
+    calibration_samples: Annotated[int, Field(ge=1)] = Field(
+        200,
+        description="Calibration items the ranges are computed on (the first of the "
+        "calibration set).",
+        json_schema_extra={"methods": ["static"]},
+    )
+    exclude_nodes: list[str] = Field(
+        default_factory=list,
+        description="Nodes left in float, by name; a name not in the model is an error.",
+    )
+    exclude_op_types: list[str] = Field(
+        default_factory=list,
+        description="Every node of these op types is left in float (e.g. `[Softmax]`); an "
+        "op type not in the model is an error.",
+    )
+    subgraphs: bool = Field(
+        False,
+        description="Quantize inside If / Loop / Scan bodies too (ONNX Runtime does so in "
+        "dynamic recipes only).",
+        json_schema_extra={"methods": ["dynamic"]},
+    )
 
     @model_validator(mode="after")
     def _subgraphs_dynamic(self) -> OrtRecipe:
@@ -61,10 +100,15 @@ class OrtRecipe(StrictModel):
 class OnnxRuntimeTargetConfig(RecipeTargetConfig):
     """The ``onnxruntime-cpu`` target: FP32 baseline + int8 recipes."""
 
-    recipes: list[OrtRecipe] = Field(default_factory=list)
-    # intra-op threads spin while waiting for work (ORT's default: lower latency, more CPU);
-    # false for devices that run it with spinning off
-    allow_spinning: bool = True
+    recipes: list[OrtRecipe] = Field(
+        default_factory=list,
+        description="The int8 recipes, each one candidate beside the `fp32` baseline.",
+    )
+    allow_spinning: bool = Field(
+        True,
+        description="Intra-op threads spin while waiting for work (ONNX Runtime's default: "
+        "lower latency, more CPU); false for devices that run it with spinning off.",
+    )
 
 
 class OnnxRuntimeCpu(RecipeTarget[OnnxRuntimeTargetConfig]):

@@ -61,21 +61,62 @@ class OpenVinoRecipe(StrictModel):
     ``max_iterations`` rounds (default: NNCF's, unbounded).
     """
 
-    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
-    method: Literal["precision", "nncf-ptq", "nncf-accuracy-control"]
-    precision: Literal["bf16", "f16"] = "bf16"
-    preset: Literal["performance", "mixed"] = "performance"
-    fast_bias_correction: bool = True
-    calibration_samples: Annotated[int, Field(ge=1)] = 300
-    max_drop: Fraction | None = None
-    max_iterations: Annotated[int, Field(ge=1)] | None = None
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")] = Field(
+        description="The candidate's name, unique within the target and not the baseline's."
+    )
+    method: Literal["precision", "nncf-ptq", "nncf-accuracy-control"] = Field(
+        description="`precision`: the same IR run at a lower inference precision. "
+        "`nncf-ptq`: NNCF post-training int8 (`nncf.quantize`). `nncf-accuracy-control`: "
+        "NNCF int8 that reverts layers to float until the top-1 drop on the labelled "
+        "calibration split is at most `max_drop`."
+    )
+    precision: Literal["bf16", "f16"] = Field(
+        "bf16",
+        description="The candidate's `INFERENCE_PRECISION_HINT` (the baseline runs f32).",
+        json_schema_extra={"methods": ["precision"]},
+    )
+    preset: Literal["performance", "mixed"] = Field(
+        "performance",
+        description="NNCF quantization preset: `performance` (symmetric) or `mixed` "
+        "(asymmetric activations).",
+        json_schema_extra={"methods": ["nncf-ptq", "nncf-accuracy-control"]},
+    )
+    fast_bias_correction: bool = Field(
+        True,
+        description="NNCF's fast bias correction (false: its slower, more exact algorithm).",
+        json_schema_extra={"methods": ["nncf-ptq", "nncf-accuracy-control"]},
+    )
+    calibration_samples: Annotated[int, Field(ge=1)] = Field(
+        300,
+        description="Calibration items NNCF uses (its `subset_size`), the first of the "
+        "calibration set.",
+        json_schema_extra={"methods": ["nncf-ptq", "nncf-accuracy-control"]},
+    )
+    max_drop: Fraction | None = Field(
+        None,
+        description="Largest absolute top-1 drop on the calibration split; null: "
+        "`gates.accuracy.max_drop_abs`. A miss fails the candidate.",
+        json_schema_extra={"methods": ["nncf-accuracy-control"]},
+    )
+    max_iterations: Annotated[int, Field(ge=1)] | None = Field(
+        None,
+        description="Rounds of reverting layers at most; null: NNCF's default (unbounded).",
+        json_schema_extra={"methods": ["nncf-accuracy-control"]},
+    )
 
 
 class OpenVinoTargetConfig(RecipeTargetConfig):
     """The ``openvino-cpu`` target: OpenVINO IR, FP32 baseline (precision hint f32)."""
 
-    device: str = "CPU"  # CPU, GPU, NPU, AUTO
-    recipes: list[OpenVinoRecipe] = Field(default_factory=list)
+    device: str = Field(
+        "CPU",
+        description="The OpenVINO device: CPU, GPU, NPU or AUTO (the target is unavailable, "
+        "saying why, when it is absent).",
+    )
+    recipes: list[OpenVinoRecipe] = Field(
+        default_factory=list,
+        description="The recipes, each one candidate beside the `fp32` baseline.",
+    )
 
     @classmethod
     def complete_raw(cls, section: Any, raw_params: Mapping[str, Any]) -> Any:

@@ -1,10 +1,13 @@
-"""The known targets: each built-in target module's ``SPEC``, plus any registered at run time.
+"""The known targets: every installed target plug-in's ``SPEC``, plus any registered at run time.
 
-A target module declares its name, its params section and its backend once, in ``SPEC``;
-this module lists the modules, not the names. They are imported on first use (a runner
-needs only its own runtime: the modules import their runtimes lazily). A test adds a
-target with one line, ``register(TargetSpec(...))``; a measurement worker rebuilds any
-target, registered or built in, from the references in its ``MeasureJob``.
+A target package declares its name, its params section and its backend once, in ``SPEC``
+(a ``TargetSpec``), and is found through the entry-point group ``edgeproof.targets`` (as
+MLflow finds its plugins): a team ships its own target as a pip package with an entry point
+``NAME = "package.module:SPEC"``; the built-in targets register the same way in
+edgeproof's own ``pyproject.toml``. Specs are loaded on first use (a runner needs only its
+own runtime: target modules import their runtimes lazily). A test adds a target with one
+line, ``register(TargetSpec(...))``; a measurement worker rebuilds any target, installed or
+registered, from the references in its ``MeasureJob``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import functools
 import importlib
 from collections.abc import Callable
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
@@ -21,27 +25,61 @@ from edgeproof.feed import FeedLayout
 from edgeproof.records.measurement import MeasureJob, TargetMeasurements
 from edgeproof.targets.base import Target, TargetSpec
 
-BUILTIN_MODULES = (
-    "edgeproof.targets.onnxruntime_cpu",
-    "edgeproof.targets.openvino_cpu",
-    "edgeproof.targets.olive",
-    "edgeproof.targets.tflite_cpu",
-    "edgeproof.targets.edgetpu",
-    "edgeproof.targets.llama_cpp",
-    "edgeproof.targets.mlx",
-)
+ENTRY_POINT_GROUP = "edgeproof.targets"
+OWN_DISTRIBUTION = "edgeproof"
+# the order edgeproof's own targets are listed in (params sections, runs, reports): the entry
+# points say which targets exist, not in which order (setuptools writes them sorted)
+OWN_ORDER = (
+    "onnxruntime-cpu", "openvino-cpu", "olive", "tflite-cpu", "edgetpu", "llama-cpp", "mlx",
+)  # fmt: skip
 _registered: dict[str, TargetSpec] = {}
 
 
+def _distribution(ep: EntryPoint) -> str:
+    return ep.dist.name if ep.dist is not None else ""
+
+
+def target_entry_points(own_only: bool = False) -> list[EntryPoint]:
+    """The installed target plug-ins: edgeproof's own first (in ``OWN_ORDER``), then the
+    others by name; ``own_only`` keeps edgeproof's own (the reference page documents those)."""
+    found = list(entry_points(group=ENTRY_POINT_GROUP))
+    rank = {name: i for i, name in enumerate(OWN_ORDER)}
+    own = sorted(
+        (ep for ep in found if _distribution(ep) == OWN_DISTRIBUTION),
+        key=lambda ep: (rank.get(ep.name, len(rank)), ep.name),
+    )
+    others = sorted((ep for ep in found if ep not in own), key=lambda ep: ep.name)
+    return own if own_only else [*own, *others]
+
+
+def load_spec(ep: EntryPoint) -> TargetSpec:
+    """One plug-in's ``SPEC``, checked; a plug-in that fails names itself in one line."""
+    where = f"target plug-in {ep.name!r} ({ep.value}, from {_distribution(ep) or '?'})"
+    try:
+        spec = ep.load()
+    except Exception as exc:
+        raise ConfigError(f"{where} failed to load: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(spec, TargetSpec):
+        raise ConfigError(f"{where} is a {type(spec).__name__}, not a TargetSpec")
+    if spec.name != ep.name:
+        raise ConfigError(f"{where} declares the target {spec.name!r}: the names must match")
+    return spec
+
+
 @functools.cache
-def _builtin() -> dict[str, TargetSpec]:
-    specs = (importlib.import_module(module).SPEC for module in BUILTIN_MODULES)
-    return {spec.name: spec for spec in specs}
+def _installed() -> dict[str, TargetSpec]:
+    specs = {spec.name: spec for spec in map(load_spec, target_entry_points())}
+    if not specs:
+        raise ConfigError(
+            f"no target is installed (entry-point group {ENTRY_POINT_GROUP!r} is empty): "
+            "install edgeproof itself (pip install -e . or make install), not only its folder"
+        )
+    return specs
 
 
 def catalogue() -> dict[str, TargetSpec]:
-    """Every known target by name: the built-in ones first, then the registered ones."""
-    return {**_builtin(), **_registered}
+    """Every known target by name: the installed ones first, then the registered ones."""
+    return {**_installed(), **_registered}
 
 
 def register(spec: TargetSpec) -> TargetSpec:

@@ -50,9 +50,19 @@ class TfliteRecipe(StrictModel):
     ``full-int8`` (int8 weights, activations and I/O; calibrated on ``calibration_samples``
     items of the calibration split as the representative dataset)."""
 
-    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
-    method: Literal["dynamic-range", "full-int8"]
-    calibration_samples: Annotated[int, Field(ge=1)] = 200
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")] = Field(
+        description="The candidate's name, unique within the target and not the baseline's."
+    )
+    method: Literal["dynamic-range", "full-int8"] = Field(
+        description="`dynamic-range`: int8 weights, float activations and I/O (no data). "
+        "`full-int8`: int8 weights, activations and I/O, calibrated on the calibration set "
+        "(the representative dataset)."
+    )
+    calibration_samples: Annotated[int, Field(ge=1)] = Field(
+        200,
+        description="Items of the representative dataset (the first of the calibration set).",
+        json_schema_extra={"methods": ["full-int8"]},
+    )
 
 
 class TfliteTargetConfig(RecipeTargetConfig):
@@ -63,10 +73,25 @@ class TfliteTargetConfig(RecipeTargetConfig):
     (TensorFlow), as a dedicated runner would have it; ``None`` = this environment.
     """
 
-    work_pool: str = "edge-arm-cpu"
-    recipes: list[TfliteRecipe] = Field(default_factory=list)
-    toolchain_python: Path | None = None
-    convert_timeout_seconds: PositiveFloat = 900.0
+    work_pool: str = Field(
+        "edge-arm-cpu",
+        description="The Prefect work pool of the device that measures this target; at most "
+        "one measurement at a time runs per pool (tag `edgeproof-device:<work_pool>`).",
+    )
+    recipes: list[TfliteRecipe] = Field(
+        default_factory=list,
+        description="The LiteRT conversions, each one candidate beside the `fp32` baseline.",
+    )
+    toolchain_python: Path | None = Field(
+        None,
+        description="The interpreter of the environment holding the converter (TensorFlow, "
+        "onnx2tf), as a dedicated runner would have it; null: this environment.",
+    )
+    convert_timeout_seconds: PositiveFloat = Field(
+        900.0,
+        description="Seconds per conversion subprocess (onnx2tf, TFLiteConverter); a "
+        "conversion over it fails.",
+    )
 
 
 class TfliteCpu(RecipeTarget[TfliteTargetConfig]):

@@ -191,16 +191,15 @@ class MlflowStore:
             return str(version.version)
 
     def alias_version(self, name: str, alias: str) -> str | None:
-        """The version ``alias`` points at, or None (no such model or alias)."""
-        from mlflow.exceptions import MlflowException
+        """The version ``alias`` points at, or None (no such model or alias).
 
+        Read from the registered model (its aliases come with it), never by an alias read:
+        MLflow's auth app answers an alias read of a model that does not exist with 403,
+        where a model read says RESOURCE_DOES_NOT_EXIST (a first run has no champion)."""
         with mlflow_errors(f"read alias {alias!r} of {name!r}"):
-            try:
-                return str(self.client.get_model_version_by_alias(name, alias).version)
-            except MlflowException as exc:
-                if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-                    return None
-                raise
+            model = self._registered_model(name)
+            version = None if model is None else model.aliases.get(alias)
+            return None if version is None else str(version)
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
         with mlflow_errors(f"set alias {alias!r} of {name!r}"):
@@ -269,17 +268,35 @@ class MlflowStore:
             )
             return found[0].info.run_id if found else None
 
-    def registered_model_tags(self, name: str) -> dict[str, str]:
-        """Tags of the registered model ``name``; empty when there is no such model."""
+    def registered_model(self, name: str) -> Any | None:
+        """Registered model ``name`` (tags, aliases), or None when there is no such model."""
+        with mlflow_errors(f"read registered model {name!r}"):
+            return self._registered_model(name)
+
+    def _registered_model(self, name: str) -> Any | None:
+        """The model, or None. An auth app in workspace mode answers a read of a name that
+        does not exist with 403, not 404: then a search (which lists only what the caller
+        may read) tells an absent name from one the caller may not read."""
         from mlflow.exceptions import MlflowException
 
-        with mlflow_errors(f"read registered model {name!r}"):
-            try:
-                return dict(self.client.get_registered_model(name).tags)
-            except MlflowException as exc:
-                if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-                    return {}
-                raise
+        try:
+            return self.client.get_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return None
+            if exc.error_code == "PERMISSION_DENIED" and not self._listed(name):
+                return None
+            raise
+
+    def _listed(self, name: str) -> bool:
+        quoted = name.replace("\\", "\\\\").replace("'", "\\'")
+        found = self.client.search_registered_models(f"name = '{quoted}'", max_results=1)
+        return any(model.name == name for model in found)
+
+    def registered_model_tags(self, name: str) -> dict[str, str]:
+        """Tags of the registered model ``name``; empty when there is no such model."""
+        model = self.registered_model(name)
+        return {} if model is None else dict(model.tags)
 
     def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
         with mlflow_errors(f"tag registered model {name!r}"):

@@ -22,6 +22,7 @@ from edgeproof.tracking import tags as tagnames
 from edgeproof.tracking.datasets import data_inputs
 from edgeproof.tracking.lineage import lineage_tags
 from edgeproof.tracking.mlflow_store import MlflowStore
+from edgeproof.tracking.names import check_names
 from edgeproof.tracking.run_log import PLOTS_DIR
 
 
@@ -34,7 +35,11 @@ def new_run_name(model: str, git_sha: str | None) -> str:
 def champions_now(
     store: MlflowStore, registry: RegistryConfig, model: str, targets: list[str]
 ) -> dict[str, str | None]:
-    """Each target's champion version now: what its promotion will compare-and-set against."""
+    """Each target's champion version now: what its promotion will compare-and-set against.
+
+    First, every registry name the run will need must be CI's (``names.check_names``): a
+    name someone else holds is refused here, in one line, before any work."""
+    check_names(store, registry, model, targets)
     return {
         target: store.alias_version(
             registry.registered_name(model, target), registry.champion_alias

@@ -3,6 +3,8 @@
 The winner becomes a new version of ``<model>.<target>`` with alias ``challenger``; alias
 ``champion`` moves to it only when it passed every gate (a winner, by definition, did) and
 the champion is still the one this run started with (compare-and-set, ``move_champion``).
+A foreign registry lock (``alias_lock``) refuses the move the same way, naming the lock; a
+name another user holds refuses the registration in one line (``ForeignName``).
 With no winner nothing is registered and no alias moves: the champion stays where it was.
 A winner "kept" out by the stable-champion rule (same source, not clearly better) registers
 nothing either, and the history records that the champion was kept, and why.
@@ -13,12 +15,14 @@ from __future__ import annotations
 import json
 
 from edgeproof.config import RegistryConfig
-from edgeproof.errors import RegistryConflict
+from edgeproof.errors import RegistryConflict, TrackingError
 from edgeproof.records import Promotion, RunInfo, TargetOutcome, TargetResult
 from edgeproof.tracking import tags as tagnames
+from edgeproof.tracking.access import ForeignName
 from edgeproof.tracking.champion import keep_champion, move_champion
 from edgeproof.tracking.champion_model import source_tags
 from edgeproof.tracking.mlflow_store import MlflowStore
+from edgeproof.tracking.names import foreign_model
 from edgeproof.tracking.run_log import MODEL_ARTIFACT_DIR
 from gates.champion_policy import SourceKey
 from gates.outcome import wants_promotion
@@ -68,7 +72,13 @@ def promote(
         tags["git.sha"] = run.lineage.git_sha
     if source is not None:
         tags |= source_tags(source)
-    version = store.register(name, candidate_runs[outcome.winner], MODEL_ARTIFACT_DIR, tags)
+    try:
+        version = store.register(name, candidate_runs[outcome.winner], MODEL_ARTIFACT_DIR, tags)
+    except TrackingError:
+        refused = foreign_model(store, name)  # e.g. another user created the name first
+        if refused is not None:
+            raise refused from None
+        raise
     store.set_alias(name, registry.challenger_alias, version)
     reason = f"{outcome.winner} passed every gate: {outcome.reason}"
     if outcome.champion is not None:
@@ -84,7 +94,7 @@ def promote(
             run=run.run_name,
             reason=reason,
         )
-    except RegistryConflict as exc:
+    except (RegistryConflict, ForeignName) as exc:  # another run moved it; a foreign lock
         return Promotion(
             target=outcome.target,
             registered_model=name,

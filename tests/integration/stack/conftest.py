@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -72,6 +73,23 @@ class RunningStack:
             "MLFLOW_TRACKING_PASSWORD": self.users()[user],
         }
 
+    def run_env(self, folder: Path, user: str) -> dict[str, str]:
+        """Environment of ``edgeproof run`` as docs/production.md has it: stack.env and
+        credentials.env loaded (this stack's MLflow as ``user``, its Prefect server)."""
+        env = {k: v for k, v in self.client_env(folder, user).items() if "PYTEST" not in k}
+        return {
+            **env,  # (MLflow behaves differently under PYTEST_CURRENT_TEST)
+            "PREFECT_HOME": str(folder / ".prefect"),
+            "PREFECT_API_URL": self.prefect_api,
+            "PREFECT_API_AUTH_STRING": self.credentials["PREFECT_API_AUTH_STRING"],
+            "TMPDIR": str(folder),
+        }
+
+    def requests_logged(self) -> int:
+        """How many HTTP requests the MLflow server has logged so far (its access log)."""
+        log = self.folder / "logs" / "mlflow.log"
+        return log.read_text(errors="replace").count(' HTTP/1.1" ')
+
     def store(self, user: str, monkeypatch: pytest.MonkeyPatch) -> MlflowStore:
         """An ``MlflowStore`` of this process acting as ``user`` (for this test)."""
         monkeypatch.setenv("MLFLOW_TRACKING_URI", self.mlflow_uri)
@@ -97,6 +115,14 @@ class RunningStack:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[RunningStack]:
+    """The stack as ``deploy/stack.sh start`` makes it (only CI may create names)."""
+    with started_stack({}) as running:
+        yield running
+
+
+@contextmanager
+def started_stack(settings: dict[str, str]) -> Iterator[RunningStack]:
+    """A stack started with ``EDGEPROOF_STACK_*`` ``settings``; stopped (and checked gone)."""
     if load_stack_module().pg_bindir() is None:
         why = "PostgreSQL server binaries not installed (apt-get install postgresql)"
         missing_prerequisite(why, "EDGEPROOF_REQUIRE_STACK")  # .ci/run installs them
@@ -112,6 +138,7 @@ def stack() -> Iterator[RunningStack]:
         "EDGEPROOF_STACK_PREFECT_PORT": str(free_port()),
         "EDGEPROOF_STACK_PREFECT_UI": "false",
         "EDGEPROOF_STACK_MLFLOW_WORKERS": "2",
+        **settings,
     }
     stack_module = load_stack_module()
     running = RunningStack(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from edgeproof.records import CandidateSummary, Verdict
+from gates.objectives import METRICS, OBJECTIVES
 from gates.pareto import (
-    METRICS,
     SelectionPolicy,
     dominates,
     pareto_front,
@@ -14,7 +14,6 @@ from gates.pareto import (
     validate_weights,
     with_tolerance,
 )
-from gates.select import OBJECTIVES
 from tests.helpers import est, make_summary
 
 

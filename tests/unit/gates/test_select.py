@@ -1,21 +1,18 @@
 """Winner selection on one objective among passing candidates (``select_on_front``), and
-the incumbent tie rule."""
+the incumbent tie rule (``gates.champion_policy.incumbent_ties``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from edgeproof.records import CandidateSummary, Verdict
+from edgeproof.records import Verdict
+from gates.champion_policy import incumbent_ties
 from gates.pareto import SelectionPolicy, select_on_front
-from gates.select import incumbent_ties
 from tests.helpers import est, make_summary
 
 
-def select_winner(
-    summaries: dict[str, CandidateSummary], verdicts: dict[str, Verdict], objective: str
-) -> tuple[str | None, str]:
-    selection = select_on_front(summaries, verdicts, SelectionPolicy(objective=objective))
-    return selection.winner, selection.reason
+def on(objective: str) -> SelectionPolicy:
+    return SelectionPolicy(objective=objective)
 
 
 def verdict(name: str, status: str) -> Verdict:
@@ -37,7 +34,8 @@ def test_the_paired_speedup_decides_not_medians_from_different_windows() -> None
         "failed": timed("failed", (9.0, 8.9, 9.1), 0.1),
     }
     v = {k: verdict(k, "pass") for k in s} | {"failed": verdict("failed", "fail")}
-    name, why = select_winner(s, v, "median_latency")
+    sel = select_on_front(s, v, on("median_latency"))
+    name, why = sel.winner, sel.reason
     assert name == "static-qdq-minmax"
     assert why.startswith(
         "highest paired speedup (speedup 2.96x [2.80, 3.13]) among 2 passing candidates; "
@@ -63,17 +61,16 @@ def test_objective_decides(objective: str, winner: str) -> None:
         "lean": make_summary("lean", peak_rss_mb=40.0),
     }
     v = {k: verdict(k, "pass") for k in s}
-    name, why = select_winner(s, v, objective)
+    sel = select_on_front(s, v, on(objective))
+    name, why = sel.winner, sel.reason
     assert name == winner
     assert "among 4 passing candidates; " in why and " than runner-up " in why
 
 
 def test_single_passing_candidate_reason() -> None:
     s = {"a": make_summary("a", size_mb=1.25)}
-    assert select_winner(s, {"a": verdict("a", "pass")}, "size") == (
-        "a",
-        "only passing candidate (1.25 MB)",
-    )
+    sel = select_on_front(s, {"a": verdict("a", "pass")}, on("size"))
+    assert (sel.winner, sel.reason) == ("a", "only passing candidate (1.25 MB)")
 
 
 def test_ties_within_noise_go_to_smaller_then_the_recipe_listed_first() -> None:
@@ -85,23 +82,25 @@ def test_ties_within_noise_go_to_smaller_then_the_recipe_listed_first() -> None:
         "x": timed("x", (3.05, 2.85, 3.25), 0.7, size_mb=1.0),
     }
     v = {k: verdict(k, "pass") for k in s}
-    name, why = select_winner(s, v, "median_latency")
+    sel = select_on_front(s, v, on("median_latency"))
+    name, why = sel.winner, sel.reason
     assert name == "z"
     assert "within noise (CI contains 1)" in why
     assert "the tie within noise goes to the order of the recipes" in why
     swapped = {k: s[k] for k in ("x", "y", "z")}
-    assert select_winner(swapped, v, "median_latency")[0] == "x"
-    assert select_winner(s, v, "peak_rss")[0] == "z"
-    assert select_winner(s, v, "size")[0] == "z"
+    assert select_on_front(swapped, v, on("median_latency")).winner == "x"
+    assert select_on_front(s, v, on("peak_rss")).winner == "z"
+    assert select_on_front(s, v, on("size")).winner == "z"
 
 
 def test_no_passing_candidate() -> None:
     s = {"fp32": make_summary("fp32", baseline=True), "a": make_summary("a")}
     v = {"fp32": verdict("fp32", "pass"), "a": verdict("a", "inconclusive")}
-    assert select_winner(s, v, "p90_latency") == (None, "no candidate passed every gate")
-    assert select_winner(s, {}, "size") == (None, "no candidate passed every gate")
+    for verdicts, objective in ((v, "p90_latency"), ({}, "size")):
+        sel = select_on_front(s, verdicts, on(objective))
+        assert (sel.winner, sel.reason) == (None, "no candidate passed every gate")
     with pytest.raises(ValueError, match="unknown objective"):
-        select_winner(s, v, "accuracy")
+        on("accuracy")
 
 
 @pytest.mark.parametrize(
