@@ -171,7 +171,7 @@ def test_a_target_from_another_package_is_discovered_and_gated(tmp_path: Path) -
             "model": {"name": "plugged", "path": "model.onnx", "num_classes": 4},
             "data": {"eval": "eval.npz", "calibration": "calibration.npz"},
             "targets": {NAME: {"threads": 1, "recipes": [{"name": "all-opt", "level": "all"}]}},
-            "measure": {"min_samples": 20, "max_samples": 40, "max_seconds": 5},
+            "measure": {"min_samples": 64, "max_samples": 128, "max_seconds": 5},
         },
     )
     env = {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
