@@ -150,4 +150,4 @@ gate-dvc: install-demo
 # pydantic models; tests/unit/engine/test_configuration_doc.py fails when it is out of date.
 .PHONY: docs-config
 docs-config: install
-	$(BIN)/python -m edgeproof.params_reference --write docs/configuration.md
+	$(BIN)/python -m edgeproof.params.reference --write docs/configuration.md

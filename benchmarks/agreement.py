@@ -46,9 +46,9 @@ import numpy as np
 
 from edgeproof.measure.environment import machine_state
 from edgeproof.measure.harness import measure_target
+from edgeproof.pipeline.resolve import ResolvedInputs, resolve_inputs
 from edgeproof.records import Candidate
-from edgeproof.resolve import ResolvedInputs, resolve_inputs
-from edgeproof.runtime_env import apply_quiet_defaults
+from edgeproof.runtime.env import apply_quiet_defaults
 from edgeproof.targets.registry import make_target
 from gates.stats import speedup_ci
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from edgeproof.config import TrackingConfig
 from edgeproof.measure.environment import machine_state
-from edgeproof.params import load_params
+from edgeproof.params.model import load_params
 from edgeproof.tracking.audit import MOVES, read_history
 from edgeproof.tracking.mlflow_store import MlflowStore
 

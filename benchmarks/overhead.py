@@ -32,11 +32,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from edgeproof.judge import judge_task
 from edgeproof.measure.environment import machine_state
-from edgeproof.optimize import build_candidates
-from edgeproof.resolve import resolve_inputs
-from edgeproof.runtime_env import apply_quiet_defaults
+from edgeproof.pipeline.judge import judge_task
+from edgeproof.pipeline.optimize import build_candidates
+from edgeproof.pipeline.resolve import resolve_inputs
+from edgeproof.runtime.env import apply_quiet_defaults
 from edgeproof.targets.registry import make_target
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,13 +20,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from edgeproof.data import Dataset
-from edgeproof.judge import judge_task
+from edgeproof.data.dataset import Dataset
 from edgeproof.measure.environment import machine_state
 from edgeproof.measure.harness import measure_target
+from edgeproof.pipeline.judge import judge_task
+from edgeproof.pipeline.resolve import ResolvedInputs, resolve_inputs
 from edgeproof.records import Candidate
-from edgeproof.resolve import ResolvedInputs, resolve_inputs
-from edgeproof.runtime_env import apply_quiet_defaults
+from edgeproof.runtime.env import apply_quiet_defaults
 from edgeproof.tracking.champion_model import fetch_champion
 from edgeproof.tracking.mlflow_store import MlflowStore
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from trust_sim import summary as simulated_goals
 
-from edgeproof.trust import trust_markdown
+from edgeproof.pipeline.trust import trust_markdown
 
 
 def _load(folder: Path, name: str) -> dict[str, Any]:

@@ -565,7 +565,7 @@ class Stack:
             "MLFLOW_TRACKING_USERNAME": CI_USER,
             "MLFLOW_TRACKING_PASSWORD": creds["EDGEPROOF_STACK_CI_PASSWORD"],
         }
-        command = [sys.executable, "-c", "from edgeproof.console import main; main()"]
+        command = [sys.executable, "-c", "from edgeproof.cli.console import main; main()"]
         done = subprocess.run(
             [*command, "registry", "init", "--params", str(params.absolute())],
             cwd=params.absolute().parent,

@@ -259,7 +259,7 @@ class TargetCommon(StrictModel):
 
     Each target module subclasses this with its own section (``edgeproof.targets``); the
     ``targets`` mapping of params.yaml is validated against the sections of the known
-    targets (``edgeproof.params``), so an unknown target name is an error naming it.
+    targets (``edgeproof.params.model``), so an unknown target name is an error naming it.
     """
 
     enabled: bool = Field(
@@ -887,7 +887,7 @@ def _first_error(exc: ValidationError) -> str:
 def parse_params(raw: Any, target_models: TargetModels, source: str = "params.yaml") -> Params:
     """Validate an already-loaded mapping; raises ConfigError with one line.
 
-    ``target_models``: (name, config model) of each known target (``edgeproof.params``)."""
+    ``target_models``: (name, config model) of each known target (``edgeproof.params.model``)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level")
     try:

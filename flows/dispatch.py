@@ -34,8 +34,8 @@ from prefect.settings import get_current_settings
 from prefect.states import Cancelled
 
 from edgeproof.errors import ConfigError, EdgeproofError
+from edgeproof.pipeline.resolve import ResolvedInputs
 from edgeproof.records import TargetResult
-from edgeproof.resolve import ResolvedInputs
 from edgeproof.tracking.mlflow_store import MlflowStore
 from edgeproof.tracking.target_results import result_from_mlflow
 from flows.gate_target import gate_target

@@ -24,14 +24,14 @@ from prefect.exceptions import ObjectNotFound
 
 from edgeproof.config import MeasureConfig
 from edgeproof.errors import EdgeproofError
-from edgeproof.judge import judge_task, reselect
 from edgeproof.measure.harness import extended
-from edgeproof.optimize import build_candidates, unavailable_outcome
+from edgeproof.pipeline.judge import judge_task, reselect
+from edgeproof.pipeline.optimize import build_candidates, unavailable_outcome
+from edgeproof.pipeline.resolve import ResolvedInputs, resolve_inputs
 from edgeproof.records import Candidate, CandidateOutcome, TargetOutcome, TargetResult
 from edgeproof.records.measurement import HeadToHeadRun, TargetMeasurements
 from edgeproof.report.target_plots import draw_target_plots
-from edgeproof.resolve import ResolvedInputs, resolve_inputs
-from edgeproof.runtime_env import apply_quiet_defaults
+from edgeproof.runtime.env import apply_quiet_defaults
 from edgeproof.targets.registry import make_target
 from edgeproof.tracking.champion_model import ChampionModel, fetch_champion, file_digests
 from edgeproof.tracking.evidence import EvidenceContext

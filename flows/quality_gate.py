@@ -28,14 +28,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.runtime import flow_run
 
-from edgeproof import data as data_module
-from edgeproof import datagate
-from edgeproof.datagate import DataGateResult, validate_data
+from edgeproof.data import datagate
+from edgeproof.data import dataset as data_module
+from edgeproof.data.datagate import DataGateResult, validate_data
 from edgeproof.errors import EdgeproofError
+from edgeproof.pipeline.resolve import ResolvedInputs, resolve_inputs
 from edgeproof.records import EXIT_CODES, Promotion, RunInfo, RunResult, TargetResult
 from edgeproof.report.files import artifact_key, prefect_markdown, write_report
-from edgeproof.resolve import ResolvedInputs, resolve_inputs
-from edgeproof.runtime_env import apply_quiet_defaults
+from edgeproof.runtime.env import apply_quiet_defaults
 from edgeproof.tracking.abandoned import reap_abandoned_runs
 from edgeproof.tracking.lineage import file_digest
 from edgeproof.tracking.mlflow_store import MlflowStore

@@ -12,8 +12,8 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from edgeproof.params import load_params
-from edgeproof.runtime_env import apply_quiet_defaults
+from edgeproof.params.model import load_params
+from edgeproof.runtime.env import apply_quiet_defaults
 from edgeproof.tracking.champion import rollback as rollback_champion
 from edgeproof.tracking.mlflow_store import MlflowStore
 

@@ -22,10 +22,10 @@ from prefect.cache_policies import NO_CACHE
 
 from edgeproof.errors import TrackingError
 from edgeproof.measure.fingerprint import fingerprint_mismatch
+from edgeproof.pipeline.resolve import ResolvedInputs, resolve_inputs
 from edgeproof.records import CandidateSummary, ChampionRecheck, TargetOutcome
 from edgeproof.report.recheck import recheck_markdown
-from edgeproof.resolve import ResolvedInputs, resolve_inputs
-from edgeproof.runtime_env import apply_quiet_defaults
+from edgeproof.runtime.env import apply_quiet_defaults
 from edgeproof.tracking.evidence import verify_evidence
 from edgeproof.tracking.mlflow_store import MlflowStore
 from edgeproof.tracking.recheck import (

@@ -1,7 +1,7 @@
 """Great Expectations suites for the eval and calibration sets, built from params.yaml.
 
 Pure construction (no I/O): the engine turns each data file into one row per item with
-the columns below and validates it against these suites (``edgeproof/datagate.py``).
+the columns below and validates it against these suites (``edgeproof/data/datagate.py``).
 
 | column | meaning |
 |---|---|

@@ -30,7 +30,7 @@ from edgeproof.records import (
     Verdict,
 )
 from edgeproof.records.measurement import MeasureJob
-from edgeproof.targets.onnxruntime_cpu import OnnxRuntimeTargetConfig, OrtRecipe
+from edgeproof.targets.onnxruntime_cpu.target import OnnxRuntimeTargetConfig, OrtRecipe
 from edgeproof.targets.registry import measure_job
 from edgeproof.tracking import tags as tagnames
 from edgeproof.tracking.audit import read_history
@@ -157,7 +157,7 @@ def assert_timed_inside_the_call(session: Any, feeds: dict[str, np.ndarray], run
 
 def first_output(path: Path) -> np.ndarray:
     """The first output tensor a measurement worker wrote for a candidate."""
-    from edgeproof.evaluate import load_outputs
+    from edgeproof.evaluate.scores import load_outputs
 
     return next(iter(load_outputs(path).values()))
 

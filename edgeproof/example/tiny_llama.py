@@ -41,7 +41,12 @@ import numpy as np
 
 from edgeproof.config import LlamaExampleConfig
 from edgeproof.errors import EdgeproofError
-from edgeproof.llama.gguf_model import N_VOCAB, LlamaHParams, byte_windows, write_llama_gguf
+from edgeproof.targets.llama_cpp.gguf_model import (
+    N_VOCAB,
+    LlamaHParams,
+    byte_windows,
+    write_llama_gguf,
+)
 
 HPARAMS = LlamaHParams(n_embd=256, n_ff=768, n_layer=4, n_head=4, n_head_kv=4, n_ctx=256)
 
@@ -205,8 +210,8 @@ def hf_weights(model: Any, hp: LlamaHParams = HPARAMS) -> dict[str, np.ndarray]:
 def write_hf_model(folder: Path, model: Any, hp: LlamaHParams, dtype: str) -> Path:
     """Write the model as a Hugging Face-layout llama folder (``dtype``: "float16" or
     "float32"), checked before it is renamed into place."""
-    from edgeproof.llama.gguf_model import BOS_ID, EOS_ID
-    from edgeproof.mlx.hf_model import llama_config, write_hf_folder
+    from edgeproof.targets.llama_cpp.gguf_model import BOS_ID, EOS_ID
+    from edgeproof.targets.mlx.hf_model import llama_config, write_hf_folder
 
     config = llama_config(
         vocab_size=hp.n_vocab,
@@ -323,7 +328,7 @@ def _perplexity(logits: np.ndarray, targets: np.ndarray) -> float:
 
 def llama_cpp_logits(gguf_path: Path, windows: np.ndarray, threads: int = 2) -> np.ndarray:
     """llama.cpp's logits (subprocess) on the second half of each token window."""
-    from edgeproof.llama.runner import compute_logits
+    from edgeproof.targets.llama_cpp.runner import compute_logits
 
     out = gguf_path.with_name(f".{gguf_path.stem}.verify.npy")
     try:
@@ -342,7 +347,7 @@ def llama_cpp_logits(gguf_path: Path, windows: np.ndarray, threads: int = 2) -> 
 def mlx_logits(folder: Path, windows: np.ndarray, threads: int = 2) -> np.ndarray:
     """MLX's logits (subprocess, CPU) of a Hugging Face-layout folder on the second half of
     each token window."""
-    from edgeproof.mlx.runner import compute_logits
+    from edgeproof.targets.mlx.runner import compute_logits
 
     out = folder.with_name(f".{folder.name}.verify.npy")
     try:
@@ -375,7 +380,7 @@ def verify_hf_with_mlx(
 ) -> dict[str, Any]:
     """MLX (subprocess) vs PyTorch, and vs ``llama_cpp`` logits when given, on held-out token
     windows; ``{"mlx_check": "skipped: <reason>"}`` where MLX is not installed."""
-    from edgeproof.targets.mlx import mlx_availability
+    from edgeproof.targets.mlx.target import mlx_availability
 
     available = mlx_availability()
     if not available.ok:

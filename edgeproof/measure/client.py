@@ -20,7 +20,7 @@ import threading
 from typing import Any
 
 from edgeproof.errors import MeasurementError
-from edgeproof.measure.proc_status import RssTrail
+from edgeproof.runtime.proc_status import RssTrail
 
 
 class WorkerClient:

@@ -36,7 +36,7 @@ import numpy as np
 
 from edgeproof.config import MeasureConfig
 from edgeproof.errors import MeasurementError
-from edgeproof.evaluate import load_outputs, score_classifier
+from edgeproof.evaluate.scores import load_outputs, score_classifier
 from edgeproof.measure.client import WorkerClient
 from edgeproof.measure.environment import busy_reason, machine_state
 from edgeproof.measure.fingerprint import device_fingerprint

@@ -20,19 +20,73 @@ supplies only its subprocess calls and how it describes its session (``TokenRunt
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol, Self
 
 import numpy as np
+from pydantic import Field, model_validator
 
-from edgeproof.config import MeasureConfig
+from edgeproof.config import MeasureConfig, PositiveFloat, RecipeTargetConfig
 from edgeproof.errors import MeasurementError
 from edgeproof.measure.environment import machine_state
 from edgeproof.measure.fingerprint import device_fingerprint
 from edgeproof.measure.harness import check_busy
 from edgeproof.records import Candidate, RawMeasurement
 from edgeproof.records.measurement import MeasureJob, Progress, TargetMeasurements
-from edgeproof.targets.base import TokenTimingConfig
+
+MIN_TOKEN_TIMINGS = 100  # per candidate: a 99% CI of the p90 needs 51
+
+
+class TokenTimingConfig(RecipeTargetConfig):
+    """Language-model runtimes timed as ``llama-bench`` does: ``pp_tokens`` prompt tokens in
+    one batch and ``tg_tokens`` single-token decodes, ``repetitions`` each after
+    ``warmup``, in ``rounds`` fresh processes per candidate interleaved with the baseline's;
+    ``timeout_seconds`` per subprocess."""
+
+    pp_tokens: Annotated[int, Field(ge=1)] = Field(
+        128, description="Prompt tokens processed in one batch per timing (llama-bench's pp)."
+    )
+    tg_tokens: Annotated[int, Field(ge=1)] = Field(
+        32,
+        description="Single-token decodes per timing (llama-bench's tg): latency is per "
+        "generated token.",
+    )
+    warmup: Annotated[int, Field(ge=0)] = Field(
+        1, description="Untimed runs before the timed repetitions, in each process."
+    )
+    repetitions: Annotated[int, Field(ge=2)] = Field(
+        5, description="Timed repetitions of the prompt and the decodes, in each process."
+    )
+    rounds: Annotated[int, Field(ge=2)] = Field(
+        4,
+        description="Fresh processes per candidate, interleaved with the baseline's; rounds "
+        "x repetitions x tg_tokens must be at least 100.",
+    )
+    timeout_seconds: PositiveFloat = Field(
+        300.0, description="Seconds per timing subprocess; a candidate over it fails."
+    )
+
+    @model_validator(mode="after")
+    def _enough_token_timings(self) -> Self:
+        timed = self.rounds * self.repetitions * self.tg_tokens
+        if timed < MIN_TOKEN_TIMINGS:
+            raise ValueError(
+                f"rounds x repetitions x tg_tokens = {timed} per-token timings; at least "
+                f"{MIN_TOKEN_TIMINGS} are needed for latency percentiles with CIs"
+            )
+        return self
+
+
+@dataclass(frozen=True)
+class LogitsRun:
+    """Where a model's held-out logits were written, and what producing them cost."""
+
+    path: Path
+    shape: tuple[int, ...]  # (windows, scored positions per window, n_vocab)
+    load_seconds: float
+    seconds: float
+    peak_rss_mb: float | None
 
 
 class TokenSpeedRun(Protocol):

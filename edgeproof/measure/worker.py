@@ -27,12 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from edgeproof.data import Dataset, load_dataset
-from edgeproof.feed import FeedLayout, stream_calls
+from edgeproof.data.dataset import Dataset, load_dataset
+from edgeproof.data.feed import FeedLayout, stream_calls
 from edgeproof.measure.energy import POWERCAP, RaplCounter, measure_energy
-from edgeproof.measure.proc_status import process_status_mb
+from edgeproof.measure.session import Session, TimedSession
 from edgeproof.records import Candidate
-from edgeproof.targets.base import Session, TimedSession
+from edgeproof.runtime.proc_status import process_status_mb
 
 
 def read_status_mb(field: str) -> float:
@@ -70,9 +70,9 @@ class Worker:
         self._timed: tuple[Callable[[Any], float], list[Any]] | None = None
 
     def load(self, req: dict[str, Any]) -> dict[str, Any]:
-        from edgeproof.targets.registry import target_from_refs
+        from edgeproof.runtime.refs import rebuild_target
 
-        target = target_from_refs(req["backend"], req["config_model"], req["target_config"])
+        target = rebuild_target(req["backend"], req["config_model"], req["target_config"])
         candidate = Candidate.model_validate(req["candidate"])
         # labels are not needed here: any numeric labels (classes or targets) are accepted
         self.data = load_dataset(

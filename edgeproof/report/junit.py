@@ -8,7 +8,7 @@ an inconclusive one a ``<failure type="inconclusive">``, a candidate that could 
 measured an ``<error>`` in a ``measure`` testcase, and each available target gets a
 ``winner`` testcase that fails when the target is blocked (errors when it errored). An
 unavailable target is one skipped ``available`` testcase; a champion comparison is a
-``champion`` testcase; data-gate failures form the ``edgeproof.data`` suite; a run-level
+``champion`` testcase; data-gate failures form the ``edgeproof.data.dataset`` suite; a run-level
 error the ``edgeproof.run`` suite. ``RunResult`` records no durations, so every ``time``
 attribute is ``0.000`` (present because some readers require it).
 """
@@ -120,7 +120,7 @@ def _candidate_cases(suite: ET.Element, target: str, outcome: CandidateOutcome) 
 
 
 def _data_suite(result: RunResult) -> ET.Element:
-    suite = _suite(result, "edgeproof.data")
+    suite = _suite(result, "edgeproof.data.dataset")
     for i, line in enumerate(result.data_failures, start=1):
         _child(_case(suite, "data", f"expectation-{i}"), "failure", line, kind="data")
     return _finish(suite)

@@ -5,25 +5,22 @@ recipe) and knows how to load a candidate into a ``Session``. Evaluation and mea
 are written once against ``Session``, so every runtime is measured the same way.
 In the gate, ``open_session`` is only ever called inside the measurement subprocess: a
 runtime that aborts on a bad file (llama.cpp's GGML_ASSERT, a native crash) takes down that
-process, never the pipeline. Serving a champion (``edgeproof.serving``, MLflow's pyfunc)
+process, never the pipeline. Serving a champion (``edgeproof.device.serving``, MLflow's pyfunc)
 calls it in the loading process, on files that already loaded in the gate.
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Generic, Literal, Protocol, Self, TypeVar, runtime_checkable
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
-import numpy as np
-from pydantic import Field, model_validator
-
-from edgeproof.config import PositiveFloat, RecipeTargetConfig, TargetCommon
-from edgeproof.data import Dataset
+from edgeproof.config import TargetCommon
+from edgeproof.data.dataset import Dataset
+from edgeproof.measure.session import Session
 from edgeproof.records import Candidate
-from edgeproof.records.measurement import InputSpec
 
 
 @dataclass(frozen=True)
@@ -33,36 +30,6 @@ class Availability:
     ok: bool
     reason: str | None = None
     runtime_version: str | None = None
-
-
-class Session(Protocol):
-    """A loaded candidate: canonical inputs in (as in the data files), outputs out."""
-
-    inputs: Sequence[InputSpec]
-    output_names: Sequence[str]  # in the order ``run`` returns them
-    info: dict[str, Any]  # runtime, version, precision, threads, provider...
-
-    def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        """Run one batch; returns the outputs in the model's output order."""
-        ...
-
-
-@runtime_checkable
-class TimedSession(Session, Protocol):
-    """A session the latency harness times (``open_session`` of a measured target)."""
-
-    def prepare(self, feeds: Mapping[str, np.ndarray]) -> Any:
-        """One item (canonical inputs) as the runtime's own inputs, converted once before
-        timing (for a full-int8 LiteRT model: quantized), for ``timed_run``."""
-        ...
-
-    def timed_run(self, prepared: Any) -> float:
-        """Run one prepared item; the milliseconds of the runtime's own inference call,
-        timed as the runtime's benchmark tool times it (``info["timed"]`` says how).
-        Converting and handing the inputs over and reading the outputs are the calling
-        program's: in Python they cost tens of microseconds a call, which would pull
-        every sub-millisecond speedup toward 1."""
-        ...
 
 
 class Target(Protocol):
@@ -112,49 +79,6 @@ class RecipeTarget(Generic[RecipeConfig]):
     def recipes(self) -> list[str]:
         """Names of the optimization recipes configured for this target."""
         return list(self._recipes)
-
-
-MIN_TOKEN_TIMINGS = 100  # per candidate: a 99% CI of the p90 needs 51
-
-
-class TokenTimingConfig(RecipeTargetConfig):
-    """Language-model runtimes timed as ``llama-bench`` does: ``pp_tokens`` prompt tokens in
-    one batch and ``tg_tokens`` single-token decodes, ``repetitions`` each after
-    ``warmup``, in ``rounds`` fresh processes per candidate interleaved with the baseline's;
-    ``timeout_seconds`` per subprocess."""
-
-    pp_tokens: Annotated[int, Field(ge=1)] = Field(
-        128, description="Prompt tokens processed in one batch per timing (llama-bench's pp)."
-    )
-    tg_tokens: Annotated[int, Field(ge=1)] = Field(
-        32,
-        description="Single-token decodes per timing (llama-bench's tg): latency is per "
-        "generated token.",
-    )
-    warmup: Annotated[int, Field(ge=0)] = Field(
-        1, description="Untimed runs before the timed repetitions, in each process."
-    )
-    repetitions: Annotated[int, Field(ge=2)] = Field(
-        5, description="Timed repetitions of the prompt and the decodes, in each process."
-    )
-    rounds: Annotated[int, Field(ge=2)] = Field(
-        4,
-        description="Fresh processes per candidate, interleaved with the baseline's; rounds "
-        "x repetitions x tg_tokens must be at least 100.",
-    )
-    timeout_seconds: PositiveFloat = Field(
-        300.0, description="Seconds per timing subprocess; a candidate over it fails."
-    )
-
-    @model_validator(mode="after")
-    def _enough_token_timings(self) -> Self:
-        timed = self.rounds * self.repetitions * self.tg_tokens
-        if timed < MIN_TOKEN_TIMINGS:
-            raise ValueError(
-                f"rounds x repetitions x tg_tokens = {timed} per-token timings; at least "
-                f"{MIN_TOKEN_TIMINGS} are needed for latency percentiles with CIs"
-            )
-        return self
 
 
 ModelFormat = Literal["onnx", "gguf"]  # the model file a target takes (and a task kind gives)

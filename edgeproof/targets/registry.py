@@ -13,16 +13,16 @@ registered, from the references in its ``MeasureJob``.
 from __future__ import annotations
 
 import functools
-import importlib
 from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
 from edgeproof.config import TargetCommon, TargetModels
+from edgeproof.data.feed import FeedLayout
 from edgeproof.errors import ConfigError
-from edgeproof.feed import FeedLayout
 from edgeproof.records.measurement import MeasureJob, TargetMeasurements
+from edgeproof.runtime.refs import import_ref, rebuild_target
 from edgeproof.targets.base import Target, TargetSpec
 
 ENTRY_POINT_GROUP = "edgeproof.targets"
@@ -140,18 +140,9 @@ def measure_job(
 def target_harness(name: str) -> Callable[..., TargetMeasurements] | None:
     """The harness target ``name`` measures its candidates with, if it brings its own."""
     ref = target_spec(name).harness
-    return _import(ref) if ref else None
+    return import_ref(ref) if ref else None
 
 
 def target_from_refs(backend: str, config_model: str, target_config: dict[str, Any]) -> Target:
-    """Rebuild a target in a measurement worker from a job's references."""
-    config = _import(config_model).model_validate(target_config)
-    return _import(backend)(config)
-
-
-def _import(ref: str) -> Any:
-    module, _, qualname = ref.partition(":")
-    found: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        found = getattr(found, part)
-    return found
+    """Rebuild a target from a job's (or a registered model's) references."""
+    return rebuild_target(backend, config_model, target_config)

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from edgeproof.config import MeasureConfig, Params
-from edgeproof.data import LabelKind
-from edgeproof.feed import FeedLayout
+from edgeproof.data.dataset import LabelKind
+from edgeproof.data.feed import FeedLayout
 from edgeproof.records import Candidate, CandidateSummary
 from edgeproof.records.measurement import (
     HeadToHeadRun,

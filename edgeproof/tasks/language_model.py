@@ -15,10 +15,9 @@ from typing import Any
 import numpy as np
 
 from edgeproof.config import MeasureConfig, Params
+from edgeproof.data.feed import FeedLayout
+from edgeproof.data.language_model import TOKENS_KEY, load_token_windows
 from edgeproof.errors import ConfigError
-from edgeproof.feed import FeedLayout
-from edgeproof.llama.gguf_check import check_gguf
-from edgeproof.llama.harness import TOKENS_KEY, load_token_windows
 from edgeproof.records import Candidate, CandidateSummary
 from edgeproof.records.measurement import (
     HeadToHeadRun,
@@ -27,6 +26,7 @@ from edgeproof.records.measurement import (
     Progress,
     TargetMeasurements,
 )
+from edgeproof.targets.llama_cpp.gguf_check import check_gguf
 from edgeproof.targets.registry import target_harness
 from edgeproof.tasks.base import Summarizer
 from gates.summarize_lm import summarize_language_model

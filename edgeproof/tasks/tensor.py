@@ -2,7 +2,7 @@
 
 The model is an ONNX graph whose inputs the data files feed one array each. Candidates are
 timed by the interleaved harness (``edgeproof.measure.harness``), their eval outputs scored
-per item against the baseline's and the labels (``edgeproof.evaluate``), and summarized with
+per item against the baseline's and the labels (``edgeproof.evaluate.scores``), and summarized with
 confidence intervals (``gates.summarize``). The kinds differ only in their labels:
 class ids (classification, accuracy and top-1 agreement), target values (regression, MAE),
 or none (embedding and raw: fidelity to the baseline per output tensor).
@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 
 from edgeproof.config import MeasureConfig, Params
-from edgeproof.custom_metric import LoadedMetric, load_metric
-from edgeproof.data import Dataset, LabelKind, load_dataset
+from edgeproof.data.dataset import Dataset, LabelKind, load_dataset
+from edgeproof.data.feed import FeedLayout
 from edgeproof.errors import ConfigError, InputError
-from edgeproof.evaluate import load_outputs, score_candidate
-from edgeproof.feed import FeedLayout
+from edgeproof.evaluate.custom_metric import LoadedMetric, load_metric
+from edgeproof.evaluate.scores import load_outputs, score_candidate
 from edgeproof.measure.harness import measure_head_to_head, measure_target
-from edgeproof.onnx_model import check_data_matches, check_onnx, feed_layout
+from edgeproof.onnx.model import check_data_matches, check_onnx, feed_layout
 from edgeproof.records import Candidate, CandidateSummary, CustomMetricScores, OpCoverage
 from edgeproof.records.measurement import (
     HeadToHeadRun,

@@ -5,7 +5,7 @@
   signature read from the graph's inputs and outputs and an input example (the first eval
   item, ``input_example.json``);
 - another format (OpenVINO IR, LiteRT; a language model's GGUF, or its MLX folder) gets a
-  pyfunc flavor whose loader (``edgeproof.serving``) rebuilds the target from the
+  pyfunc flavor whose loader (``edgeproof.device.serving``) rebuilds the target from the
   ``edgeproof`` flavor's references and runs the candidate in the target's own runtime
   session, the one the gate measured. A signature is written when the serving context
   gives one (a language model: ``tokens`` (n, ctx + 1) ids in, float32 ``logits`` out).
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeproof.onnx_model import graph_signature
+from edgeproof.onnx.model import graph_signature
 from edgeproof.records import Candidate
 from edgeproof.records.measurement import InputSpec
 
@@ -33,7 +33,7 @@ EXAMPLE_FILE = "input_example.json"
 # evidence was signed): it names the registered model and version, and holds no code
 REGISTRATION_FILE = "registered_model_meta"
 MLFLOW_MODEL_FILES = frozenset({MLMODEL_FILE, EXAMPLE_FILE, REGISTRATION_FILE})  # not the model
-SERVING_LOADER = "edgeproof.serving"
+SERVING_LOADER = "edgeproof.device.serving"
 EDGEPROOF_FLAVOR = "edgeproof"
 
 

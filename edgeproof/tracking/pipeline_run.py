@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edgeproof.config import RegistryConfig
-from edgeproof.datagate import DataGateResult
+from edgeproof.data.datagate import DataGateResult
 from edgeproof.errors import EdgeproofError
 from edgeproof.records import Lineage, TargetResult
 from edgeproof.tracking import tags as tagnames

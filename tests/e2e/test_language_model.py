@@ -22,13 +22,13 @@ import pytest
 from mlflow import MlflowClient
 
 from edgeproof.config import MeasureConfig
-from edgeproof.judge import judge_task
-from edgeproof.llama.gguf_model import byte_windows, tiny_random_gguf
-from edgeproof.llama.harness import measure_language_models
-from edgeproof.params import parse_params
+from edgeproof.params.model import parse_params
+from edgeproof.pipeline.judge import judge_task
 from edgeproof.records import Candidate
 from edgeproof.records.measurement import TargetMeasurements
-from edgeproof.targets.llama_cpp import LlamaCppTargetConfig
+from edgeproof.targets.llama_cpp.config import LlamaCppTargetConfig
+from edgeproof.targets.llama_cpp.gguf_model import byte_windows, tiny_random_gguf
+from edgeproof.targets.llama_cpp.harness import measure_language_models
 from edgeproof.targets.registry import measure_job
 from edgeproof.tasks.registry import task_kind
 from tests.helpers import run, write_params

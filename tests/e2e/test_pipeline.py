@@ -577,8 +577,8 @@ def test_the_example_converts_to_litert_full_int8(project: Path, tmp_path: Path)
     LiteRT agrees with ONNX Runtime FP32 on the eval split and keeps its accuracy."""
     import onnxruntime as ort
 
-    from edgeproof.data import load_dataset
-    from edgeproof.targets.tflite_cpu import TfliteCpu, TfliteRecipe, TfliteTargetConfig
+    from edgeproof.data.dataset import load_dataset
+    from edgeproof.targets.tflite_cpu.target import TfliteCpu, TfliteRecipe, TfliteTargetConfig
 
     model = project / "models" / "digits-cnn.onnx"
     evaluation = load_dataset(project / "data" / "splits" / "eval.npz")

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from edgeproof.config import MeasureConfig
-from edgeproof.data import load_dataset
-from edgeproof.evaluate import load_outputs
+from edgeproof.data.dataset import load_dataset
+from edgeproof.evaluate.scores import load_outputs
 from edgeproof.measure.environment import busy_reason
 from edgeproof.measure.harness import measure_head_to_head, measure_target, precise_enough
 from edgeproof.records import Candidate
-from edgeproof.targets.onnxruntime_cpu import OnnxRuntimeCpu
+from edgeproof.targets.onnxruntime_cpu.target import OnnxRuntimeCpu
 from tests.helpers import (
     FAST_MEASURE,
     TINY_ORT_CONFIG,

@@ -17,13 +17,17 @@ import pytest
 import yaml
 
 from edgeproof.config import MeasureConfig
-from edgeproof.data import load_dataset
+from edgeproof.data.dataset import load_dataset
 from edgeproof.errors import InputError
-from edgeproof.judge import judge_task
 from edgeproof.measure.harness import measure_target
-from edgeproof.params import parse_params
-from edgeproof.resolve import resolve_inputs
-from edgeproof.targets.onnxruntime_cpu import OnnxRuntimeCpu, OnnxRuntimeTargetConfig, OrtRecipe
+from edgeproof.params.model import parse_params
+from edgeproof.pipeline.judge import judge_task
+from edgeproof.pipeline.resolve import resolve_inputs
+from edgeproof.targets.onnxruntime_cpu.target import (
+    OnnxRuntimeCpu,
+    OnnxRuntimeTargetConfig,
+    OrtRecipe,
+)
 from edgeproof.tasks.registry import task_kind
 from edgeproof.tasks.tensor import TensorTruth
 from tests.helpers import make_tiny_encoder, measure_job_for, run, token_data, write_npz

@@ -8,8 +8,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from edgeproof.pipeline.trust import _rates, add_slow_branch, trust_markdown, verdict
 from edgeproof.records import Estimate
-from edgeproof.trust import _rates, add_slow_branch, trust_markdown, verdict
 
 
 def _session(path: Path, optimized: Path | None = None) -> ort.InferenceSession:

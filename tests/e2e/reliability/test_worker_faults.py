@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from edgeproof.data import load_dataset
+from edgeproof.data.dataset import load_dataset
 from edgeproof.measure.harness import measure_target
 from edgeproof.records.measurement import TargetMeasurements
-from edgeproof.targets.onnxruntime_cpu import OnnxRuntimeCpu
+from edgeproof.targets.onnxruntime_cpu.target import OnnxRuntimeCpu
 from tests.helpers import FAST_MEASURE, TINY_ORT_CONFIG, measure_job_for
 
 WORKER_MODULE = b"edgeproof.measure.worker"

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from edgeproof.targets.onnxruntime_cpu import NOTHING_QUANTIZED
+from edgeproof.targets.onnxruntime_cpu.target import NOTHING_QUANTIZED
 from tests.helpers import BIN, tool_env
 from tests.integration.corpus.models import (
     MINILM_L3,

@@ -12,7 +12,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from edgeproof.onnx_prep import (
+from edgeproof.onnx.prep import (
     Preparation,
     first_meaningful_line,
     prepare_for_ort,

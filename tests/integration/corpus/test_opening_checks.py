@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from edgeproof.config import InputConfig
-from edgeproof.data import load_dataset
+from edgeproof.data.dataset import load_dataset
 from edgeproof.errors import InputError
-from edgeproof.onnx_model import check_data_matches, check_onnx, describe_inputs, feed_layout
+from edgeproof.onnx.model import check_data_matches, check_onnx, describe_inputs, feed_layout
 from tests.integration.corpus import data
 from tests.integration.corpus.models import CORPUS, MINILM_L3, PPOCR_CLS, SILERO_VAD, CorpusModel
 from tests.integration.corpus.runtime import corpus_model

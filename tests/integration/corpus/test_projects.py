@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeproof.resolve import resolve_inputs
+from edgeproof.pipeline.resolve import resolve_inputs
 from tests.integration.corpus.models import CORPUS, SILERO_VAD, CorpusModel
 from tests.integration.corpus.project import write_project
 from tests.integration.corpus.runtime import corpus_model

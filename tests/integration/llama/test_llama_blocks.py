@@ -14,9 +14,19 @@ import numpy as np
 import pytest
 
 from edgeproof.errors import ConfigError
-from edgeproof.llama.gguf_model import N_VOCAB, byte_windows, gguf_info, tiny_random_gguf
-from edgeproof.llama.quantize import UnknownQuantType, quantize
-from edgeproof.llama.runner import LlamaRunError, compute_logits, measure_speed, run_module
+from edgeproof.targets.llama_cpp.gguf_model import (
+    N_VOCAB,
+    byte_windows,
+    gguf_info,
+    tiny_random_gguf,
+)
+from edgeproof.targets.llama_cpp.quantize import UnknownQuantType, quantize
+from edgeproof.targets.llama_cpp.runner import (
+    LlamaRunError,
+    compute_logits,
+    measure_speed,
+    run_module,
+)
 from gates.lm_fidelity import fidelity, scored_targets, speed_estimates
 
 WINDOW, N_WINDOWS = 128, 8

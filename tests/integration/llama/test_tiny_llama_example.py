@@ -27,8 +27,8 @@ SOURCES = (
     "examples/tiny-llama/dvc.yaml",
     "examples/tiny-llama/params.yaml",
     "edgeproof/example/tiny_llama.py",
-    "edgeproof/llama/gguf_model.py",
-    "edgeproof/mlx/hf_model.py",
+    "edgeproof/targets/llama_cpp/gguf_model.py",
+    "edgeproof/targets/mlx/hf_model.py",
 )
 
 

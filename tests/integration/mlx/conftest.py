@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeproof.llama.gguf_model import N_VOCAB, byte_windows
+from edgeproof.targets.llama_cpp.gguf_model import N_VOCAB, byte_windows
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 WINDOW, N_WINDOWS = 64, 6

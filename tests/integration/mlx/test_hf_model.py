@@ -15,14 +15,15 @@ import numpy as np
 import pytest
 
 from edgeproof.errors import InputError
-from edgeproof.llama.gguf_model import N_VOCAB
-from edgeproof.mlx.hf_model import (
+from edgeproof.targets.llama_cpp.gguf_model import N_VOCAB
+from edgeproof.targets.mlx.config import MlxTargetConfig
+from edgeproof.targets.mlx.hf_model import (
     check_hf_model,
     read_safetensors_header,
     write_hf_folder,
     write_safetensors,
 )
-from edgeproof.targets.mlx import MlxLm, MlxTargetConfig, mlx_availability
+from edgeproof.targets.mlx.target import MlxLm, mlx_availability
 from tests.integration.mlx.conftest import HIDDEN, INTERMEDIATE, KV_HEADS, LAYERS
 
 
@@ -202,7 +203,8 @@ def test_baseline_links_the_folder(hf_llama: Path, tmp_path: Path) -> None:
 def test_recipe_config() -> None:
     from pydantic import ValidationError
 
-    from edgeproof.targets.mlx import MlxRecipe, _precision
+    from edgeproof.targets.mlx.config import MlxRecipe
+    from edgeproof.targets.mlx.target import _precision
 
     assert MlxRecipe(name="m", mixed="mixed_4_6").low_bits == 4
     assert MlxRecipe(name="q3", bits=3, group_size=32).low_bits == 3
@@ -239,7 +241,8 @@ def test_the_package_imports_without_loading_mlx() -> None:
     import subprocess
 
     code = (
-        "import sys, edgeproof.mlx.harness, edgeproof.targets.mlx, edgeproof.mlx.quantize;"
+        "import sys, edgeproof.targets.mlx.harness, edgeproof.targets.mlx.target, "
+        "edgeproof.targets.mlx.quantize;"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mlx', 'mlx_lm')))"
     )
     root = Path(__file__).resolve().parents[3]

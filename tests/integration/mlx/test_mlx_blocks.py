@@ -18,12 +18,13 @@ import pytest
 
 from edgeproof.config import MeasureConfig
 from edgeproof.errors import InputError
-from edgeproof.llama.gguf_model import N_VOCAB
-from edgeproof.mlx.harness import measure_mlx_models
-from edgeproof.mlx.hf_model import check_hf_model
-from edgeproof.mlx.quantize import quantize
-from edgeproof.mlx.runner import MlxRunError, compute_logits, measure_speed
-from edgeproof.targets.mlx import MlxLm, MlxTargetConfig
+from edgeproof.targets.llama_cpp.gguf_model import N_VOCAB
+from edgeproof.targets.mlx.config import MlxTargetConfig
+from edgeproof.targets.mlx.harness import measure_mlx_models
+from edgeproof.targets.mlx.hf_model import check_hf_model
+from edgeproof.targets.mlx.quantize import quantize
+from edgeproof.targets.mlx.runner import MlxRunError, compute_logits, measure_speed
+from edgeproof.targets.mlx.target import MlxLm
 from edgeproof.targets.registry import measure_job
 from gates.lm_fidelity import fidelity, scored_targets
 from gates.summarize_lm import summarize_language_model

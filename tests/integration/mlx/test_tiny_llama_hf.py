@@ -23,8 +23,8 @@ from edgeproof.example.tiny_llama import (
     torch_logits,
     write_hf_model,
 )
-from edgeproof.llama.gguf_model import LlamaHParams, write_llama_gguf
-from edgeproof.mlx.hf_model import check_hf_model
+from edgeproof.targets.llama_cpp.gguf_model import LlamaHParams, write_llama_gguf
+from edgeproof.targets.mlx.hf_model import check_hf_model
 from tests.integration.mlx.conftest import WINDOW, transformers_logits
 
 HP = LlamaHParams(n_embd=128, n_ff=256, n_layer=2, n_head=4, n_head_kv=2, n_ctx=WINDOW)

@@ -17,13 +17,13 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from edgeproof.data import load_dataset
-from edgeproof.evaluate import score_classifier
+from edgeproof.data.dataset import load_dataset
+from edgeproof.evaluate.scores import score_classifier
 from edgeproof.measure.harness import measure_target
 from edgeproof.records import Candidate
-from edgeproof.targets.edgetpu import EdgeTpu, EdgeTpuTargetConfig
-from edgeproof.tflite.compiler_log import parse_compiler_log
-from edgeproof.tflite.edgetpu_compiler import CompileError
+from edgeproof.targets.edgetpu.target import EdgeTpu, EdgeTpuTargetConfig
+from edgeproof.targets.litert.compiler_log import parse_compiler_log
+from edgeproof.targets.litert.edgetpu_compiler import CompileError
 from tests.helpers import FAST_MEASURE, ROOT, first_output, measure_job_for
 
 LOGS = ROOT / "tests" / "unit" / "tflite" / "logs"

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edgeproof.data import load_dataset
-from edgeproof.evaluate import score_classifier
+from edgeproof.data.dataset import load_dataset
+from edgeproof.evaluate.scores import score_classifier
 from edgeproof.measure.harness import measure_target
-from edgeproof.optimize import build_candidates
-from edgeproof.targets.olive import Olive, OliveTargetConfig
+from edgeproof.pipeline.optimize import build_candidates
+from edgeproof.targets.olive.target import Olive, OliveTargetConfig
 from tests.helpers import FAST_MEASURE, availability_without, first_output, measure_job_for
 
 STATIC = {

@@ -8,9 +8,13 @@ import numpy as np
 import onnx
 import pytest
 
-from edgeproof.data import load_dataset
+from edgeproof.data.dataset import load_dataset
 from edgeproof.errors import InputError
-from edgeproof.targets.onnxruntime_cpu import OnnxRuntimeCpu, OnnxRuntimeTargetConfig, OrtRecipe
+from edgeproof.targets.onnxruntime_cpu.target import (
+    OnnxRuntimeCpu,
+    OnnxRuntimeTargetConfig,
+    OrtRecipe,
+)
 from tests.helpers import assert_timed_inside_the_call
 
 

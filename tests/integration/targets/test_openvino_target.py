@@ -14,13 +14,13 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from edgeproof.data import load_dataset
+from edgeproof.data.dataset import load_dataset
 from edgeproof.errors import InputError
-from edgeproof.evaluate import score_classifier
-from edgeproof.judge import judge_task
+from edgeproof.evaluate.scores import score_classifier
 from edgeproof.measure.harness import measure_target
-from edgeproof.params import parse_params
-from edgeproof.targets.openvino_cpu import OpenVinoCpu, OpenVinoRecipe, OpenVinoTargetConfig
+from edgeproof.params.model import parse_params
+from edgeproof.pipeline.judge import judge_task
+from edgeproof.targets.openvino_cpu.target import OpenVinoCpu, OpenVinoRecipe, OpenVinoTargetConfig
 from edgeproof.tasks.registry import task_kind
 from edgeproof.tasks.tensor import TensorTruth
 from tests.helpers import (

@@ -17,11 +17,11 @@ import pytest
 from pydantic import Field
 
 from edgeproof.config import MeasureConfig, RecipeTargetConfig, StrictModel
-from edgeproof.data import Dataset
+from edgeproof.data.dataset import Dataset
 from edgeproof.errors import ConfigError
 from edgeproof.measure.harness import measure_target
-from edgeproof.optimize import build_candidates
-from edgeproof.params import parse_params
+from edgeproof.params.model import parse_params
+from edgeproof.pipeline.optimize import build_candidates
 from edgeproof.records import Candidate
 from edgeproof.records.measurement import InputSpec
 from edgeproof.targets.base import Availability, RecipeTarget, TargetSpec, fresh_dir

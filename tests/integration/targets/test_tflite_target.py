@@ -15,13 +15,13 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from edgeproof.data import load_dataset
+from edgeproof.data.dataset import load_dataset
 from edgeproof.errors import InputError
-from edgeproof.evaluate import score_classifier
+from edgeproof.evaluate.scores import score_classifier
 from edgeproof.measure.harness import measure_target
 from edgeproof.records import Candidate
-from edgeproof.targets.tflite_cpu import TfliteCpu, TfliteRecipe, TfliteTargetConfig
-from edgeproof.tflite.toolchain import ConversionError
+from edgeproof.targets.litert.toolchain import ConversionError
+from edgeproof.targets.tflite_cpu.target import TfliteCpu, TfliteRecipe, TfliteTargetConfig
 from tests.helpers import (
     FAST_MEASURE,
     assert_timed_inside_the_call,

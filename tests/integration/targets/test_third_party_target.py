@@ -55,7 +55,7 @@ import numpy as np
 from pydantic import Field
 
 from edgeproof.config import RecipeTargetConfig, StrictModel
-from edgeproof.data import Dataset
+from edgeproof.data.dataset import Dataset
 from edgeproof.records import Candidate
 from edgeproof.records.measurement import InputSpec
 from edgeproof.targets.base import Availability, RecipeTarget, TargetSpec, fresh_dir

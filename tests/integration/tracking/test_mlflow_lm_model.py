@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from edgeproof.llama.gguf_model import N_VOCAB, byte_windows, tiny_random_gguf
-from edgeproof.mlx.hf_model import expected_tensors, llama_config, write_hf_folder
+from edgeproof.pipeline.resolve import ResolvedInputs, resolve_inputs
 from edgeproof.records import Candidate
-from edgeproof.resolve import ResolvedInputs, resolve_inputs
-from edgeproof.targets.mlx import mlx_availability
+from edgeproof.targets.llama_cpp.gguf_model import N_VOCAB, byte_windows, tiny_random_gguf
+from edgeproof.targets.mlx.hf_model import expected_tensors, llama_config, write_hf_folder
+from edgeproof.targets.mlx.target import mlx_availability
 from edgeproof.targets.registry import make_target
 from edgeproof.tracking.mlflow_model import ServingContext, write_mlmodel
 from gates.lm_fidelity import fidelity, scored_targets
@@ -136,14 +136,14 @@ def test_the_serving_context_of_a_language_model(inputs: ResolvedInputs) -> None
     (tokens,), (logits,) = context.signature
     assert (tokens.name, tokens.dtype, tokens.shape) == ("tokens", np.int32, (None, None))
     assert (logits.name, logits.dtype, logits.shape) == ("logits", np.float32, (None,) * 3)
-    assert context.backend == "edgeproof.targets.llama_cpp:LlamaCpp"
-    assert inputs.serving_context("mlx").backend == "edgeproof.targets.mlx:MlxLm"
+    assert context.backend == "edgeproof.targets.llama_cpp.target:LlamaCpp"
+    assert inputs.serving_context("mlx").backend == "edgeproof.targets.mlx.target:MlxLm"
 
 
 def test_gguf_candidates_predict_the_logits_the_gate_scored(
     inputs: ResolvedInputs, tmp_path: Path
 ) -> None:
-    from edgeproof.llama.runner import compute_logits
+    from edgeproof.targets.llama_cpp.runner import compute_logits
 
     windows = _windows(inputs)
     context = inputs.serving_context("llama-cpp")
@@ -166,7 +166,7 @@ def test_gguf_candidates_predict_the_logits_the_gate_scored(
 
     loaded = mlflow.pyfunc.load_model(str(tmp_path / "q2_k"))
     meta = loaded.metadata
-    assert meta.flavors["python_function"]["loader_module"] == "edgeproof.serving"
+    assert meta.flavors["python_function"]["loader_module"] == "edgeproof.device.serving"
     assert meta.flavors["python_function"]["data"] == "random-f32-Q2_K.gguf"
     assert meta.flavors["edgeproof"]["target"] == "llama-cpp"
     assert meta.get_input_schema().input_names() == ["tokens"]
@@ -221,7 +221,7 @@ def test_mlx_candidates_predict_the_logits_the_gate_scored(
     inputs: ResolvedInputs, tmp_path: Path
 ) -> None:
     assert mlx_availability().ok  # make install brings mlx[cpu] and mlx-lm (the dev extra)
-    from edgeproof.mlx.runner import compute_logits
+    from edgeproof.targets.mlx.runner import compute_logits
 
     windows = _windows(inputs)
     context = inputs.serving_context("mlx")

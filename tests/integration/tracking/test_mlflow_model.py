@@ -58,4 +58,4 @@ def test_a_candidate_loads_and_predicts_as_an_mlflow_model(tmp_path: Path, targe
         assert meta.get_output_schema().input_names() == ["logits"]
         assert "onnx" in meta.flavors
     else:
-        assert meta.flavors["python_function"]["loader_module"] == "edgeproof.serving"
+        assert meta.flavors["python_function"]["loader_module"] == "edgeproof.device.serving"

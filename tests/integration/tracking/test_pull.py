@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edgeproof.config import TrackingConfig
+from edgeproof.device.pull import PULL_FILE, pull
 from edgeproof.errors import EvidenceRefused, InputError
-from edgeproof.pull import PULL_FILE, pull
 from edgeproof.tracking.evidence import EVIDENCE_FILE
 from edgeproof.tracking.mlflow_store import MlflowStore
 from tests.helpers import REGISTRY, publish

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeproof import cli
+from edgeproof.cli import app as cli
 
 
 def test_a_crash_exits_2_naming_its_traceback_file(

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from edgeproof.errors import ConfigError
-from edgeproof.params import load_params, parse_params
+from edgeproof.params.model import load_params, parse_params
 from tests.helpers import ROOT
 
 

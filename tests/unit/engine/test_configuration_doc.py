@@ -15,7 +15,7 @@ import pytest
 import yaml
 from pydantic import BaseModel, Field
 
-from edgeproof.params_reference import COMMAND, Row, main, model_tables, render
+from edgeproof.params.reference import COMMAND, Row, main, model_tables, render
 from tests.helpers import ROOT
 
 DOC = ROOT / "docs" / "configuration.md"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeproof.console import exit_status
+from edgeproof.cli.console import exit_status
 from tests.helpers import BIN, tool_env
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from edgeproof.config import MetricConfig
-from edgeproof.custom_metric import load_metric
 from edgeproof.errors import ConfigError, MeasurementError
+from edgeproof.evaluate.custom_metric import load_metric
 from tests.helpers import ROOT
 
 CER_FILE = ROOT / "examples" / "metrics" / "ocr_cer.py"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from edgeproof.resolve import resolve_inputs
+from edgeproof.pipeline.resolve import resolve_inputs
 from flows.quality_gate import data_gate_key
 from tests.helpers import write_npz
 from tests.unit.engine.test_resolve import _project

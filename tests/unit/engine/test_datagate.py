@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from edgeproof.config import DataChecks
-from edgeproof.data import Dataset
-from edgeproof.datagate import validate_data
+from edgeproof.data.datagate import validate_data
+from edgeproof.data.dataset import Dataset
 from edgeproof.records.measurement import InputSpec
 
 SPECS = [InputSpec("input", np.dtype(np.float32), (None, 1, 8, 8))]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgeproof.errors import MeasurementError
-from edgeproof.evaluate import score_classifier
+from edgeproof.evaluate.scores import score_classifier
 
 
 def test_identical_outputs_are_perfectly_faithful() -> None:

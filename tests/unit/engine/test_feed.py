@@ -13,11 +13,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeproof.config import InputConfig
-from edgeproof.data import load_dataset
+from edgeproof.data.dataset import load_dataset
+from edgeproof.data.feed import FeedLayout, stream_calls
+from edgeproof.data.streaming import carried_states
 from edgeproof.errors import ConfigError, InputError
-from edgeproof.feed import FeedLayout, stream_calls
-from edgeproof.onnx_model import check_data_matches, check_onnx, feed_layout
-from edgeproof.streaming import carried_states
+from edgeproof.onnx.model import check_data_matches, check_onnx, feed_layout
 
 STREAMING = {"sr": InputConfig(value=16000), "state": InputConfig(carried_from="stateN")}
 

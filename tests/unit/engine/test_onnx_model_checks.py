@@ -1,4 +1,4 @@
-"""Opening checks of ``edgeproof.onnx_model``: a model that cannot end well is refused
+"""Opening checks of ``edgeproof.onnx.model``: a model that cannot end well is refused
 with one line before any work; input layouts and the fixed-dimension check."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeproof.errors import InputError
-from edgeproof.onnx_model import InputLayout, check_onnx, describe_inputs, item_axis_of
+from edgeproof.onnx.model import InputLayout, check_onnx, describe_inputs, item_axis_of
 
 X = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])
 Y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeproof.judge import reselect
-from edgeproof.params import load_params
+from edgeproof.params.model import load_params
+from edgeproof.pipeline.judge import reselect
 from edgeproof.records import Candidate, CandidateOutcome, TargetOutcome, Verdict
 from edgeproof.records.measurement import HeadToHeadRun
 from tests.helpers import ROOT, est, make_summary

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from edgeproof.errors import ConfigError, InputError
-from edgeproof.resolve import resolve_inputs
+from edgeproof.pipeline.resolve import resolve_inputs
 from tests.helpers import write_npz
 
 

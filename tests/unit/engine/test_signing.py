@@ -101,7 +101,7 @@ def test_bad_key_material_is_one_line_that_does_not_show_the_key(
 def test_sign_and_verify_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from edgeproof.cli import app
+    from edgeproof.cli.app import app
 
     key = Ed25519PrivateKey.generate()
     (tmp_path / "signing.pem").write_bytes(_pem(key))

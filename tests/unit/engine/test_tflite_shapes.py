@@ -10,8 +10,8 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
-from edgeproof.data import load_dataset
-from edgeproof.tflite.shapes import pinned_model
+from edgeproof.data.dataset import load_dataset
+from edgeproof.targets.litert.shapes import pinned_model
 
 
 def paddle_like(path: Path) -> Path:

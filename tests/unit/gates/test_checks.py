@@ -16,8 +16,8 @@ from edgeproof.records import (
     OpCoverage,
     Verdict,
 )
+from edgeproof.targets.litert.compiler_log import parse_compiler_log
 from edgeproof.tasks.tensor import with_op_coverage
-from edgeproof.tflite.compiler_log import parse_compiler_log
 from gates.checks import CHECK_NAMES, decide
 from tests.helpers import est, make_summary
 

@@ -133,7 +133,11 @@ def test_shape_one_suite_per_target_plus_data() -> None:
     assert root.tag == "testsuites"
     assert root.get("name") == "edgeproof"
     names = [s.get("name") for s in root.findall("testsuite")]
-    assert names == ["edgeproof.onnxruntime-cpu", "edgeproof.openvino-cpu", "edgeproof.data"]
+    assert names == [
+        "edgeproof.onnxruntime-cpu",
+        "edgeproof.openvino-cpu",
+        "edgeproof.data.dataset",
+    ]
     ort = root.find("testsuite[@name='edgeproof.onnxruntime-cpu']")
     assert ort is not None
     cases = [(c.get("classname"), c.get("name")) for c in ort.findall("testcase")]
@@ -180,7 +184,7 @@ def test_statuses_map_to_failure_error_skipped() -> None:
     assert error is not None and error.get("message") == "worker exited with code -9"
     skipped = _case(root, "openvino-cpu.target", "available").find("skipped")
     assert skipped is not None and skipped.get("message") == "openvino not installed"
-    data = root.find("testsuite[@name='edgeproof.data']/testcase/failure")
+    data = root.find("testsuite[@name='edgeproof.data.dataset']/testcase/failure")
     assert data is not None and data.get("message") == "eval: column labels has nulls"
     champion = _case(root, f"{ORT}.fp32", "champion").find("failure")
     assert champion is not None and "slower than champion" in (champion.get("message") or "")

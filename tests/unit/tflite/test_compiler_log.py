@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeproof.tflite.compiler_log import parse_compiler_log
+from edgeproof.targets.litert.compiler_log import parse_compiler_log
 
 LOGS = Path(__file__).parent / "logs"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from edgeproof.errors import InputError
-from edgeproof.oneshot import run_module
-from edgeproof.tflite.layout import inverse, layout_perm, match_inputs, match_outputs
+from edgeproof.runtime.oneshot import run_module
+from edgeproof.targets.litert.layout import inverse, layout_perm, match_inputs, match_outputs
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,1 @@
+"""Entry points: the ``edgeproof`` command (Typer) and its process wrapper."""

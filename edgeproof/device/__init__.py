@@ -1,0 +1,1 @@
+"""The device side of the registry: pull a champion, serve a registered model."""

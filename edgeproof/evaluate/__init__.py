@@ -1,0 +1,1 @@
+"""Scoring outputs: accuracy and fidelity against the baseline, the team's own metric."""

@@ -1,0 +1,1 @@
+"""ONNX graphs: the opening check, feed layouts, ONNX Runtime's preparation ladder."""

@@ -1,0 +1,462 @@
+"""Checks on a user's ONNX file before any runtime touches it.
+
+An ONNX file is untrusted input: it is size-capped, parsed with ``onnx.load`` (protobuf,
+no code execution) and validated with ``onnx.checker`` on its path (so models over 2 GB
+with external data are checked too) before any runtime loads it. Its declared inputs are
+what the data files must provide: names, element types and the static dimensions.
+
+Before any work, a model that cannot end well is refused with one line: no outputs, an
+external data file that is missing (or outside the model's folder) and, for targets that
+run it in ONNX Runtime, an IR version, opset or op domain that the installed ONNX Runtime
+does not support (asked of ONNX Runtime itself: its operator schemas, and a one-node
+model stamped with the same IR version and opsets).
+:func:`describe_inputs` characterizes each input (its symbolic batch axis, wherever it
+is, and its fixed dimensions); :func:`feed_layout` turns that and ``model.inputs`` into
+how data feeds the model; :func:`check_data_matches` checks a data file against every
+fixed dimension.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeproof.config import InputConfig
+from edgeproof.data.dataset import Dataset
+from edgeproof.data.feed import FeedLayout, StateInput
+from edgeproof.errors import ConfigError, InputError
+from edgeproof.records.measurement import InputSpec
+
+MAX_MODEL_BYTES = 4 * 1024**3
+
+
+# Targets that run the model in ONNX Runtime: their models must pass its IR, opset and op
+# domain checks (other targets convert the model and have their own limits).
+ONNXRUNTIME_TARGETS = frozenset({"onnxruntime-cpu", "olive"})
+
+
+def check_onnx(path: Path, *, for_onnxruntime: bool = False) -> list[InputSpec]:
+    """Validate an ONNX file and return its graph inputs; raises InputError.
+
+    Always: parsable, checker-valid, external data present in the model's folder, at
+    least one output and one input. ``for_onnxruntime``: also the installed ONNX
+    Runtime's IR version, opset and op domain support (:func:`check_runtime_support`).
+    """
+    import onnx
+
+    if path.is_dir():
+        raise InputError(f"model path is a directory, not a file: {path}")
+    if not path.is_file():
+        raise InputError(f"model file not found: {path}")
+    if path.stat().st_size > MAX_MODEL_BYTES:
+        raise InputError(f"model file too large (> {MAX_MODEL_BYTES >> 30} GiB): {path}")
+    try:  # first: the checker's own message for a missing external file is cryptic
+        check_external_data(onnx.load(str(path), load_external_data=False), path)
+    except InputError:
+        raise
+    except Exception:  # unparsable: the checker below names the problem
+        pass
+    try:
+        onnx.checker.check_model(str(path), full_check=False)
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises several unrelated types for a bad file
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"model is not a valid ONNX file ({first}): {path}") from None
+    if not model.graph.output:
+        raise InputError(f"model declares no outputs (nothing to evaluate): {path}")
+    if for_onnxruntime:
+        check_runtime_support(model, path)
+    specs = _specs(_layouts(model))
+    if not specs:
+        raise InputError(f"model declares no inputs: {path}")
+    return specs
+
+
+@dataclass(frozen=True)
+class InputLayout:
+    """One graph input as a data file must feed it.
+
+    ``batch_axis`` is the first symbolic dimension, wherever it is (axis 1 for a recurrent
+    state ``[2, batch, 128]``), None when every dimension is fixed or the input is a
+    scalar (a constant input such as a sample rate). ``fixed`` maps axis -> size for every
+    fixed dimension, the batch axis excluded by construction.
+    """
+
+    name: str
+    dtype: np.dtype
+    shape: tuple[int | None, ...]
+    dim_names: tuple[str | None, ...]  # the symbolic names (dim_param), None where unnamed
+    batch_axis: int | None
+    fixed: dict[int, int]
+
+    @property
+    def is_scalar(self) -> bool:
+        """A 0-d input: one value for the whole run, not one per item."""
+        return not self.shape
+
+    @property
+    def item_axis(self) -> int | None:
+        """The axis that items are stacked on (:func:`item_axis_of`)."""
+        return item_axis_of(self.shape)
+
+
+def item_axis_of(shape: tuple[int | None, ...]) -> int | None:
+    """The axis items are stacked on: the first symbolic dimension, else the first fixed
+    at 1 (a batch-1 model fed one item at a time: ``[2, 1, 128]`` -> axis 1), else None
+    (a constant: a scalar, or a fixed table)."""
+    for wanted in (None, 1):
+        found = next((axis for axis, d in enumerate(shape) if d == wanted), None)
+        if found is not None:
+            return found
+    return None
+
+
+def describe_inputs(path: Path) -> list[InputLayout]:
+    """The layout of each graph input of a model that :func:`check_onnx` accepted."""
+    import onnx
+
+    return _describe(onnx.load(str(path), load_external_data=False))
+
+
+def _describe(model: Any) -> list[InputLayout]:
+    from onnx import helper
+
+    return [
+        InputLayout(
+            name=raw.name,
+            dtype=np.dtype(helper.tensor_dtype_to_np_dtype(raw.elem_type)),
+            shape=raw.shape,
+            dim_names=raw.dim_names,
+            batch_axis=next((axis for axis, d in enumerate(raw.shape) if d is None), None),
+            fixed={axis: d for axis, d in enumerate(raw.shape) if d is not None},
+        )
+        for raw in _layouts(model)
+    ]
+
+
+def graph_signature(path: Path) -> tuple[list[InputSpec], list[InputSpec]]:
+    """(inputs, outputs) of an ONNX graph as declared: name, dtype, shape (None = dynamic)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return _specs(_layouts(model)), _specs(_layouts(model, outputs=True))
+
+
+def _specs(layouts: list[_RawInput]) -> list[InputSpec]:
+    from onnx import helper
+
+    return [
+        InputSpec(raw.name, np.dtype(helper.tensor_dtype_to_np_dtype(raw.elem_type)), raw.shape)
+        for raw in layouts
+    ]
+
+
+def feed_layout(path: Path, inputs: Mapping[str, InputConfig]) -> FeedLayout:
+    """How data feeds the model: each input's item axis, the constants and streaming
+    states of ``model.inputs`` (checked against the graph: ConfigError naming the key)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    layouts = _describe(model)
+    by_name = {layout.name: layout for layout in layouts}
+    outputs = {raw.name: raw for raw in _layouts(model, outputs=True)}
+    for name in inputs:
+        if name not in by_name:
+            raise ConfigError(
+                f"params.yaml: model.inputs.{name}: not an input of the model "
+                f"(inputs: {', '.join(by_name)})"
+            )
+    constants: dict[str, np.ndarray] = {}
+    states: dict[str, StateInput] = {}
+    for name, config in inputs.items():
+        layout = by_name[name]
+        if config.carried_from is None:
+            constants[name] = _constant(name, config.value, layout)
+        else:
+            states[name] = _state(name, config.carried_from, layout, outputs)
+    output_axes = {name: item_axis_of(raw.shape) for name, raw in outputs.items()}
+    for name, state in states.items():  # a state output holds items as its input does
+        output_axes[state.output] = by_name[name].item_axis
+    return FeedLayout(
+        item_axes={x.name: x.item_axis for x in layouts if x.item_axis},
+        output_axes={name: axis for name, axis in output_axes.items() if axis},
+        constant_inputs=frozenset(x.name for x in layouts if x.item_axis is None),
+        constants=constants,
+        states=states,
+        one_item_per_call=any(x.batch_axis is None and x.item_axis is not None for x in layouts),
+    )
+
+
+def _constant(name: str, value: Any, layout: InputLayout) -> np.ndarray:
+    key = f"params.yaml: model.inputs.{name}.value"
+    try:
+        array = np.asarray(value, dtype=layout.dtype)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{key}: not a {layout.dtype} array ({exc})") from None
+    fits = array.ndim == len(layout.shape) and all(
+        want is None or got == want for got, want in zip(array.shape, layout.shape, strict=True)
+    )
+    if not fits:
+        raise ConfigError(
+            f"{key}: has shape {array.shape}, the model's input is {_shape(layout.shape)}"
+        )
+    return array
+
+
+def _state(
+    name: str, output: str, layout: InputLayout, outputs: dict[str, _RawInput]
+) -> StateInput:
+    from onnx import helper
+
+    key = f"params.yaml: model.inputs.{name}.carried_from"
+    if output not in outputs:
+        raise ConfigError(f"{key}: {output!r} is not an output of the model ({', '.join(outputs)})")
+    axis = layout.item_axis
+    if axis is None:
+        raise ConfigError(f"{key}: input {name!r} {_shape(layout.shape)} has no batch axis")
+    shape = tuple(1 if i == axis else d for i, d in enumerate(layout.shape))
+    zero_state = tuple(d for d in shape if d is not None)
+    if len(zero_state) != len(shape):
+        raise ConfigError(
+            f"{key}: input {name!r} {_shape(layout.shape)} has a dynamic dimension besides "
+            "its batch axis: the zero state needs its size"
+        )
+    raw = outputs[output]
+    dtype = np.dtype(helper.tensor_dtype_to_np_dtype(raw.elem_type))
+    if dtype != layout.dtype or len(raw.shape) not in (0, len(shape)):
+        raise ConfigError(
+            f"{key}: output {output!r} ({dtype} {_shape(raw.shape)}) cannot feed input "
+            f"{name!r} ({layout.dtype} {_shape(layout.shape)})"
+        )
+    return StateInput(output, zero_state, str(layout.dtype))
+
+
+def check_external_data(model: Any, path: Path) -> None:
+    """Raise InputError when an external data file of ``model`` is missing or lies
+    outside the model's folder (an untrusted model must not read other files)."""
+    folder = path.resolve().parent
+    for tensor, location in external_data(model):
+        target = (folder / location).resolve()
+        if not location or not target.is_relative_to(folder):
+            raise InputError(
+                f"model tensor {tensor.name!r} points to external data outside the model's "
+                f"folder ({location!r}): {path}"
+            )
+        if not target.is_file():
+            raise InputError(
+                f"model tensor {tensor.name!r} needs external data file {location!r}, "
+                f"which is missing next to the model: {path}"
+            )
+
+
+def external_data(model: Any) -> Iterator[tuple[Any, str]]:
+    """(tensor, location relative to the model's folder) of every tensor stored outside
+    the model file, subgraphs included ('' when the location is missing)."""
+    import onnx
+
+    for tensor in _all_tensors(model):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            yield tensor, next((e.value for e in tensor.external_data if e.key == "location"), "")
+
+
+def check_onnxruntime_loads(path: Path) -> None:
+    """:func:`check_runtime_support` on a model that :func:`check_onnx` accepted; nothing
+    when ONNX Runtime is not installed here (its targets then say they are unavailable)."""
+    import onnx
+
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return
+    check_runtime_support(onnx.load(str(path), load_external_data=False), path)
+
+
+def check_runtime_support(model: Any, path: Path) -> None:
+    """Raise InputError when the installed ONNX Runtime cannot load ``model``'s IR
+    version, opsets or op domains (asked of ONNX Runtime, before any work)."""
+    import onnxruntime as ort
+
+    version = ort.__version__
+    known = _ort_ops()
+    local_functions = {(f.domain, f.name) for f in model.functions}
+    imported = {_domain(o.domain) for o in model.opset_import}
+    for node in all_nodes(model.graph):
+        domain = _domain(node.domain)
+        if (domain, node.op_type) in local_functions:
+            continue
+        if domain not in {d for d, _ in known}:
+            raise InputError(
+                f"model uses op domain {domain!r} (op {node.op_type}), which onnxruntime "
+                f"{version} does not support: {path}"
+            )
+        if (domain, node.op_type) not in known:
+            raise InputError(
+                f"model uses op {node.op_type} of domain {domain!r}, which onnxruntime "
+                f"{version} does not know: {path}"
+            )
+        if domain not in imported:
+            raise InputError(f"model uses domain {domain!r} without importing an opset: {path}")
+    problem = _ort_opset_problem(model)
+    if problem:
+        raise InputError(f"onnxruntime {version} cannot load the model ({problem}): {path}")
+
+
+@dataclass(frozen=True)
+class _RawInput:
+    name: str
+    elem_type: int
+    shape: tuple[int | None, ...]
+    dim_names: tuple[str | None, ...]
+
+
+def _layouts(model: Any, outputs: bool = False) -> list[_RawInput]:
+    """Graph inputs that are not initializers (or, with ``outputs``, the graph outputs); a
+    negative dim (Paddle's -1) is dynamic."""
+    initializers = {init.name for init in model.graph.initializer}
+    layouts = []
+    for value in model.graph.output if outputs else model.graph.input:
+        if value.name in initializers:
+            continue
+        tensor = value.type.tensor_type
+        dims = tuple(
+            d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else None
+            for d in tensor.shape.dim
+        )
+        names = tuple(d.dim_param or None for d in tensor.shape.dim)
+        layouts.append(_RawInput(value.name, tensor.elem_type, dims, names))
+    return layouts
+
+
+def _domain(name: str) -> str:
+    return "" if name == "ai.onnx" else name
+
+
+def all_nodes(graph: Any) -> Iterator[Any]:
+    """Every node, subgraphs (If, Loop, Scan bodies) included."""
+    from onnx import AttributeProto
+
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            if attr.type == AttributeProto.GRAPH:
+                yield from all_nodes(attr.g)
+            elif attr.type == AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    yield from all_nodes(sub)
+
+
+def _all_tensors(model: Any) -> Iterator[Any]:
+    from onnx import AttributeProto
+
+    yield from model.graph.initializer
+    for node in all_nodes(model.graph):
+        for attr in node.attribute:
+            if attr.type == AttributeProto.TENSOR:
+                yield attr.t
+            elif attr.type == AttributeProto.GRAPH:
+                yield from attr.g.initializer
+            elif attr.type == AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    yield from sub.initializer
+
+
+@cache
+def _ort_ops() -> frozenset[tuple[str, str]]:
+    """(domain, op type) pairs the installed ONNX Runtime has a schema or kernel for."""
+    from onnxruntime.capi import _pybind_state as ort_c
+
+    ops = {(_domain(s.domain), s.name) for s in ort_c.get_all_operator_schema()}
+    ops |= {(_domain(k.domain), k.op_name) for k in ort_c.get_all_opkernel_def()}
+    return frozenset(ops)
+
+
+_SUPPORT_TILL = re.compile(r"support for domain (\S+) is till opset (\d+)")
+
+
+def _ort_opset_problem(model: Any) -> str:
+    """ONNX Runtime's own verdict on the model's IR version and opsets, '' when it loads.
+
+    A one-node model stamped with the same IR version and ai.onnx / ai.onnx.ml opsets is
+    opened: ONNX Runtime validates those before anything else, in milliseconds.
+    """
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from edgeproof.onnx.prep import first_meaningful_line
+
+    opsets = {_domain(o.domain): o.version for o in model.opset_import}
+    probe_opsets = [helper.make_opsetid(d, v) for d, v in opsets.items() if d in ("", "ai.onnx.ml")]
+    if "" not in opsets:
+        probe_opsets.append(helper.make_opsetid("", 13))
+    value = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe", [value], [out])
+    probe = helper.make_model(graph, opset_imports=probe_opsets)
+    probe.ir_version = model.ir_version
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        ort.InferenceSession(
+            probe.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:
+        text = str(exc)
+        till = _SUPPORT_TILL.search(text)
+        if till:
+            domain, limit = till.groups()
+            used = opsets.get(_domain(domain), opsets.get(domain, "?"))
+            return (
+                f"opset {used} of domain {domain}; it supports up to opset {limit}, "
+                f"onnx {onnx.__version__} knows up to {onnx.defs.onnx_opset_version()}"
+            )
+        return first_meaningful_line(text) or type(exc).__name__
+    return ""
+
+
+def check_data_matches(inputs: list[InputSpec], data: Dataset, what: str) -> None:
+    """Raise InputError when a data file does not fit the model's declared inputs: names,
+    dtypes, ranks and every fixed dimension (the item axis may hold any number of items;
+    a constant must have the input's shape; a streaming state may be left out)."""
+    layout = data.layout
+    expected = {spec.name for spec in inputs}
+    provided = set(data.inputs) | set(data.constants)
+    missing = expected - provided - set(layout.states)
+    if provided - expected or missing:
+        raise InputError(
+            f"{what} data arrays {sorted(provided)} do not match model inputs {sorted(expected)}"
+        )
+    for spec in inputs:
+        constant = spec.name in data.constants
+        if spec.name in data.inputs:
+            array = layout.to_model(spec.name, data.inputs[spec.name])
+        elif constant:
+            array = data.constants[spec.name]
+        else:
+            continue  # a streaming state that starts at zeros
+        if array.dtype != spec.dtype:
+            raise InputError(
+                f"{what} data {spec.name!r} has dtype {array.dtype}, model expects {spec.dtype}"
+            )
+        if array.ndim != len(spec.shape):
+            raise InputError(
+                f"{what} data {spec.name!r} has {array.ndim} dims {array.shape}, "
+                f"model expects {len(spec.shape)} {_shape(spec.shape)}"
+            )
+        item_axis = None if constant else layout.item_axis(spec.name)
+        for axis, (got, want) in enumerate(zip(array.shape, spec.shape, strict=True)):
+            if axis != item_axis and want is not None and got != want:
+                raise InputError(
+                    f"{what} data {spec.name!r} has shape {array.shape}, model expects "
+                    f"{_shape(spec.shape)} (axis {axis} must be {want})"
+                )
+
+
+def _shape(shape: tuple[int | None, ...]) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"

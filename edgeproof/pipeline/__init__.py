@@ -1,0 +1,1 @@
+"""One gate run's steps: resolve the inputs, optimize, judge; the gate's own trust."""

@@ -1,0 +1,81 @@
+"""Build a target's candidates: the baseline first, then one per configured recipe.
+
+A recipe that fails (an unsupported op, a quantizer error) becomes an ``error`` outcome with
+its reason and the other recipes go on; a baseline that cannot be built stops the target.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from edgeproof.data.dataset import Dataset
+from edgeproof.pipeline.judge import error_outcome
+from edgeproof.records import Candidate, CandidateOutcome, TargetOutcome
+from edgeproof.records.measurement import Progress
+from edgeproof.targets.base import Target
+
+MAX_WARNINGS = 5  # per candidate, in its report row
+
+
+def build_candidates(
+    target: Target,
+    model: Path,
+    calibration: Dataset,
+    workdir: Path,
+    progress: Progress = lambda _msg: None,
+) -> tuple[Candidate, list[Candidate], list[CandidateOutcome]]:
+    """(baseline, built candidates, outcomes of recipes that failed to build)."""
+    progress(f"{target.name}: building baseline")
+    baseline = target.baseline(model, workdir, calibration)
+    built: list[Candidate] = []
+    failed: list[CandidateOutcome] = []
+    for recipe in target.recipes():
+        progress(f"{target.name}: optimizing {recipe}")
+        try:
+            built.append(_optimize(target, recipe, baseline, calibration, workdir))
+        except Exception as exc:  # any quantizer error fails this recipe only
+            reason = f"{recipe}: optimization failed: {_first_line(exc)}"
+            placeholder = Candidate(
+                target=target.name, name=recipe, files=(), recipe={}, precision="unknown"
+            )
+            failed.append(error_outcome(placeholder, reason))
+    return baseline, built, failed
+
+
+def _optimize(
+    target: Target, recipe: str, baseline: Candidate, calibration: Dataset, workdir: Path
+) -> Candidate:
+    """``target.optimize``, with the RuntimeWarnings it raised (numerical trouble: an
+    overflow in a cast, an invalid zero point) noted in the candidate's recipe
+    (``warnings``), so the report says why a candidate may have broken."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        candidate = target.optimize(recipe, baseline, calibration, workdir)
+    notes = sorted(
+        {
+            f"{w.category.__name__}: {_first_line(Exception(w.message))} "
+            f"({Path(w.filename).name}:{w.lineno})"
+            for w in caught
+            if issubclass(w.category, RuntimeWarning)
+        }
+    )[:MAX_WARNINGS]
+    if not notes:
+        return candidate
+    record = {**candidate.recipe, "warnings": [*candidate.recipe.get("warnings", ()), *notes]}
+    return candidate.model_copy(update={"recipe": record})
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+def unavailable_outcome(target: Target) -> TargetOutcome | None:
+    """The ``unavailable`` outcome of a target that cannot run here (why), else None."""
+    availability = target.available()
+    if availability.ok:
+        return None
+    return TargetOutcome(
+        target=target.name, available=False, reason=availability.reason, status="unavailable"
+    )

@@ -1,0 +1,1 @@
+"""Processes and the machine: one-shot subprocesses, runtime settings, peak RSS."""

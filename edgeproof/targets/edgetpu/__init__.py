@@ -1,0 +1,1 @@
+"""Target ``edgetpu``: full-int8 TFLite compiled for a Coral Edge TPU."""

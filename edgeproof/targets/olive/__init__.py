@@ -1,0 +1,1 @@
+"""Target ``olive``: Microsoft Olive's quantization passes, run by ONNX Runtime."""

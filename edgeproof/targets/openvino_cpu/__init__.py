@@ -1,0 +1,1 @@
+"""Target ``openvino-cpu``: OpenVINO IR, NNCF post-training quantization and accuracy control."""

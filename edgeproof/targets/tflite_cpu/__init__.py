@@ -1,0 +1,1 @@
+"""Target ``tflite-cpu``: ONNX -> TFLite (LiteRT), float and int8, on the CPU."""
