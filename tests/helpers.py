@@ -42,8 +42,11 @@ from edgeproof.tracking.run_log import log_target
 from edgeproof.tracking.signing import public_key_b64
 
 
-def make_tiny_cnn(path: Path, seed: int = 0, size: int = 16, classes: int = 10) -> Path:
-    """Conv(8, 3x3) -> Relu -> Flatten -> Gemm(classes); input "input" N x 1 x size x size."""
+def make_tiny_cnn(
+    path: Path, seed: int = 0, size: int = 16, classes: int = 10, opset: int = 17
+) -> Path:
+    """Conv(8, 3x3) -> Relu -> Flatten -> Gemm(classes); input "input" N x 1 x size x size;
+    the default domain at ``opset``."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -70,12 +73,46 @@ def make_tiny_cnn(path: Path, seed: int = 0, size: int = 16, classes: int = 10) 
             numpy_helper.from_array(fc_b, "fc_b"),
         ],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     onnx.checker.check_model(model)
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
     return path
+
+
+def skl2onnx_outputs(model: Any, classes: int = 10) -> Any:
+    """``model`` (ending in ``logits``) with the outputs skl2onnx's defaults give a
+    classifier: ``output_label`` (int64 [N], first) and ``output_probability``, a sequence
+    of maps made by ZipMap (domain ai.onnx.ml, ``classlabels_int64s``)."""
+    from onnx import TensorProto, helper
+
+    graph = model.graph
+    graph.node.extend(
+        [
+            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+            helper.make_node("ArgMax", ["probabilities"], ["output_label"], axis=1, keepdims=0),
+            helper.make_node(
+                "ZipMap",
+                ["probabilities"],
+                ["output_probability"],
+                domain="ai.onnx.ml",
+                classlabels_int64s=list(range(classes)),
+            ),
+        ]
+    )
+    del graph.output[:]
+    maps = helper.make_sequence_type_proto(
+        helper.make_map_type_proto(TensorProto.INT64, helper.make_tensor_type_proto(1, []))
+    )
+    graph.output.extend(
+        [
+            helper.make_tensor_value_info("output_label", TensorProto.INT64, ["N"]),
+            helper.make_value_info("output_probability", maps),
+        ]
+    )
+    model.opset_import.append(helper.make_opsetid("ai.onnx.ml", 1))
+    return model
 
 
 def write_npz(path: Path, **arrays: np.ndarray) -> Path:

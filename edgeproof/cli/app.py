@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -113,7 +112,12 @@ def run(
         from flows.quality_gate import quality_gate
 
         recipes = {name: _recipe_count(section) for name, section in inputs.targets.items()}
-        with follow_run(err, recipes, prefect_lines=debug):
+        # under the live view only (--debug: everything on screen)
+        console_log = _console_log() if err.is_terminal and not debug else None
+        with (
+            _naming_console_log(console_log),
+            follow_run(err, recipes, prefect_lines=debug, console_log=console_log),
+        ):
             raw = quality_gate(
                 params_file=str(params),
                 targets=target,
@@ -134,7 +138,9 @@ def run(
         from edgeproof.report.dvc_plots import write_dvc_plots
 
         write_dvc_plots(result, plots)
-    _print_result(result, report_dir or inputs.root / inputs.params.report.dir, as_json)
+    report_root = report_dir or inputs.root / inputs.params.report.dir
+    run_log = _keep_console_log(console_log, report_root / result.run.run_name)
+    _print_result(result, report_root, as_json, run_log)
     if result.status == "error":  # e.g. the data gate: the report is written, this names why
         err.print(f"edgeproof: error: {_run_error(result)}", markup=False)
     raise typer.Exit(result.exit_code)
@@ -158,6 +164,45 @@ def stdout_to_stderr(enabled: bool) -> Iterator[None]:
         os.close(saved)
 
 
+def _console_log() -> Path:
+    """A fresh file for what runtimes, optimizers and Prefect print while the live view
+    shows (moved to the report folder as run.log when the run ends)."""
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix="edgeproof-run-", suffix=".log")
+    os.close(fd)
+    return Path(path)
+
+
+@contextmanager
+def _naming_console_log(log: Path | None) -> Iterator[None]:
+    """A run that ends in an exception names the file that holds its console output."""
+    try:
+        yield
+    except BaseException:
+        if log is not None and log.is_file() and log.stat().st_size:
+            err.print(f"edgeproof: the run's console output: {log}", markup=False)
+        elif log is not None:
+            log.unlink(missing_ok=True)
+        raise
+
+
+def _keep_console_log(log: Path | None, report_folder: Path) -> Path | None:
+    """The run's console output as report_folder/run.log (None: there was none)."""
+    if log is None or not log.is_file():
+        return None
+    if not log.stat().st_size:
+        log.unlink()
+        return None
+    if not report_folder.is_dir():
+        return log
+    import shutil
+
+    kept = report_folder / "run.log"
+    shutil.move(log, kept)
+    return kept
+
+
 def _recipe_count(section: object) -> int | None:
     """How many candidates a target's section asks for (None: it names no recipes)."""
     recipes = getattr(section, "recipes", None)
@@ -178,24 +223,32 @@ def _trigger() -> str:
     return "github-actions" if os.environ.get("GITHUB_ACTIONS") == "true" else "cli"
 
 
-def _print_result(result: object, report_root: Path, as_json: bool = False) -> None:
-    """The summary (rendered on a terminal, raw markdown otherwise) and where to look next;
-    with ``as_json`` the verdict JSON alone goes to stdout and the rest to stderr."""
-    from rich.markdown import Markdown
-
+def _print_result(
+    result: object, report_root: Path, as_json: bool = False, run_log: Path | None = None
+) -> None:
+    """On a terminal the verdict sized to the screen (``report.terminal``); elsewhere (a CI
+    log) the whole markdown summary; then where to look next. With ``as_json`` the verdict
+    JSON alone goes to stdout and the rest to stderr."""
     from edgeproof.records import RunResult
-    from edgeproof.report.markdown import render_summary
 
     assert isinstance(result, RunResult)
     human = err if as_json else out
     if as_json:
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
-    summary = render_summary(result)
+    folder = _shown(report_root / result.run.run_name)
+    if run_log is not None:
+        run_log = _shown(run_log)
     if human.is_terminal:
-        human.print(Markdown(re.sub(r"<!--.*?-->|</?details>|</?summary>", "", summary)))
-    else:
-        human.print(summary, markup=False)
-    human.print(f"Report: {report_root / result.run.run_name}", markup=False)
+        from edgeproof.report.terminal import terminal_summary
+
+        log = None if run_log is None else str(run_log)
+        for part in terminal_summary(result, str(folder), human.width, log):
+            human.print(part, markup=False, soft_wrap=False)
+        return
+    from edgeproof.report.markdown import render_summary
+
+    human.print(render_summary(result), markup=False)
+    human.print(f"Report: {folder}", markup=False)
     uri = result.run.tracking_uri
     if uri.startswith("sqlite"):
         human.print(
@@ -204,6 +257,16 @@ def _print_result(result: object, report_root: Path, as_json: bool = False) -> N
         )
     else:
         human.print(f"MLflow: {uri}", markup=False)
+    if run_log is not None:
+        human.print(f"Console log (runtimes, optimizers, Prefect): {run_log}", markup=False)
+
+
+def _shown(path: Path) -> Path:
+    """``path`` relative to the working folder when it lies inside it (shorter to read)."""
+    try:
+        return path.resolve().relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 @app.command()
@@ -246,37 +309,11 @@ def trust(
     debug: DebugOption = False,
 ) -> None:
     """Measure the speed gate's error rates here (A/A and injected 5/10/20% slowdowns)."""
-    import tempfile
-
-    from edgeproof.measure.environment import machine_state
-    from edgeproof.pipeline.resolve import resolve_inputs
-    from edgeproof.pipeline.trust import run_trust, trust_markdown
-    from edgeproof.targets.registry import make_target
+    from edgeproof.pipeline.trust import trust_project, write_trust
 
     with one_line_errors(debug):
-        inputs = resolve_inputs(params, ["onnxruntime-cpu"])
-        section = inputs.targets["onnxruntime-cpu"]
-        with tempfile.TemporaryDirectory(prefix="edgeproof-trust-") as tmp:
-            work = Path(tmp)
-            baseline = make_target("onnxruntime-cpu", section).baseline(inputs.model, work)
-            result = run_trust(
-                baseline,
-                inputs.eval_data,
-                section,
-                inputs.params.measure,
-                work,
-                {"default": reps},
-                min_speedup,
-                log=lambda msg: err.print(msg, markup=False),
-            )
-    machine = machine_state()
-    result["machine"] = machine
-    result["measure"] = inputs.params.measure.model_dump(mode="json")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "trust.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    markdown = trust_markdown(result, machine)
-    (out_dir / "trust.md").write_text(markdown, encoding="utf-8")
-    sys.stdout.write(markdown)
+        result = trust_project(params, reps, min_speedup, log=lambda m: err.print(m, markup=False))
+    sys.stdout.write(write_trust(result, out_dir))
 
 
 TargetOption = Annotated[str, typer.Option("--target", help="Target name, e.g. onnxruntime-cpu.")]
@@ -457,15 +494,16 @@ def verify_evidence(
 
     from edgeproof.errors import EvidenceRefused
     from edgeproof.tracking.evidence import verify_evidence as verify
+    from edgeproof.tracking.evidence_source import load_evidence, signature_line
 
     with (
         one_line_errors(debug, ValueError, OSError),
         tempfile.TemporaryDirectory(prefix="edgeproof-evidence-") as tmp,
     ):
-        evidence, models, signature = _load_evidence(source, model_dir, params, Path(tmp))
+        evidence, models, signature = load_evidence(source, model_dir, params, Path(tmp))
         checks = verify(evidence, root, models)
         try:
-            signed = _signature_line(evidence, signature, public_key, params)
+            signed = signature_line(evidence, signature, public_key, params)
         except EvidenceRefused as exc:
             signed = f"MISMATCH  signature: {exc}"
     for check in checks:
@@ -479,72 +517,6 @@ def verify_evidence(
         markup=False,
     )
     raise typer.Exit(1 if bad or signed.startswith("MISMATCH") else 0)
-
-
-def _signature_line(
-    evidence: dict, signature: str | None, public_key: str | None, params: Path
-) -> str:
-    """One line on the evidence's signature: checked, unsigned, or not checked (no key)."""
-    from edgeproof.params.model import load_params
-    from edgeproof.tracking.signing import (
-        PUBLIC_KEY_ENV,
-        load_public_key,
-        trusted_key_spec,
-        verify,
-    )
-
-    if signature is None:
-        return "unsigned  signature: none logged with this evidence"
-    spec: str | Path | None = public_key
-    if spec is None and not os.environ.get(PUBLIC_KEY_ENV, "").strip():
-        if not params.is_file():
-            return "unchecked signature: no public key (--public-key, $EDGEPROOF_PUBLIC_KEY)"
-        spec = trusted_key_spec(None, params.parent, load_params(params).signing)
-        if spec is None:
-            return "unchecked signature: no public key (--public-key, signing.public_key)"
-    key_id = verify(json.dumps(evidence), signature, load_public_key(spec))  # canonicalized
-    return f"ok        signature: by key {key_id}"
-
-
-def _load_evidence(
-    source: str, model_dir: Path | None, params: Path, scratch: Path
-) -> tuple[dict, Path, str | None]:
-    """(evidence, folder of its model files, its signature file's text or None), from a
-    file (the signature beside it) or from MLflow."""
-    from edgeproof.tracking.evidence import EVIDENCE_FILE
-    from edgeproof.tracking.run_log import MODEL_ARTIFACT_DIR
-    from edgeproof.tracking.signing import SIGNATURE_FILE
-
-    local = Path(source)
-    if local.is_file():
-        evidence = json.loads(local.read_text(encoding="utf-8"))
-        beside = local.with_name(SIGNATURE_FILE)
-        signature = beside.read_text(encoding="utf-8") if beside.is_file() else None
-        return evidence, model_dir or local.parent / MODEL_ARTIFACT_DIR, signature
-    from edgeproof.params.model import load_params
-    from edgeproof.tracking.mlflow_store import MlflowStore
-
-    store = MlflowStore(load_params(params).tracking)
-    run_id = source
-    if source.startswith("models:/"):
-        spec = source.removeprefix("models:/")
-        if "@" in spec:
-            name, alias = spec.rsplit("@", 1)
-            run_id = store.version_run_id(name, alias=alias)
-        elif "/" in spec:
-            name, version = spec.rsplit("/", 1)
-            run_id = store.version_run_id(name, version=version)
-        else:
-            raise EdgeproofError(f"{source}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
-    evidence_path = store.download(run_id, EVIDENCE_FILE, scratch)
-    evidence = json.loads(evidence_path.read_text(encoding="utf-8"))
-    if model_dir is None:
-        model_dir = store.download(run_id, MODEL_ARTIFACT_DIR, scratch)
-    logged = {item.path for item in store.client.list_artifacts(run_id)}
-    signature = None
-    if SIGNATURE_FILE in logged:
-        signature = store.download(run_id, SIGNATURE_FILE, scratch).read_text(encoding="utf-8")
-    return evidence, model_dir, signature
 
 
 @registry_app.command("init")

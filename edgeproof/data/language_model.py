@@ -10,7 +10,9 @@ it, so it lives below all of them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +64,15 @@ def check_vocab(windows: np.ndarray, n_vocab: int) -> None:
     low, high = int(windows.min()), int(windows.max())
     if low < 0 or high >= n_vocab:
         raise ValueError(f"token ids must be in [0, {n_vocab}), got [{low}, {high}]")
+
+
+@contextmanager
+def windows_file(windows: np.ndarray | None) -> Iterator[str | None]:
+    """``windows`` saved as a temporary .npy for a runtime's subprocess (None passes through)."""
+    if windows is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="edgeproof-windows-") as tmp:
+        path = Path(tmp) / "windows.npy"
+        np.save(path, np.ascontiguousarray(windows, dtype=np.int32), allow_pickle=False)
+        yield str(path)

@@ -88,6 +88,17 @@ class LogitsRun:
     seconds: float
     peak_rss_mb: float | None
 
+    @classmethod
+    def from_reply(cls, out: Path, reply: dict[str, Any]) -> LogitsRun:
+        """What a runtime's logits subprocess reported, for the .npy it wrote to ``out``."""
+        return cls(
+            path=Path(out),
+            shape=tuple(reply["logits_shape"]),
+            load_seconds=float(reply["load_seconds"]),
+            seconds=float(reply["logits_seconds"]),
+            peak_rss_mb=reply.get("peak_rss_mb"),
+        )
+
 
 class TokenSpeedRun(Protocol):
     """What one speed process measured (llama-bench style)."""

@@ -70,12 +70,53 @@ def check_onnx(path: Path, *, for_onnxruntime: bool = False) -> list[InputSpec]:
         raise InputError(f"model is not a valid ONNX file ({first}): {path}") from None
     if not model.graph.output:
         raise InputError(f"model declares no outputs (nothing to evaluate): {path}")
+    check_tensor_outputs(model, path)
     if for_onnxruntime:
         check_runtime_support(model, path)
     specs = _specs(_layouts(model))
     if not specs:
         raise InputError(f"model declares no inputs: {path}")
     return specs
+
+
+def check_tensor_outputs(model: Any, path: Path) -> None:
+    """Every graph output must be a tensor: outputs are compared item by item as arrays.
+    A sequence or map (skl2onnx's ZipMap: ``output_probability`` as a sequence of maps) is
+    refused naming the output and the exporter option that gives a tensor instead."""
+    for value in model.graph.output:
+        kind = value.type.WhichOneof("value")
+        if kind == "tensor_type":
+            continue
+        described = _type_text(value.type)
+        zipmap = any(n.op_type == "ZipMap" and value.name in n.output for n in model.graph.node)
+        hint = (
+            "export it as a tensor (skl2onnx: options={id(model): {'zipmap': False}}, "
+            "probabilities as float [N, classes])"
+            if zipmap or "map" in described
+            else "export it as a tensor or drop it from the graph outputs"
+        )
+        made = " (made by ZipMap, ai.onnx.ml)" if zipmap else ""
+        raise InputError(
+            f"model output {value.name!r} is a {described}{made}, not a tensor: "
+            f"edgeproof compares tensor outputs; {hint}: {path}"
+        )
+
+
+def _type_text(kind: Any) -> str:
+    """An ONNX type in words: ``sequence of map(int64 -> tensor(float))``."""
+    import onnx
+
+    which = kind.WhichOneof("value")
+    if which == "tensor_type":
+        return f"tensor({onnx.helper.tensor_dtype_to_np_dtype(kind.tensor_type.elem_type)})"
+    if which == "sequence_type":
+        return f"sequence of {_type_text(kind.sequence_type.elem_type)}"
+    if which == "map_type":
+        key = onnx.helper.tensor_dtype_to_np_dtype(kind.map_type.key_type)
+        return f"map({key} -> {_type_text(kind.map_type.value_type)})"
+    if which == "optional_type":
+        return f"optional {_type_text(kind.optional_type.elem_type)}"
+    return str(which or "untyped value").replace("_type", "")
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,8 @@ from gates.checks import decide
 from gates.paired_selection import HeadToHead, block_medians, paired_ratio
 from gates.pareto import SelectionPolicy, pareto_front, select_on_front
 
+BASELINE_ONLY = "only the baseline was built: add recipes"
+
 
 def error_outcome(candidate: Candidate, reason: str) -> CandidateOutcome:
     """The record of a candidate that could not be built, measured or scored."""
@@ -115,9 +117,12 @@ def _with_selection(
     )
     blocks = {(r.a, r.b): _blocks(r) for r in head_to_head}
     selection = select_on_front(summaries, verdicts, policy, head_to_head=blocks)
+    reason = selection.reason
+    if selection.winner is None and all(o.candidate.is_baseline for o in outcome.outcomes):
+        reason = f"{BASELINE_ONLY} (targets.{outcome.target}.recipes)"
     return outcome.model_copy(
         update={
-            "reason": selection.reason,
+            "reason": reason,
             "winner": selection.winner,
             "runner_up": selection.runner_up,
             "status": "pass" if selection.winner else "blocked",
@@ -162,6 +167,8 @@ def _judge_each(
             summaries[cand.name] = summarize_one(cand)
         except (EdgeproofError, OSError, ValueError) as exc:
             outcomes.append(error_outcome(cand, str(exc)))
+        except Exception as exc:  # outputs it cannot score (a map, a string): this one errs
+            outcomes.append(error_outcome(cand, f"scoring failed: {type(exc).__name__}: {exc}"))
     return summaries, outcomes
 
 

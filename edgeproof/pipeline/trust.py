@@ -209,3 +209,49 @@ def trust_markdown(result: dict[str, Any], machine: dict[str, Any]) -> str:
             f"{rate('fail')} | {rate('inconclusive')} | {spv['median']:.1f}, {spv['p90']:.1f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+TRUST_TARGET = "onnxruntime-cpu"  # the trust check times the project's model on ONNX Runtime
+
+
+def trust_project(
+    params: Path, reps: int, min_speedup: float, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """The speed gate's error rates on this machine for the project at ``params``: its model
+    on ONNX Runtime against itself (A/A) and against copies made slower; with the machine
+    and the measurement settings it ran under."""
+    import tempfile
+
+    from edgeproof.measure.environment import machine_state
+    from edgeproof.pipeline.resolve import resolve_inputs
+    from edgeproof.targets.registry import make_target
+
+    inputs = resolve_inputs(params, [TRUST_TARGET])
+    section = inputs.targets[TRUST_TARGET]
+    with tempfile.TemporaryDirectory(prefix="edgeproof-trust-") as tmp:
+        work = Path(tmp)
+        baseline = make_target(TRUST_TARGET, section).baseline(inputs.model, work)
+        result = run_trust(
+            baseline,
+            inputs.eval_data,
+            section,
+            inputs.params.measure,
+            work,
+            {"default": reps},
+            min_speedup,
+            log=log,
+        )
+    result["machine"] = machine_state()
+    result["measure"] = inputs.params.measure.model_dump(mode="json")
+    return result
+
+
+def write_trust(result: dict[str, Any], out_dir: Path) -> str:
+    """trust.json and trust.md in ``out_dir``; returns the markdown."""
+    import json
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "trust.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    markdown = trust_markdown(result, result["machine"])
+    (out_dir / "trust.md").write_text(markdown, encoding="utf-8")
+    return markdown

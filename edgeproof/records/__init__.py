@@ -37,7 +37,18 @@ class Candidate(Record):
 
     @property
     def model_file(self) -> Path:
+        """The primary model file; a candidate that failed before it had one (an optimizer
+        error: ``files`` empty) raises a ValueError naming it, never an IndexError. Callers
+        that may see such a candidate ask ``has_files`` first."""
+        if not self.files:
+            why = f": {self.failure}" if self.failure else ""
+            raise ValueError(f"candidate {self.target}/{self.name} has no model file{why}")
         return self.files[0]
+
+    @property
+    def has_files(self) -> bool:
+        """Whether the candidate has model files on disk (an error candidate may have none)."""
+        return bool(self.files)
 
     def size_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.files)

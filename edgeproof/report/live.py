@@ -7,16 +7,24 @@ per target (phase, what it works on, how many candidates are left, elapsed time)
 :func:`follow_run` attaches it to the Prefect run loggers for the length of a run. On a
 terminal the rows are a rich ``Live`` table and Prefect's own console lines are held back
 to warnings; elsewhere (CI logs, a pipe) each step is one plain line on stderr.
+
+Nothing else writes under the live table: given a ``console_log`` file, file descriptors 1
+and 2 point at it while the table shows (what runtimes, optimizers, Prefect and native
+code print, and the subprocesses that inherit them), and the table writes to a duplicate
+of the terminal's descriptor; both are restored on the way out, an exception included.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -182,12 +190,16 @@ class _RunLogHandler(logging.Handler):
 
 @contextmanager
 def follow_run(
-    console: Console, candidates: dict[str, int | None], prefect_lines: bool = False
+    console: Console,
+    candidates: dict[str, int | None],
+    prefect_lines: bool = False,
+    console_log: Path | None = None,
 ) -> Iterator[RunProgress]:
     """Show the run's progress on ``console`` while the block runs (see the module doc).
 
     ``prefect_lines``: keep Prefect's own console lines (``--debug``); else they are held
-    back to warnings, and the progress lines say what happens."""
+    back to warnings, and the progress lines say what happens. ``console_log``: on a
+    terminal, the file that takes everything else written to stdout and stderr meanwhile."""
     progress = RunProgress.for_targets(candidates)
     loggers = [logging.getLogger(name) for name in RUN_LOGGERS]
     quiet = _keep_console_handlers if prefect_lines else _quiet_console_handlers
@@ -202,21 +214,68 @@ def follow_run(
         with quiet(), _attached(loggers, _RunLogHandler(say)):
             yield progress
         return
-    with (
-        quiet(),
-        Live(progress, console=console, refresh_per_second=4, transient=False) as live,
-    ):
+    with quiet(), _output_to(console_log, console) as screen:
+        redirect = screen is not console  # Python's own prints go to the log too
+        with Live(
+            progress,
+            console=screen,
+            refresh_per_second=4,
+            transient=False,
+            redirect_stdout=not redirect,
+            redirect_stderr=not redirect,
+        ) as live:
 
-        def show(message: str, task: str | None) -> None:
-            before = len(progress.warnings)
-            progress.update(message, task=task)
-            for warning in progress.warnings[before:]:
-                live.console.print(warning, markup=False, style="yellow")
+            def show(message: str, task: str | None) -> None:
+                before = len(progress.warnings)
+                progress.update(message, task=task)
+                for warning in progress.warnings[before:]:
+                    live.console.print(warning, markup=False, style="yellow")
+                live.refresh()
+
+            with _attached(loggers, _RunLogHandler(show)):
+                yield progress
             live.refresh()
 
-        with _attached(loggers, _RunLogHandler(show)):
-            yield progress
-        live.refresh()
+
+@contextmanager
+def _output_to(log: Path | None, console: Console) -> Iterator[Console]:
+    """File descriptors 1 and 2 to ``log`` for the block; the console to show the live
+    table on (one writing to a duplicate of ``console``'s terminal). No ``log``, or a
+    console without a file descriptor (a test's buffer): ``console`` itself, nothing moved."""
+    try:
+        terminal_fd = console.file.fileno() if log is not None else None
+    except (AttributeError, OSError, ValueError):
+        terminal_fd = None
+    if log is None or terminal_fd is None:
+        yield console
+        return
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    width, height = console.size
+    log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    terminal = os.fdopen(os.dup(terminal_fd), "w", encoding="utf-8", errors="replace")
+    screen = Console(
+        file=terminal,
+        force_terminal=True,
+        width=width,
+        height=height,
+        highlight=False,
+        color_system=console.color_system,  # type: ignore[arg-type]
+    )
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    try:
+        for fd in saved:
+            os.dup2(log_fd, fd)
+        yield screen
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with suppress(OSError, ValueError):
+                stream.flush()
+        for fd, copy in saved.items():
+            os.dup2(copy, fd)
+            os.close(copy)
+        os.close(log_fd)
+        terminal.close()
 
 
 @contextmanager

@@ -44,7 +44,8 @@ def promote(
     where = f"stays at version {before}" if before else "is not set"
     why_not = None
     if outcome.winner is None:
-        why_not = f"no candidate passed every gate; {registry.champion_alias} {where}"
+        why_not = f"{outcome.reason or 'no candidate passed every gate'}; "
+        why_not += f"{registry.champion_alias} {where}"
     elif outcome.champion is not None and outcome.champion.status != "not-worse":
         held = outcome.champion.status in ("identical", "kept")
         kept = "nothing registered" if held else "not promoted"

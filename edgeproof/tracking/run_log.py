@@ -9,6 +9,7 @@ traced to its data.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import tempfile
@@ -124,6 +125,32 @@ def log_target(
         tags={tagnames.LEVEL: tagnames.TARGET_LEVEL, tagnames.TARGET: outcome.target},
         key=f"{parent_run_id}/{outcome.target}",  # a retried track task: the same runs
     )
+    try:
+        run_ids = _log_target_body(
+            store, experiment_id, target_run, outcome, measured, evidence, plot_dir
+        )
+    except BaseException:
+        _end_failed(store, target_run)  # never left RUNNING; the error goes on up
+        raise
+    return target_run, run_ids
+
+
+def _end_failed(store: MlflowStore, run_id: str) -> None:
+    """End ``run_id`` FAILED after an error while logging it (best effort: the store may be
+    what failed)."""
+    with contextlib.suppress(Exception):  # the original error is the one reported
+        store.end(run_id, "FAILED")
+
+
+def _log_target_body(
+    store: MlflowStore,
+    experiment_id: str,
+    target_run: str,
+    outcome: TargetOutcome,
+    measured: TargetMeasurements | None,
+    evidence: EvidenceContext,
+    plot_dir: Path | None,
+) -> dict[str, str]:
     run_ids: dict[str, str] = {}
     datasets = data_inputs(evidence.root, evidence.data_files)
     for cand in outcome.outcomes:
@@ -156,7 +183,7 @@ def log_target(
         if plot_dir is not None and (plot_dir / name).is_file():
             store.log_artifact(target_run, plot_dir / name, PLOTS_DIR)
     store.end(target_run, "FINISHED" if outcome.status != "error" else "FAILED")
-    return target_run, run_ids
+    return run_ids
 
 
 def device_tags(environment: dict[str, Any]) -> dict[str, str]:
@@ -196,6 +223,25 @@ def _log_candidate(
         },
         key=f"{target_run}/{name}",
     )
+    try:
+        _log_candidate_body(store, run_id, cand, measured, evidence, datasets)
+    except BaseException:
+        _end_failed(store, run_id)
+        raise
+    return run_id
+
+
+def _log_candidate_body(
+    store: MlflowStore,
+    run_id: str,
+    cand: CandidateOutcome,
+    measured: TargetMeasurements | None,
+    evidence: EvidenceContext,
+    datasets: list[Any],
+) -> None:
+    """The candidate run's params, metrics, model files, MLmodel, verdict and evidence; an
+    error candidate (no files: its optimizer failed) logs its recipe, verdict and evidence."""
+    name = cand.candidate.name
     raw = measured.raw.get(name) if measured else None
     store.log(
         run_id,
@@ -206,7 +252,8 @@ def _log_candidate(
     store.log_inputs(run_id, datasets)
     with tempfile.TemporaryDirectory(prefix="edgeproof-mlmodel-") as scratch:
         extra: list[Path] = []
-        if evidence.serving is not None and cand.candidate.model_file.is_file():
+        has_model = cand.candidate.has_files and cand.candidate.model_file.is_file()
+        if evidence.serving is not None and has_model and cand.verdict.status != "error":
             extra = write_mlmodel(cand.candidate, evidence.serving, Path(scratch))
         for path in (*cand.candidate.files, *extra):
             if path.exists():
@@ -220,4 +267,3 @@ def _log_candidate(
     if evidence.signing_key is not None:
         store.log_text(run_id, signature_json(text, evidence.signing_key), SIGNATURE_FILE)
     store.end(run_id, "FAILED" if cand.verdict.status == "error" else "FINISHED")
-    return run_id

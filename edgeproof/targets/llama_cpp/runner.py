@@ -13,16 +13,14 @@ pipeline goes on with the others.
 
 from __future__ import annotations
 
-import contextlib
 import signal
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgeproof.data.language_model import windows_file
 from edgeproof.errors import MeasurementError
 from edgeproof.measure.token_harness import LogitsRun
 from edgeproof.runtime import oneshot
@@ -75,18 +73,6 @@ class SpeedRun:
         return tuple(sum(rep) for rep in self.tg_token_seconds)
 
 
-@contextlib.contextmanager
-def _windows_file(windows: np.ndarray | None) -> Iterator[str | None]:
-    """``windows`` saved as a temporary .npy for the subprocess (None passes through)."""
-    if windows is None:
-        yield None
-        return
-    with tempfile.TemporaryDirectory(prefix="edgeproof-windows-") as tmp:
-        path = Path(tmp) / "windows.npy"
-        np.save(path, np.ascontiguousarray(windows, dtype=np.int32), allow_pickle=False)
-        yield str(path)
-
-
 def compute_logits(
     model: Path,
     windows: np.ndarray,
@@ -104,7 +90,7 @@ def compute_logits(
     for a CPU where they crash).
     """
     ctx = int(windows.shape[1]) - 1
-    with _windows_file(windows) as windows_path:
+    with windows_file(windows) as windows_path:
         request = {
             "model": str(Path(model).absolute()),
             "n_ctx": ctx,
@@ -116,13 +102,7 @@ def compute_logits(
         reply = run_module(
             "edgeproof.targets.llama_cpp.worker", request, timeout, f"{Path(model).name} logits"
         )
-    return LogitsRun(
-        path=Path(out),
-        shape=tuple(reply["logits_shape"]),
-        load_seconds=float(reply["load_seconds"]),
-        seconds=float(reply["logits_seconds"]),
-        peak_rss_mb=reply.get("peak_rss_mb"),
-    )
+    return LogitsRun.from_reply(out, reply)
 
 
 def measure_speed(
@@ -141,7 +121,7 @@ def measure_speed(
     the tokens come from ``windows`` when given."""
     if min(pp_tokens, tg_tokens, repetitions) < 1 or warmup < 0:
         raise ValueError("pp_tokens, tg_tokens and repetitions must be >= 1, warmup >= 0")
-    with _windows_file(windows) as windows_path:
+    with windows_file(windows) as windows_path:
         request = {
             "model": str(Path(model).absolute()),
             "n_ctx": max(pp_tokens, tg_tokens),

@@ -13,15 +13,13 @@ whatever they say (measured: CPU time at most wall time with 1 and with 2), so o
 
 from __future__ import annotations
 
-import contextlib
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgeproof.data.language_model import windows_file
 from edgeproof.errors import MeasurementError
 from edgeproof.measure.token_harness import LogitsRun
 from edgeproof.runtime import oneshot
@@ -76,18 +74,6 @@ class QuantizeRun:
     quantized_layers: int
     float_layers: int  # left in float: input width not a multiple of the group size
     versions: dict[str, str]
-
-
-@contextlib.contextmanager
-def windows_file(windows: np.ndarray | None) -> Iterator[str | None]:
-    """``windows`` saved as a temporary .npy for the subprocess (None passes through)."""
-    if windows is None:
-        yield None
-        return
-    with tempfile.TemporaryDirectory(prefix="edgeproof-windows-") as tmp:
-        path = Path(tmp) / "windows.npy"
-        np.save(path, np.ascontiguousarray(windows, dtype=np.int32), allow_pickle=False)
-        yield str(path)
 
 
 def quantize_folder(
@@ -148,13 +134,7 @@ def compute_logits(
             "logits": {"out": str(Path(out).absolute())},
         }
         reply = run_worker(request, timeout, f"{label or Path(model).name} logits", threads)
-    return LogitsRun(
-        path=Path(out),
-        shape=tuple(reply["logits_shape"]),
-        load_seconds=float(reply["load_seconds"]),
-        seconds=float(reply["logits_seconds"]),
-        peak_rss_mb=reply.get("peak_rss_mb"),
-    )
+    return LogitsRun.from_reply(out, reply)
 
 
 def measure_speed(

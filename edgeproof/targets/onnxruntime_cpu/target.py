@@ -145,8 +145,12 @@ class OnnxRuntimeCpu(RecipeTarget[OnnxRuntimeTargetConfig]):
 
         spec = self._recipes[recipe]
         out = fresh_dir(workdir / recipe) / "model.onnx"
-        src = str(baseline.model_file)
-        scope = _scope(baseline.model_file, spec)
+        upgraded: list[int] | None = None
+        source = baseline.model_file
+        if spec.method == "static" and spec.per_channel and spec.quant_format == "qdq":
+            source, upgraded = opset_for_per_channel(source, out.parent, recipe)
+        src = str(source)
+        scope = _scope(source, spec)
         if spec.method == "dynamic":
             quantize_dynamic(
                 src,
@@ -170,7 +174,11 @@ class OnnxRuntimeCpu(RecipeTarget[OnnxRuntimeTargetConfig]):
                 calibrate_method=_calibrate_method(spec.calibrate_method),
                 **scope,
             )
+        if upgraded is not None:
+            source.unlink(missing_ok=True)  # the upgraded copy: only the quantizer's input
         record = _recipe_record(spec)
+        if upgraded is not None:
+            record["opset_upgraded"] = upgraded
         if not quantized_ops(out):
             record["warnings"] = [NOTHING_QUANTIZED]
         return Candidate(target=NAME, name=recipe, files=(out,), recipe=record, precision="int8")
@@ -242,6 +250,42 @@ class _CalibrationReader:
 
     def rewind(self) -> None:  # ORT calls it on some calibrators; one pass is enough
         return None
+
+
+PER_CHANNEL_OPSET = 13  # DequantizeLinear's ``axis`` (per-channel scales) needs opset 13
+
+
+def opset_for_per_channel(model: Path, folder: Path, recipe: str) -> tuple[Path, list[int] | None]:
+    """The model a per-channel QDQ recipe can quantize: ``model`` itself at opset >= 13,
+    else a copy upgraded to opset 13 with ONNX's version converter (ONNX Runtime writes
+    ``DequantizeLinear`` with an ``axis`` whatever the opset, and an opset-11 result does
+    not load: "Unrecognized attribute: axis"), with ``[old, 13]`` for the recipe's record.
+    A graph the converter cannot upgrade refuses the recipe before any work, with why."""
+    import onnx
+    from onnx import version_converter
+
+    header = onnx.load(str(model), load_external_data=False)
+    old = next(
+        (o.version for o in header.opset_import if o.domain in ("", "ai.onnx")), PER_CHANNEL_OPSET
+    )
+    if old >= PER_CHANNEL_OPSET:
+        return model, None
+    out = folder / f"opset{PER_CHANNEL_OPSET}.onnx"
+    try:
+        converted = version_converter.convert_version(onnx.load(str(model)), PER_CHANNEL_OPSET)
+        onnx.checker.check_model(converted)
+        large = converted.ByteSize() > 1_800_000_000  # protobuf's 2 GB limit
+        onnx.save(converted, str(out), save_as_external_data=large)
+    except Exception as exc:  # the converter raises several types for a graph it cannot take
+        text = str(exc).strip()
+        first = text.splitlines()[0][:200] if text else type(exc).__name__
+        raise InputError(
+            f"{recipe}: per_channel static (QDQ) quantization needs opset >= "
+            f"{PER_CHANNEL_OPSET} and the model is opset {old}; ONNX's version converter "
+            f"could not upgrade it ({first}): use per_channel: false or export at opset "
+            f">= {PER_CHANNEL_OPSET}"
+        ) from None
+    return out, [old, PER_CHANNEL_OPSET]
 
 
 def _scope(model: Path, spec: OrtRecipe) -> dict[str, Any]:

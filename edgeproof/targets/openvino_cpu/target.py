@@ -19,9 +19,12 @@ A candidate is two files, ``model.xml`` (first) and ``model.bin``.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -178,7 +181,7 @@ class OpenVinoCpu(RecipeTarget[OpenVinoTargetConfig]):
             ov.save_model(ov.convert_model(str(model)), str(out), compress_to_fp16=False)
         except Exception as exc:  # OpenVINO's frontends raise their own types
             raise InputError(
-                f"OpenVINO cannot convert the model ({conversion_failure(exc)}): {model}"
+                f"OpenVINO cannot convert the model ({conversion_failure(exc, model)}): {model}"
             ) from None
         return Candidate(
             target=NAME,
@@ -471,24 +474,72 @@ def _first(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
-_FAILED_OPS = re.compile(r"Conversion is failed for: (.+)")
+_FAILED_OPS = re.compile(
+    r"(?:Conversion is failed for|No conversion rule found for operations): (.+)"
+)
 _FRAMING = ("Check ", "FrontEnd API", "While validating", "--", "[ONNX Frontend]", "Model wasn't")
 
 
-def conversion_failure(exc: BaseException) -> str:
+def conversion_failure(exc: BaseException, model: Path | None = None) -> str:
     """OpenVINO's conversion error in one line: the ops it could not convert and the first
-    reason it gives (its message opens with a C++ check location that says nothing)."""
+    reason it gives (its message opens with a C++ check location that says nothing). When
+    the message names no op, OpenVINO's ONNX frontend is asked which ops it left
+    unconverted (``convert_partially``: ``domain.op`` of each framework node)."""
     text = str(exc)
     failed = _FAILED_OPS.search(text)
-    if failed is None:
-        return _first(exc)
+    ops = failed.group(1).strip() if failed else None
+    head = text[: failed.start()] if failed else text
     reasons = [
         line.strip()
-        for line in text[: failed.start()].splitlines()
+        for line in head.splitlines()
         if line.strip() and not line.strip().startswith(_FRAMING) and "Summary" not in line
     ]
+    if reasons and reasons[0] == "Loading input model":
+        reasons = reasons[1:] or reasons  # the frontend's step, then what failed in it
+    if ops is None and model is not None:
+        ops = ", ".join(unconverted_ops(model)) or None
     why = f": {reasons[0]}" if reasons else ""
-    return f"{type(exc).__name__}: ops {failed.group(1).strip()} did not convert{why}"[:300]
+    if ops is None:
+        return f"{type(exc).__name__}{why}"[:300] if reasons else _first(exc)
+    return f"{type(exc).__name__}: ops {ops} did not convert{why}"[:300]
+
+
+def unconverted_ops(model: Path, timeout: float = 120.0) -> list[str]:
+    """``domain.op`` of each op OpenVINO's ONNX frontend cannot convert (the framework
+    nodes ``convert_partially`` leaves); empty if the frontend cannot even load the model.
+    Asked in a child process: a native crash there costs only the op names."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _UNCONVERTED_SCRIPT, str(model)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        found = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else []
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return []
+    return [str(op) for op in found] if isinstance(found, list) else []
+
+
+_UNCONVERTED_SCRIPT = """
+import json, sys
+from openvino.frontend import FrontEndManager
+manager = FrontEndManager()
+found = set()
+try:
+    frontend = manager.load_by_framework("onnx")
+    loaded = frontend.load(sys.argv[1])
+    partial = frontend.convert_partially(loaded)
+    for op in partial.get_ordered_ops():
+        if "FrameworkNode" in op.get_type_name():
+            attrs = op.get_attributes()
+            domain = attrs.get("ONNX_META_domain") or "ai.onnx"
+            found.add(domain + "." + attrs.get("ONNX_META_type", op.get_friendly_name()))
+except Exception:
+    pass
+print(json.dumps(sorted(found)), flush=True)
+"""
 
 
 SPEC = TargetSpec(name=NAME, config=OpenVinoTargetConfig, backend=OpenVinoCpu, model_format="onnx")

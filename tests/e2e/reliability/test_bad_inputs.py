@@ -24,6 +24,8 @@ model
   model-input-name-config   model.input_name: 'pixels' is not an input of the model
   model-opset-too-new       onnxruntime ... cannot load the model (opset 27 of domain ai.onnx ...)
   model-no-outputs          model declares no outputs (nothing to evaluate)
+  model-zipmap-output       model output 'output_probability' is a sequence of map(...)
+                            (made by ZipMap, ai.onnx.ml), not a tensor ... zipmap': False
   model-batch-on-axis-1     data arrays differ in length {'input (items on axis 1)': 1, ...}
   model-inputs-unknown      model.inputs.rate: not an input of the model
   model-inputs-bad-value    model.inputs.input.value: has shape (), the model's input is ...
@@ -130,7 +132,7 @@ from tests.e2e.reliability.project import (
     snapshot,
     write_params,
 )
-from tests.helpers import make_tiny_cnn, write_npz
+from tests.helpers import make_tiny_cnn, skl2onnx_outputs, write_npz
 
 Breaker = Callable[[Path], None]
 PWNED = "PWNED-by-unpickling"  # the file an unpickled payload would create
@@ -429,6 +431,12 @@ CATALOGUE = [
         "model-no-outputs",
         model_edit(lambda m: m.graph.ClearField("output")),
         r"model declares no outputs \(nothing to evaluate\): .*model\.onnx",
+    ),
+    Case(  # skl2onnx's default classifier outputs: a label, then ZipMap's list of maps
+        "model-zipmap-output",
+        model_edit(skl2onnx_outputs),
+        r"model output 'output_probability' is a sequence of map\(int64 -> tensor\(float32\)\) "
+        r"\(made by ZipMap, ai\.onnx\.ml\), not a tensor: .*'zipmap': False",
     ),
     Case(  # the batch declared on axis 1: the data's 64 items would be read as 1
         "model-batch-on-axis-1",

