@@ -82,7 +82,7 @@ def _target(outcome: TargetOutcome, promotion: Promotion | None, width: int) -> 
         return [head, Text(f"  {outcome.reason or 'no candidates'}")]
     lines: list[RenderableType] = [head, candidate_table(outcome, width)]
     if outcome.winner:
-        why = first_clause(outcome.reason or "")
+        why = winner_why(outcome.reason or "")
         lines.append(Text(f"  Winner: {outcome.winner}" + (f" — {why}" if why else "")))
     else:
         lines.append(Text(f"  No winner: {outcome.reason or outcome.status}"))
@@ -92,6 +92,31 @@ def _target(outcome: TargetOutcome, promotion: Promotion | None, width: int) -> 
     if failures:
         lines.append(Text(f"  Failed: {'; '.join(failures)}"))
     return lines
+
+
+def clauses(reason: str) -> list[str]:
+    """The reason's clauses: split at each ';' outside parentheses and brackets."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(reason):
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif char == ";" and depth == 0:
+            parts.append(reason[start:i].strip())
+            start = i + 1
+    parts.append(reason[start:].strip())
+    return [part for part in parts if part]
+
+
+def winner_why(reason: str) -> str:
+    """Why the winner won, short: the first clause (how it was picked) and, when the reason
+    goes on, its last (the runner-up's margin or the tie rule), so a winner whose point
+    estimate is not the highest is never shown without the rule that picked it."""
+    parts = clauses(reason)
+    if len(parts) <= 1:
+        return first_clause(reason)
+    return f"{first_clause(reason)}; {parts[-1]}"
 
 
 def first_clause(reason: str) -> str:

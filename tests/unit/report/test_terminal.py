@@ -17,7 +17,7 @@ from edgeproof.records import (
     TargetOutcome,
     Verdict,
 )
-from edgeproof.report.terminal import VERDICTS, first_clause, terminal_summary
+from edgeproof.report.terminal import VERDICTS, first_clause, terminal_summary, winner_why
 from tests.helpers import run_info, summary
 
 TARGET = "onnxruntime-cpu"
@@ -155,3 +155,16 @@ def test_the_winner_line_keeps_the_first_clause_whole() -> None:
     )
     tie = "a tie goes to the champion (b (speedup 7.15x [6.86, 7.46]) among 2; more) x"
     assert first_clause(tie) == "a tie goes to the champion"
+
+
+def test_a_tie_shows_the_rule_that_picked_the_winner() -> None:
+    reason = (
+        "b (speedup 3.47x [3.41, 3.56]) among 3 passing candidates; 0.99x [0.97, 1.01] "
+        "faster than runner-up c (speedup 3.53x [3.47, 3.62]; head-to-head blocks), within "
+        "noise (CI contains 1); the tie within noise goes to the order of the recipes"
+    )
+    assert winner_why(reason) == (
+        "b (speedup 3.47x [3.41, 3.56]) among 3 passing candidates; "
+        "the tie within noise goes to the order of the recipes"
+    )
+    assert winner_why("a (speedup 2x [1, 3]) among 2") == "a (speedup 2x [1, 3]) among 2"
