@@ -1,15 +1,15 @@
 """One-shot subprocesses: ``PYTHON -m MODULE REQUEST.json RESULT.json``, one JSON file each way.
 
 The general part of ``edgeproof.targets.llama_cpp.runner`` /
-``edgeproof.targets.llama_cpp.worker``, for any tool that
-must not run in the pipeline process (a native crash, a hang, a heavy import such as
-TensorFlow, or a toolchain that lives in another Python environment). The parent side
-(``run_module``) starts the child in its own process group, samples its RSS
-(``edgeproof.runtime.proc_status.RssTrail``), kills the whole group at the deadline, and turns
-any failure into the caller's error type with a one-line reason: the phase the child was in,
-the signal or exit code, the child's own one-line error, or else the last meaningful line of
-its output. The child side (``serve``) reads the request, calls a handler and writes
-``{"ok": true, ...}`` or ``{"ok": false, "error": "<one line>"}``.
+``edgeproof.targets.llama_cpp.worker``, for any tool that must not run in the pipeline
+process (a native crash, a hang, a heavy import such as TensorFlow, or a toolchain that
+lives in another Python environment). The parent side (``run_module``) starts the child in
+its own process group, samples its RSS (``edgeproof.runtime.proc_status.RssTrail``), kills
+the whole group at the deadline, and turns any failure into the caller's error type with a
+one-line reason: the phase the child was in, the signal or exit code, the child's own
+one-line error, or else the last meaningful line of its output. The child side (``serve``)
+reads the request, calls a handler and writes ``{"ok": true, ...}`` or ``{"ok": false,
+"error": "<one line>"}``.
 
 Only the standard library is imported here, so a child running in a toolchain environment
 without edgeproof's dependencies can use ``serve`` (the parent puts edgeproof on PYTHONPATH).

@@ -4,8 +4,7 @@ Run as ``python -m edgeproof.targets.litert.convert REQUEST.json RESULT.json`` b
 ``edgeproof.targets.litert.toolchain``, with the toolchain's interpreter (TensorFlow never loads in
 the pipeline process). Imports only the standard library, numpy, the toolchain and
 ``edgeproof.runtime.oneshot`` / ``edgeproof.targets.litert.layout`` (both dependency-free), so a
-toolchain
-environment without edgeproof's other dependencies can run it.
+toolchain environment without edgeproof's other dependencies can run it.
 
 Facts this relies on (onnx2tf 1.28.8, tensorflow 2.21.0, this machine):
 - onnx2tf rewrites its input ONNX file in place (shape inference, op renaming): it only

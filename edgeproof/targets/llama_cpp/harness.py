@@ -3,8 +3,7 @@
 ``measure_language_models`` measures GGUF candidates with ``edgeproof.measure.token_harness``
 (logits, then llama-bench style speed processes interleaved with the baseline's), through
 llama.cpp's one-shot subprocesses (``edgeproof.targets.llama_cpp.runner``): a file that makes
-llama.cpp
-abort fails that candidate only. Data files of language models hold ``tokens``
+llama.cpp abort fails that candidate only. Data files of language models hold ``tokens``
 (windows, context + 1).
 """
 

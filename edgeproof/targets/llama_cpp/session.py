@@ -1,16 +1,15 @@
 """A GGUF in llama.cpp in this process, for serving: token windows in, the gate's logits out.
 
 ``LlamaCpp.open_session`` returns it; ``edgeproof.device.serving`` runs it behind MLflow's
-``predict``. The gate itself never loads a GGUF in its own process (llama.cpp aborts on
-some bad files, see ``edgeproof.targets.llama_cpp.worker``): it measures in one-shot
-subprocesses, so a
-served candidate has already loaded there. Here the model is opened as the logits worker
-opens it (``worker.open_model``: CPU only, batch = context, ``extra_buffer_types`` as the
-target config says) on the first call, with a context of the windows' width - 1, and
-reopened when a call brings windows of another width. Logits are ``worker.window_logits``:
-the second half of each window, float32 (n, ctx - ctx // 2, n_vocab). llama.cpp's log goes
-through one ``worker.LlamaLog`` per process (warnings and errors to stderr). Calls are
-serialized: a llama.cpp context is not thread-safe.
+``predict``. The gate itself never loads a GGUF in its own process (llama.cpp aborts on some
+bad files, see ``edgeproof.targets.llama_cpp.worker``): it measures in one-shot
+subprocesses, so a served candidate has already loaded there. Here the model is opened as
+the logits worker opens it (``worker.open_model``: CPU only, batch = context,
+``extra_buffer_types`` as the target config says) on the first call, with a context of the
+windows' width - 1, and reopened when a call brings windows of another width. Logits are
+``worker.window_logits``: the second half of each window, float32 (n, ctx - ctx // 2,
+n_vocab). llama.cpp's log goes through one ``worker.LlamaLog`` per process (warnings and
+errors to stderr). Calls are serialized: a llama.cpp context is not thread-safe.
 """
 
 from __future__ import annotations

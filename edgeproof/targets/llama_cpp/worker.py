@@ -1,8 +1,7 @@
 """The llama.cpp subprocess: load one GGUF, write its logits on held-out bytes, time it.
 
 Run as ``python -m edgeproof.targets.llama_cpp.worker REQUEST.json RESULT.json`` (``runner``
-does it,
-through ``edgeproof.runtime.oneshot``).
+does it, through ``edgeproof.runtime.oneshot``).
 llama.cpp can abort the whole process on a bad file (GGML_ASSERT), so a GGUF is only ever
 loaded here; the parent turns a death into a failed-candidate reason. The worker helps it:
 

@@ -2,11 +2,11 @@
 logits on held-out token windows and time it.
 
 Run as ``python -m edgeproof.targets.mlx.worker REQUEST.json RESULT.json``
-(``edgeproof.targets.mlx.runner``
-does it, through ``edgeproof.runtime.oneshot``). MLX and mlx-lm are imported only here: a bad
-file can fail inside MLX's native code, and ``mlx_lm.utils`` lowers the process's
-open-file limit when imported. Before each phase the worker prints ``[edgeproof] phase:
-NAME`` to stderr, so the parent can say during which phase the process died.
+(``edgeproof.targets.mlx.runner`` does it, through ``edgeproof.runtime.oneshot``). MLX and
+mlx-lm are imported only here: a bad file can fail inside MLX's native code, and
+``mlx_lm.utils`` lowers the process's open-file limit when imported. Before each phase the
+worker prints ``[edgeproof] phase: NAME`` to stderr, so the parent can say during which
+phase the process died.
 
 MLX is lazy: nothing is computed until ``mx.eval``, so every timed region ends with one.
 
