@@ -43,3 +43,9 @@ class SigningError(EdgeproofError):
 
 class EvidenceRefused(EdgeproofError):
     """Evidence, its signature or a file it names does not check out (exit code 1)."""
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception's message as one short line: its first line, else its type's name."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]

@@ -23,7 +23,7 @@ from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
 from edgeproof.config import MeasureConfig
-from edgeproof.errors import EdgeproofError
+from edgeproof.errors import EdgeproofError, first_line
 from edgeproof.measure.harness import extended
 from edgeproof.pipeline.judge import judge_task, reselect
 from edgeproof.pipeline.optimize import build_candidates, unavailable_outcome
@@ -293,8 +293,7 @@ def gate_target(
 
 def internal_error(exc: BaseException) -> str:
     """One line for an unexpected exception: its type and first line."""
-    text = str(exc).strip()
-    first = text.splitlines()[0][:300] if text else ""
+    first = first_line(exc, 300) if str(exc).strip() else ""
     return f"internal error: {type(exc).__name__}" + (f": {first}" if first else "")
 
 

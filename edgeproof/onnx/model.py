@@ -30,7 +30,7 @@ import numpy as np
 from edgeproof.config import InputConfig
 from edgeproof.data.dataset import Dataset
 from edgeproof.data.feed import FeedLayout, StateInput
-from edgeproof.errors import ConfigError, InputError
+from edgeproof.errors import ConfigError, InputError, first_line
 from edgeproof.records.measurement import InputSpec
 
 MAX_MODEL_BYTES = 4 * 1024**3
@@ -66,7 +66,7 @@ def check_onnx(path: Path, *, for_onnxruntime: bool = False) -> list[InputSpec]:
         onnx.checker.check_model(str(path), full_check=False)
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises several unrelated types for a bad file
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc, 160)
         raise InputError(f"model is not a valid ONNX file ({first}): {path}") from None
     if not model.graph.output:
         raise InputError(f"model declares no outputs (nothing to evaluate): {path}")

@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 from edgeproof.data.dataset import Dataset
+from edgeproof.errors import first_line
 from edgeproof.pipeline.judge import error_outcome
 from edgeproof.records import Candidate, CandidateOutcome, TargetOutcome
 from edgeproof.records.measurement import Progress
@@ -35,7 +36,7 @@ def build_candidates(
         try:
             built.append(_optimize(target, recipe, baseline, calibration, workdir))
         except Exception as exc:  # any quantizer error fails this recipe only
-            reason = f"{recipe}: optimization failed: {_first_line(exc)}"
+            reason = f"{recipe}: optimization failed: {first_line(exc)}"
             placeholder = Candidate(
                 target=target.name, name=recipe, files=(), recipe={}, precision="unknown"
             )
@@ -54,7 +55,7 @@ def _optimize(
         candidate = target.optimize(recipe, baseline, calibration, workdir)
     notes = sorted(
         {
-            f"{w.category.__name__}: {_first_line(Exception(w.message))} "
+            f"{w.category.__name__}: {first_line(Exception(w.message))} "
             f"({Path(w.filename).name}:{w.lineno})"
             for w in caught
             if issubclass(w.category, RuntimeWarning)
@@ -64,11 +65,6 @@ def _optimize(
         return candidate
     record = {**candidate.recipe, "warnings": [*candidate.recipe.get("warnings", ()), *notes]}
     return candidate.model_copy(update={"recipe": record})
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
 def unavailable_outcome(target: Target) -> TargetOutcome | None:

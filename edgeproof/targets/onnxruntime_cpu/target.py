@@ -23,7 +23,7 @@ from pydantic import Field, model_validator
 
 from edgeproof.config import RecipeTargetConfig, StrictModel
 from edgeproof.data.dataset import Dataset
-from edgeproof.errors import InputError
+from edgeproof.errors import InputError, first_line
 from edgeproof.onnx.model import check_onnx
 from edgeproof.onnx.prep import prepare_for_ort
 from edgeproof.records import Candidate
@@ -277,8 +277,7 @@ def opset_for_per_channel(model: Path, folder: Path, recipe: str) -> tuple[Path,
         large = converted.ByteSize() > 1_800_000_000  # protobuf's 2 GB limit
         onnx.save(converted, str(out), save_as_external_data=large)
     except Exception as exc:  # the converter raises several types for a graph it cannot take
-        text = str(exc).strip()
-        first = text.splitlines()[0][:200] if text else type(exc).__name__
+        first = first_line(exc)
         raise InputError(
             f"{recipe}: per_channel static (QDQ) quantization needs opset >= "
             f"{PER_CHANNEL_OPSET} and the model is opset {old}; ONNX's version converter "
