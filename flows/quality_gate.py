@@ -49,6 +49,7 @@ from edgeproof.tracking.pipeline_run import (
     start_pipeline_run,
 )
 from edgeproof.tracking.promote import promote_winners
+from edgeproof.tracking.run_log import end_failed
 from flows.dispatch import Dispatch, dispatch_mode, gate_all, remote_targets
 from flows.gate_target import internal_error
 from flows.retry import TRACKING_RETRIES
@@ -181,12 +182,6 @@ def report(
     return folder
 
 
-def _end_failed(inputs: ResolvedInputs, run_id: str) -> None:
-    """End the parent MLflow run FAILED (best effort: the store may be what failed)."""
-    with contextlib.suppress(Exception):
-        MlflowStore(inputs.params.tracking).end(run_id, "FAILED")
-
-
 @flow(name="quality-gate", log_prints=True)
 def quality_gate(
     params_file: str = "params.yaml",
@@ -254,29 +249,23 @@ def quality_gate(
                 promotions=tuple(promotions),
                 warnings=warnings,
             )
-    except EdgeproofError as exc:
+    except Exception as exc:  # a bug too: the run still ends with its report, never RUNNING
+        expected = isinstance(exc, EdgeproofError)  # bad input, a refusal: its own line
+        if not expected:
+            logger.error(internal_error(exc))
         result = RunResult(
             run=run,
             status="error",
             exit_code=EXIT_CODES["error"],
-            targets=(),
-            error=str(exc),
-            warnings=warnings,
-        )
-    except Exception as exc:  # a bug: the run still ends with its report, never RUNNING
-        logger.error(internal_error(exc))
-        result = RunResult(
-            run=run,
-            status="error",
-            exit_code=EXIT_CODES["error"],
-            targets=tuple(r.outcome for r in results),
-            error=internal_error(exc),
+            targets=() if expected else tuple(r.outcome for r in results),
+            error=str(exc) if expected else internal_error(exc),
             warnings=warnings,
         )
     try:
         written = report(inputs, result, folder, results)
     except Exception:
-        _end_failed(inputs, parent_id)  # no report: the parent run is not left RUNNING
+        with contextlib.suppress(Exception):  # the store may be what failed
+            end_failed(MlflowStore(inputs.params.tracking), parent_id)  # never left RUNNING
         raise
     logger.info("report written to %s (status %s)", written, result.status)
     if fail_on_block and result.status != "pass":

@@ -130,12 +130,12 @@ def log_target(
             store, experiment_id, target_run, outcome, measured, evidence, plot_dir
         )
     except BaseException:
-        _end_failed(store, target_run)  # never left RUNNING; the error goes on up
+        end_failed(store, target_run)  # never left RUNNING; the error goes on up
         raise
     return target_run, run_ids
 
 
-def _end_failed(store: MlflowStore, run_id: str) -> None:
+def end_failed(store: MlflowStore, run_id: str) -> None:
     """End ``run_id`` FAILED after an error while logging it (best effort: the store may be
     what failed)."""
     with contextlib.suppress(Exception):  # the original error is the one reported
@@ -226,7 +226,7 @@ def _log_candidate(
     try:
         _log_candidate_body(store, run_id, cand, measured, evidence, datasets)
     except BaseException:
-        _end_failed(store, run_id)
+        end_failed(store, run_id)
         raise
     return run_id
 
