@@ -57,6 +57,11 @@ def not_edgeproofs(tags: dict[str, str]) -> str | None:
     return None
 
 
+def created_by_another(store: MlflowStore) -> str:
+    """Why a lock edgeproof made is still foreign: this identity may not manage it."""
+    return f"{identity(store)} cannot manage it: another user created it"
+
+
 def foreign_lock(lock: str, name: str, why: str) -> ForeignName:
     """The one-line refusal of a foreign lock: what it is and what an admin does."""
     return ForeignName(
@@ -128,7 +133,7 @@ def _refuse_foreign(
             return
         if not _still(store, lock, held):
             return  # released or replaced meanwhile: the next attempt decides
-        why = f"{identity(store)} cannot manage it: another user created it"
+        why = created_by_another(store)
     raise foreign_lock(lock, name, why)
 
 

@@ -19,7 +19,12 @@ from dataclasses import dataclass
 
 from edgeproof.config import RegistryConfig
 from edgeproof.tracking.access import ForeignName, identity, permission
-from edgeproof.tracking.alias_lock import foreign_lock, lock_name, not_edgeproofs
+from edgeproof.tracking.alias_lock import (
+    created_by_another,
+    foreign_lock,
+    lock_name,
+    not_edgeproofs,
+)
 from edgeproof.tracking.mlflow_store import MlflowStore, mlflow_errors
 
 _DESCRIPTION = "edgeproof: versions and aliases of {model} on {target} (claimed by CI)."
@@ -124,7 +129,7 @@ def _lock_state(store: MlflowStore, name: str) -> NameState:
         return NameState(lock, "absent", "exists only while a run moves the aliases")
     why = not_edgeproofs(dict(found.tags))
     if why is None and foreign_model(store, lock) is not None:
-        why = f"{identity(store)} cannot manage it: another user created it"
+        why = created_by_another(store)
     if why is not None:
         return NameState(lock, "foreign", str(foreign_lock(lock, name, why)))
     return NameState(lock, "held", "held by a run moving the aliases now")
