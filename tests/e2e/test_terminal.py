@@ -18,13 +18,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyte
 import pytest
 import yaml
 
 from edgeproof.report.terminal import VERDICTS
 from tests.helpers import BIN, make_tiny_cnn, tool_env, write_npz
 
-pyte = pytest.importorskip("pyte")
 pytestmark = pytest.mark.slow
 
 ROWS = 200  # tall enough that nothing scrolls off: the final screen is the whole session
