@@ -72,13 +72,16 @@ Scalar = int | float | bool
 
 
 class InputConfig(StrictModel):
-    """How one model input is fed when the data file does not give it per item.
+    """How one model input is fed: a constant or a streaming state the data file does not
+    give per item, or the scale and offset that cast the file's integer data.
 
     ``value``: a constant fed to every call (a sample rate; a nested list for a fixed
     tensor), cast to the input's dtype. ``carried_from``: a streaming state: the named
     output of each call is fed back as this input at the next one, zeros at the start of
     every stream (the eval items are one stream in file order, or several by the data's
-    ``stream`` array).
+    ``stream`` array). ``scale`` / ``offset``: a float input given ``uint8`` / ``int8`` /
+    ``uint16`` / ``int16`` data gets ``value * scale + offset`` in its own dtype, cast one
+    batch at a time as the data is fed (the file and the loaded arrays stay integer).
     """
 
     value: Scalar | list[Any] | None = Field(
@@ -91,11 +94,34 @@ class InputConfig(StrictModel):
         description="A streaming state: the named output of each call is fed back as this "
         "input at the next call, zeros at the start of every stream. Give it or `value`.",
     )
+    scale: Annotated[float, Field(allow_inf_nan=False)] = Field(
+        1.0,
+        description="A float input whose data array is uint8, int8, uint16 or int16 (kept so "
+        "in the file and in memory: a quarter of float32's size) is fed `value * scale + "
+        "offset` in the input's dtype, cast one batch at a time; e.g. 0.00392156862745098 "
+        "(1/255) for 0-255 images the model takes as 0-1. Not for an integer input, float "
+        "data, `value` or `carried_from`.",
+    )
+    offset: Annotated[float, Field(allow_inf_nan=False)] = Field(
+        0.0, description="Added after `scale` when integer data is cast to a float input."
+    )
+
+    @property
+    def scaled(self) -> bool:
+        """Whether a scale or an offset is set (integer data cast with them)."""
+        return (self.scale, self.offset) != (1.0, 0.0)
 
     @model_validator(mode="after")
     def _one(self) -> InputConfig:
-        if (self.value is None) == (self.carried_from is None):
-            raise ValueError("give exactly one of value or carried_from")
+        if self.value is not None and self.carried_from is not None:
+            raise ValueError("give one of value or carried_from, not both")
+        if self.scaled and (self.value is not None or self.carried_from is not None):
+            raise ValueError(
+                "scale / offset cast the data file's integer array for this input: not with "
+                "value or carried_from"
+            )
+        if not self.scaled and self.value is None and self.carried_from is None:
+            raise ValueError("give value, carried_from, or scale / offset")
         return self
 
 
@@ -110,13 +136,13 @@ class ModelConfig(StrictModel):
         description="The model file, relative to params.yaml: ONNX, or a GGUF file for the "
         "`language_model` task."
     )
-    task: Literal["classification", "embedding", "regression", "raw", "language_model"] = Field(
+    task: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")] = Field(
         "classification",
-        description="What the model does, which decides how candidates are scored. "
-        "`classification`: labels, accuracy, top-1 agreement, KL. `embedding` / `raw`: no "
-        "labels, fidelity to the baseline per output tensor. `regression`: targets (array "
-        "`data.labels_key`), MAE. `language_model`: a GGUF file and held-out token windows, "
-        "llama.cpp-style KL, top-1 agreement and perplexity.",
+        description="What the model does (an installed task kind), which decides how "
+        "candidates are scored. `classification`: labels, accuracy, top-1 agreement, KL. "
+        "`embedding` / `raw`: no labels, fidelity to the baseline per output tensor. "
+        "`regression`: targets (array `data.labels_key`), MAE. `language_model`: a GGUF file "
+        "and held-out token windows, llama.cpp-style KL, top-1 agreement and perplexity.",
     )
     input_name: str | None = Field(
         None,
@@ -135,8 +161,9 @@ class ModelConfig(StrictModel):
     )
     inputs: dict[str, InputConfig] = Field(
         default_factory=dict,
-        description="Model inputs the data file does not give per item, by input name: a "
-        "constant (`value`) or a streaming state (`carried_from`).",
+        description="How model inputs are fed, by input name: a constant (`value`) or a "
+        "streaming state (`carried_from`) the data file does not give per item, or the "
+        "`scale` / `offset` that cast its integer data to a float input.",
     )
 
 
@@ -155,11 +182,13 @@ class DataChecks(StrictModel):
     )
     value_min: float | None = Field(
         None,
-        description="Every input value (both sets) must be at least this; null: not checked.",
+        description="Every input value (both sets) must be at least this, as fed to the model "
+        "(integer data after `model.inputs.<name>.scale` / `offset`); null: not checked.",
     )
     value_max: float | None = Field(
         None,
-        description="Every input value (both sets) must be at most this; null: not checked.",
+        description="Every input value (both sets) must be at most this, as fed to the model "
+        "(integer data after `model.inputs.<name>.scale` / `offset`); null: not checked.",
     )
     min_class_share: Fraction | None = Field(
         None,
@@ -601,27 +630,6 @@ class EnergyGate(StrictModel):
     )
 
 
-class LanguageModelGate(StrictModel):
-    """Language models (task ``language_model``), scored as ``llama-perplexity
-    --kl-divergence`` does on held-out tokens: mean and p99 per-token KL(baseline ||
-    candidate), top-1 agreement, perplexity ratio. Defaults and their justification against
-    llama.cpp's published Llama-3-8B figures: docs/language-models.md."""
-
-    max_mean_kl: Annotated[float, Field(ge=0.0)] | None = Field(
-        0.005, description="Largest mean per-token KL(baseline || candidate), in nats."
-    )
-    max_kl_p99: Annotated[float, Field(ge=0.0)] | None = Field(
-        0.1, description="Largest 99th percentile of the per-token KL, in nats."
-    )
-    min_top1_agreement: Fraction | None = Field(
-        0.95,
-        description="Smallest share of tokens whose most likely next token matches the baseline's.",
-    )
-    max_ppl_ratio: Annotated[float, Field(ge=1.0)] | None = Field(
-        1.03, description="Largest ratio of the candidate's perplexity to the baseline's."
-    )
-
-
 class OpCoverageGate(StrictModel):
     """Accelerator targets that compile the graph (Edge TPU): the share of ops mapped to the
     accelerator. Ops after the first one that falls back run on the CPU, each transfer
@@ -646,7 +654,6 @@ class GatesConfig(StrictModel):
     regression: RegressionGate = RegressionGate()
     metric: MetricGate = MetricGate()
     op_coverage: OpCoverageGate = OpCoverageGate()
-    language_model: LanguageModelGate = LanguageModelGate()
     on_inconclusive: Literal["fail", "warn", "rerun"] = Field(
         "fail",
         description="A check whose CI straddles its limit: `fail` the candidate, `warn` "
@@ -854,17 +861,27 @@ class Params(StrictModel):
 
 
 TargetModels = tuple[tuple[str, type[TargetCommon]], ...]
+GateModels = tuple[tuple[str, type[StrictModel]], ...]  # a task kind's own gates section
 
 
 @functools.cache
-def params_model(target_models: TargetModels) -> type[Params]:
-    """``Params`` whose ``targets`` section has one optional field per (name, config model)."""
+def gates_model(gate_models: GateModels) -> type[GatesConfig]:
+    """``GatesConfig`` with one section per (name, model) a task kind adds (its defaults)."""
+    fields: dict[str, Any] = {name: (model, model()) for name, model in gate_models}
+    return create_model("GatesConfig", __base__=GatesConfig, __doc__=GatesConfig.__doc__, **fields)
+
+
+@functools.cache
+def params_model(target_models: TargetModels, gate_models: GateModels = ()) -> type[Params]:
+    """``Params`` whose ``targets`` section has one optional field per (name, config model)
+    and whose ``gates`` section has the task kinds' own sections (``gate_models``)."""
     fields: dict[str, Any] = {
         name.replace("-", "_"): (model | None, Field(default=None, alias=name))
         for name, model in target_models
     }
     targets = create_model("TargetsConfig", __base__=TargetsBase, **fields)
-    return create_model("Params", __base__=Params, targets=(targets, ...))
+    gates = gates_model(gate_models)
+    return create_model("Params", __base__=Params, targets=(targets, ...), gates=(gates, gates()))
 
 
 def _require_unique(names: list[str], what: str) -> None:
@@ -884,14 +901,20 @@ def _first_error(exc: ValidationError) -> str:
     return f"{loc}: {msg}"
 
 
-def parse_params(raw: Any, target_models: TargetModels, source: str = "params.yaml") -> Params:
+def parse_params(
+    raw: Any,
+    target_models: TargetModels,
+    source: str = "params.yaml",
+    gate_models: GateModels = (),
+) -> Params:
     """Validate an already-loaded mapping; raises ConfigError with one line.
 
-    ``target_models``: (name, config model) of each known target (``edgeproof.params.model``)."""
+    ``target_models``: (name, config model) of each known target; ``gate_models``: each task
+    kind's own gates section (``edgeproof.params.model``)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level")
     try:
-        return params_model(target_models).model_validate(raw)
+        return params_model(target_models, gate_models).model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_first_error(exc)}") from None
 

@@ -68,11 +68,12 @@ def measure(
     job = inputs.measure_job(target_name, workdir / "outputs")
     if early_fail:
         gates = inputs.params.gates
-        classifier = inputs.params.model.task == "classification"
         job = replace(
             job,
             stop_below_speedup=gates.latency.min_speedup,
-            stop_below_agreement=gates.fidelity.min_top1_agreement if classifier else None,
+            stop_below_agreement=(
+                gates.fidelity.min_top1_agreement if inputs.task.stops_on_agreement else None
+            ),
         )
     settings = settings or inputs.params.measure
     return inputs.task.measure(baseline, candidates, job, settings, get_run_logger().info)

@@ -31,6 +31,7 @@ from prefect.runtime import flow_run
 
 from edgeproof.data import datagate
 from edgeproof.data import dataset as data_module
+from edgeproof.data import feed as feed_module
 from edgeproof.data.datagate import DataGateResult, validate_data
 from edgeproof.errors import EdgeproofError
 from edgeproof.pipeline.resolve import ResolvedInputs, resolve_inputs
@@ -122,7 +123,7 @@ def data_gate_key(_context: TaskRunContext, parameters: dict[str, Any]) -> str:
     return "edgeproof-data-gate-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-_DATA_GATE_CODE = (datagate, data_suite, data_module)
+_DATA_GATE_CODE = (datagate, data_suite, data_module, feed_module)
 
 
 @task(

@@ -1,9 +1,8 @@
 """Gate checks: a candidate's summary + the baseline's + thresholds -> ``Verdict``.
 
 One ``Check`` per enabled threshold (``None`` disables it), in this order: accuracy.max_drop_abs,
-accuracy.max_drop_rel, fidelity.min_top1_agreement, fidelity.max_kl, language_model.max_mean_kl,
-language_model.max_kl_p99, language_model.min_top1_agreement, language_model.max_ppl_ratio
-(language models only, instead of accuracy and fidelity), latency.p90_budget_ms,
+accuracy.max_drop_rel, fidelity.min_top1_agreement, fidelity.max_kl (or, in their place, the
+task kind's own checks: ``KindChecks``, e.g. a language model's), latency.p90_budget_ms,
 latency.min_speedup, memory.max_peak_rss_mb, memory.min_reduction, size.max_mb,
 op_coverage.min_accelerator_share (compiled accelerator candidates only; a miss names the
 first op left on the CPU), energy.max_mj_per_inference, energy.min_reduction (skipped,
@@ -29,6 +28,8 @@ lists every failing and inconclusive check in check order, as ``"<name>: <messag
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 from edgeproof.config import GatesConfig
@@ -42,10 +43,6 @@ CHECK_NAMES = (
     "accuracy.max_drop_rel",
     "fidelity.min_top1_agreement",
     "fidelity.max_kl",
-    "language_model.max_mean_kl",
-    "language_model.max_kl_p99",
-    "language_model.min_top1_agreement",
-    "language_model.max_ppl_ratio",
     "latency.p90_budget_ms",
     "latency.min_speedup",
     "memory.max_peak_rss_mb",
@@ -61,6 +58,28 @@ CHECK_NAMES = (
     "metric.max_worst_slice_drop_abs",
     "metric.max_worst_slice_drop_rel",
 )
+
+
+@dataclass(frozen=True)
+class KindChecks:
+    """A task kind's own checks, after the accuracy and fidelity ones or in their place.
+
+    ``names``: "<section>.<key>" of each threshold in ``gates`` (the kind's own section, e.g.
+    ``language_model.max_mean_kl``), in check order; ``check(name, limit, summary)`` decides
+    one for a candidate that is not the baseline; ``replaces``: the prefixes of the common
+    checks they stand in for (a language model's: accuracy and fidelity; none: added)."""
+
+    names: tuple[str, ...]
+    check: Callable[[str, float, CandidateSummary], Check]
+    replaces: tuple[str, ...] = ("accuracy.", "fidelity.")
+
+    def order(self) -> tuple[str, ...]:
+        """Every check name in order: the kind's just before the latency ones."""
+        common = [n for n in CHECK_NAMES if not (self.replaces and n.startswith(self.replaces))]
+        at = next(i for i, n in enumerate(common) if n.startswith("latency."))
+        return (*common[:at], *self.names, *common[at:])
+
+
 # label-free tasks: one check per output tensor, named e.g. "fidelity.min_cosine_low[emb]"
 OUTPUT_CHECKS = (
     "fidelity.min_cosine_mean",
@@ -188,8 +207,6 @@ def _check(name: str, limit: float, s: CandidateSummary, base: CandidateSummary)
         return ci_check(name, "top-1 agreement", s.top1_agreement, limit, "min", "%")
     if name == "fidelity.max_kl":
         return ci_check(name, "mean KL", s.mean_kl, limit, "max", "nats")
-    if name.startswith("language_model."):
-        return _language_model_check(name, limit, s)
     if name == "latency.p90_budget_ms":
         return ci_check(name, "p90 latency", s.p90_ms, limit, "max", "ms")
     if name == "latency.min_speedup":
@@ -262,20 +279,6 @@ def _metric_check(name: str, limit: float, s: CandidateSummary) -> Check:
     return ci_check(name, f"relative {worst}", rel, limit, "max", "%", m.worst_slice_baseline)
 
 
-def _language_model_check(name: str, limit: float, s: CandidateSummary) -> Check:
-    """Token-level fidelity of a language model (llama-perplexity --kl-divergence's)."""
-    lm = s.language
-    assert lm is not None and s.mean_kl is not None and s.top1_agreement is not None
-    if name == "language_model.max_mean_kl":
-        return ci_check(name, "mean token KL", s.mean_kl, limit, "max", "nats")
-    if name == "language_model.max_kl_p99":
-        return exact_check(name, "p99 token KL", lm.kl_p99, limit, "max", "nats")
-    if name == "language_model.min_top1_agreement":
-        return ci_check(name, "top-1 agreement", s.top1_agreement, limit, "min", "%")
-    assert lm.ppl_ratio is not None
-    return ci_check(name, "perplexity ratio", lm.ppl_ratio, limit, "max", "ratio")
-
-
 def _op_coverage_check(name: str, limit: float, s: CandidateSummary) -> Check:
     """Share of the graph's ops on the accelerator; a miss names the first op left on the CPU."""
     cov = s.op_coverage
@@ -305,28 +308,33 @@ def _energy_check(name: str, limit: float, s: CandidateSummary, base: CandidateS
 
 
 def run_checks(
-    summary: CandidateSummary, baseline: CandidateSummary, gates: GatesConfig
+    summary: CandidateSummary,
+    baseline: CandidateSummary,
+    gates: GatesConfig,
+    kind: KindChecks | None = None,
 ) -> list[Check]:
-    """Every enabled check of one candidate, in ``CHECK_NAMES`` order."""
+    """Every enabled check of one candidate, in ``CHECK_NAMES`` order (``kind``: the task
+    kind's own checks, in place of the accuracy and fidelity ones)."""
     checks: list[Check] = []
-    for name in CHECK_NAMES:
+    for name in CHECK_NAMES if kind is None else kind.order():
         limit = limit_of(name, gates)
-        if limit is None or not _applies(name, summary):
+        own = kind is not None and name in kind.names
+        if limit is None or not (own or _applies(name, summary)):
             continue
         if summary.is_baseline and name not in ABSOLUTE:
             checks.append(_skipped(name, "baseline", limit))
+        elif own:
+            assert kind is not None
+            checks.append(kind.check(name, limit, summary))
         else:
             checks.append(_check(name, limit, summary, baseline))
     return checks + _output_checks(summary, gates)
 
 
 def _applies(name: str, s: CandidateSummary) -> bool:
-    """Accuracy and top-1 / KL checks are for classifiers, MAE checks for regressions,
-    language_model checks for language models."""
-    if name.startswith("language_model."):
-        return s.language is not None
+    """Accuracy and top-1 / KL checks are for classifiers, MAE checks for regressions."""
     if name.startswith(("accuracy.", "fidelity.")):
-        return s.top1_agreement is not None and s.language is None
+        return s.top1_agreement is not None
     if name.startswith("regression."):
         return s.mae is not None
     if name.startswith("metric."):
@@ -380,14 +388,16 @@ def decide(
     baseline: CandidateSummary,
     gates: GatesConfig,
     optimizer_failure: str | None = None,
+    kind: KindChecks | None = None,
 ) -> Verdict:
     """All enabled checks of one candidate and the verdict they add up to (see module doc).
 
     ``optimizer_failure``: what the optimizer itself reported it could not deliver (e.g. NNCF
     accuracy control that did not reach its max_drop); it fails the candidate as a first
-    check named "optimizer", whatever the measurements say.
+    check named "optimizer", whatever the measurements say. ``kind``: the task kind's own
+    checks (``TaskKind.checks``).
     """
-    checks = run_checks(summary, baseline, gates)
+    checks = run_checks(summary, baseline, gates, kind)
     if optimizer_failure is not None:
         checks.insert(0, Check(name="optimizer", status="fail", message=optimizer_failure))
     reasons: list[str] = []

@@ -39,33 +39,38 @@ class DataGateResult:
 
 
 def item_hashes(data: Dataset) -> list[str]:
-    """Content hash of every item over all its input arrays."""
+    """Content hash of every item over all its input arrays, as fed to the model (a uint8
+    item and its cast float32 copy are the same item)."""
+    layout = data.layout
     hashes = []
     for i in range(len(data)):
         digest = hashlib.sha256()
         for name in sorted(data.inputs):
-            digest.update(np.ascontiguousarray(data.inputs[name][i]).tobytes())
+            digest.update(np.ascontiguousarray(layout.feed(name, data.inputs[name][i])).tobytes())
         hashes.append(digest.hexdigest())
     return hashes
 
 
 def item_table(data: Dataset, other_hashes: set[str], classes: bool = True) -> Any:
-    """One row per item with the columns the suites check (label columns for classes)."""
+    """One row per item with the columns the suites check (label columns for classes).
+
+    Values and dtypes are those fed to the model: integer data for a float input after its
+    ``scale`` / ``offset`` (``model.inputs``), so ``value_min`` / ``value_max`` bound what the
+    model sees."""
     import pandas as pd
 
     n = len(data)
     finite = np.ones(n, dtype=bool)
     vmin = np.full(n, np.inf)
     vmax = np.full(n, -np.inf)
-    for array in data.inputs.values():
-        flat = array.reshape(n, -1).astype(np.float64, copy=False)
-        ok = np.isfinite(flat)
-        finite &= ok.all(axis=1)
-        vmin = np.minimum(vmin, np.where(ok, flat, np.inf).min(axis=1))
-        vmax = np.maximum(vmax, np.where(ok, flat, -np.inf).max(axis=1))
+    for name, array in data.inputs.items():
+        ok, low, high = _item_range(data, name, array.reshape(n, -1))
+        finite &= ok
+        vmin = np.minimum(vmin, low)
+        vmax = np.maximum(vmax, high)
     names = sorted(data.inputs)
     shape = ";".join("x".join(map(str, data.inputs[k].shape[1:])) for k in names)
-    dtype = ";".join(str(data.inputs[k].dtype) for k in names)
+    dtype = ";".join(str(data.layout.fed_dtype(k, data.inputs[k].dtype)) for k in names)
     table = {
         "finite": finite,
         "value_min": vmin,
@@ -81,6 +86,24 @@ def item_table(data: Dataset, other_hashes: set[str], classes: bool = True) -> A
         table["label"] = labels
         table["class_share"] = [share[v] for v in labels.tolist()]
     return pd.DataFrame(table)
+
+
+def _item_range(
+    data: Dataset, name: str, flat: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per item (a row of ``flat``): whether every value fed is finite, and the lowest and
+    highest finite value fed (float64)."""
+    if flat.dtype.kind in "iub":  # the stored ends, cast: no float copy of the whole array
+        ends = [
+            data.layout.feed(name, end).astype(np.float64) for end in (flat.min(1), flat.max(1))
+        ]
+        low, high = np.minimum(*ends), np.maximum(*ends)  # a negative scale swaps the ends
+        ok_low, ok_high = np.isfinite(low), np.isfinite(high)  # float16 may overflow
+        return ok_low & ok_high, np.where(ok_low, low, np.inf), np.where(ok_high, high, -np.inf)
+    values = flat.astype(np.float64, copy=False)
+    ok = np.isfinite(values)
+    low = np.where(ok, values, np.inf).min(axis=1)
+    return ok.all(axis=1), low, np.where(ok, values, -np.inf).max(axis=1)
 
 
 def expected_signature(specs: list[InputSpec], data: Dataset) -> tuple[str | None, str]:

@@ -5,6 +5,12 @@ bytes as .npy or try them as a pickle), are opened with ``allow_pickle=False`` (
 array in an .npz is a pickle and can run code), capped in size (on disk and unpacked),
 and checked for the things that silently corrupt a gate: no rows, arrays of unequal
 length, NaN or inf.
+
+A file is read whole into memory (NumPy never memory-maps an .npz member), by every process
+that loads it: the run's own (checks, data gate) and each measuring subprocess, of which
+two are alive at once (the baseline and the candidate it is timed against). Arrays are kept
+in the file's dtype; integer data for a float input is cast one batch at a time
+(``FeedLayout.feed``), so ``uint8`` images cost a quarter of float32's memory.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import numpy as np
 from edgeproof.data.feed import STREAM_KEY, FeedLayout, items_first
 from edgeproof.errors import InputError
 
-MAX_DATA_BYTES = 2 * 1024**3
+MAX_DATA_BYTES = 2 * 1024**3  # on disk and unpacked: each process loading it holds it all
 SLICE_KEY = "slice"  # reserved: the eval items' groups for the worst-slice gate, not an input
 LabelKind = Literal["classes", "values"]
 
@@ -29,7 +35,8 @@ LabelKind = Literal["classes", "values"]
 class Dataset:
     """Per-item input arrays (items first, same length), constant inputs, optional labels.
 
-    ``batch`` gives what a model call takes: each array in the model's layout (``layout``),
+    The arrays are kept as the file stores them (``uint8`` images stay ``uint8``); ``batch``
+    gives what a model call takes: each array in the model's layout and dtype (``layout``),
     the constants, and zeros for a streaming state the file leaves out.
     """
 
@@ -45,14 +52,20 @@ class Dataset:
         return len(next(iter(self.inputs.values())))
 
     def batch(self, start: int, size: int) -> dict[str, np.ndarray]:
+        """The feeds of one model call: items ``start`` .. ``start + size`` in the model's
+        layout and dtype (integer data for a float input cast here, one batch at a time:
+        every session and calibrator gets its data through this), the constants, zero
+        states."""
+        layout = self.layout
         feeds = {
-            k: self.layout.to_model(k, v[start : start + size]) for k, v in self.inputs.items()
+            k: layout.feed(k, layout.to_model(k, v[start : start + size]))
+            for k, v in self.inputs.items()
         }
         items = max(0, min(size, len(self) - start))
-        for name, state in self.layout.states.items():
+        for name, state in layout.states.items():
             if name not in feeds:
-                feeds[name] = state.zeros(items, self.layout.item_axis(name))
-        return {**feeds, **self.constants}
+                feeds[name] = state.zeros(items, layout.item_axis(name))
+        return {**feeds, **{k: layout.feed(k, v) for k, v in self.constants.items()}}
 
     def batches(self, size: int) -> Iterator[dict[str, np.ndarray]]:
         for start in range(0, len(self), size):

@@ -8,6 +8,13 @@ data file or as ``model.inputs.<name>.value`` in params. A streaming state
 (``model.inputs.<name>.carried_from: <output>``) may be left out of the data: it starts at
 zeros and each call's output is fed back at the next call of the same stream.
 
+A float input may take small integer data (``uint8``, ``int8``, ``uint16``, ``int16``: a
+0-255 image set is a quarter of its float32 size): the array stays integer in memory and is
+cast one call's batch at a time, where :meth:`Dataset.batch` hands out the feeds, to the
+input's dtype as ``value * scale + offset`` (:class:`InputCast`, ``model.inputs.<name>.scale``
+/ ``offset``). Every session, calibrator and representative data set therefore sees the
+model's own dtype; :meth:`FeedLayout.dtype_error` says which combinations are refused.
+
 :class:`FeedLayout` is decided once per run from the ONNX graph and params
 (``onnx_model.feed_layout``) and travels as JSON to the measurement workers.
 """
@@ -37,6 +44,41 @@ class StateInput:
         return np.zeros(shape, dtype=self.dtype)
 
 
+CASTABLE = frozenset(map(np.dtype, ("uint8", "int8", "uint16", "int16")))  # exact in float32
+CASTABLE_NAMES = "uint8, int8, uint16 or int16"
+
+
+@dataclass(frozen=True)
+class InputCast:
+    """A model input's dtype and ``model.inputs.<name>.scale`` / ``offset``: integer data
+    for a float input is fed as ``value * scale + offset``, computed in float64 and rounded
+    once to the input's ``dtype``."""
+
+    dtype: str  # the model input's dtype
+    scale: float = 1.0
+    offset: float = 0.0
+
+    @property
+    def scaled(self) -> bool:
+        """Whether params set a scale or an offset."""
+        return (self.scale, self.offset) != (1.0, 0.0)
+
+    def casts(self, dtype: np.dtype) -> bool:
+        """Whether data of ``dtype`` is cast (integer data for a float input)."""
+        return np.dtype(self.dtype).kind == "f" and np.dtype(dtype) in CASTABLE
+
+    def apply(self, array: np.ndarray) -> np.ndarray:
+        """``array`` as the input takes it: cast when it is integer data, else as is."""
+        if not self.casts(array.dtype):
+            return array
+        values = array.astype(np.float64)
+        if self.scale != 1.0:
+            values *= self.scale
+        if self.offset != 0.0:
+            values += self.offset
+        return values.astype(self.dtype)
+
+
 @dataclass(frozen=True)
 class FeedLayout:
     """Per model input: where its items are, or that it is a constant or a carried state.
@@ -51,6 +93,7 @@ class FeedLayout:
     constants: dict[str, np.ndarray] = field(default_factory=dict)  # from params
     states: dict[str, StateInput] = field(default_factory=dict)
     one_item_per_call: bool = False  # an item axis fixed at 1
+    casts: dict[str, InputCast] = field(default_factory=dict)  # input -> dtype, scale, offset
 
     def item_axis(self, name: str) -> int:
         return self.item_axes.get(name, 0)
@@ -70,6 +113,47 @@ class FeedLayout:
         """Items-first ``items`` in the model's layout (items on the input's axis)."""
         axis = self.item_axis(name)
         return items if axis == 0 else np.moveaxis(items, 0, axis)
+
+    def feed(self, name: str, array: np.ndarray) -> np.ndarray:
+        """A data array (in the model's layout) as the input takes it: integer data for a
+        float input cast to its dtype with its scale and offset, anything else as is."""
+        cast = self.casts.get(name)
+        return array if cast is None else cast.apply(array)
+
+    def fed_dtype(self, name: str, dtype: np.dtype) -> np.dtype:
+        """The dtype an array of ``dtype`` is fed to input ``name`` as."""
+        cast = self.casts.get(name)
+        return np.dtype(cast.dtype) if cast is not None and cast.casts(dtype) else np.dtype(dtype)
+
+    def dtype_error(self, what: str, name: str, dtype: np.dtype, expected: np.dtype) -> str | None:
+        """Why ``what`` data's array of ``dtype`` cannot feed input ``name`` (the model's
+        ``expected`` dtype), in one line; None when it can (the same dtype, or integer data
+        a float input casts)."""
+        dtype, expected = np.dtype(dtype), np.dtype(expected)
+        cast = self.casts.get(name)
+        scaled = cast is not None and cast.scaled
+        key = f"params.yaml: model.inputs.{name}.scale / offset"
+        line = f"{what} data {name!r} has dtype {dtype}, model expects {expected}"
+        if expected.kind != "f":
+            if scaled:
+                store = "" if dtype == expected else f", and store {name!r} as {expected}"
+                return f"{line}: {key} cast data to a float input only: remove them{store}"
+            if dtype.kind == "f":
+                return (
+                    f"{line}: store {name!r} as {expected} (a float array cannot feed an "
+                    f"integer input; {key} cast integer data to a float input only)"
+                )
+            return None if dtype == expected else line
+        if dtype == expected:
+            if not scaled:
+                return None
+            return (
+                f"{what} data {name!r} is already {dtype}: {key} cast integer data only "
+                f"({CASTABLE_NAMES}): remove them, or store {name!r} as integers"
+            )
+        if dtype in CASTABLE:
+            return None  # cast on feed with the input's scale and offset (default 1 and 0)
+        return f"{line}: a float input takes {expected}, or {CASTABLE_NAMES} data cast with {key}"
 
     def from_model(self, name: str, array: np.ndarray) -> np.ndarray:
         """An input array in the model's layout, items first."""
@@ -92,6 +176,10 @@ class FeedLayout:
                 for k, s in self.states.items()
             },
             "one_item_per_call": self.one_item_per_call,
+            "casts": {
+                k: {"dtype": c.dtype, "scale": c.scale, "offset": c.offset}
+                for k, c in self.casts.items()
+            },
         }
 
     @classmethod
@@ -110,6 +198,10 @@ class FeedLayout:
                 for k, v in raw["states"].items()
             },
             one_item_per_call=bool(raw["one_item_per_call"]),
+            casts={
+                k: InputCast(v["dtype"], float(v["scale"]), float(v["offset"]))
+                for k, v in raw.get("casts", {}).items()
+            },
         )
 
 

@@ -15,6 +15,7 @@ Regression adds each item's absolute error against its targets, for candidate an
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from scipy.special import log_softmax
@@ -22,6 +23,11 @@ from scipy.special import log_softmax
 from edgeproof.config import FidelityGate
 from edgeproof.errors import MeasurementError
 from edgeproof.records import ItemScores, OutputScores
+
+# how a tensor task's outputs are scored: a classifier's first output as class scores; the
+# others per output tensor (cosine, relative L2; an embedding also its neighbours; a
+# regression also its first output's error against the targets)
+Scoring = Literal["classification", "regression", "embedding", "raw"]
 
 
 def load_outputs(path: Path) -> dict[str, np.ndarray]:
@@ -31,14 +37,14 @@ def load_outputs(path: Path) -> dict[str, np.ndarray]:
 
 
 def score_candidate(
-    task: str,
+    task: Scoring,
     candidate: str,
     outputs: dict[str, np.ndarray],
     baseline_outputs: dict[str, np.ndarray],
     labels: np.ndarray | None,
     fidelity: FidelityGate,
 ) -> ItemScores:
-    """Per-item scores of one candidate for the model's ``task``."""
+    """Per-item scores of one candidate, scored as ``task`` scores them."""
     if list(outputs) != list(baseline_outputs):
         raise MeasurementError(
             f"{candidate}: outputs {list(outputs)} differ from the baseline's "

@@ -29,7 +29,7 @@ import numpy as np
 
 from edgeproof.config import InputConfig
 from edgeproof.data.dataset import Dataset
-from edgeproof.data.feed import FeedLayout, StateInput
+from edgeproof.data.feed import FeedLayout, InputCast, StateInput
 from edgeproof.errors import ConfigError, InputError, first_line
 from edgeproof.records.measurement import InputSpec
 
@@ -217,10 +217,11 @@ def feed_layout(path: Path, inputs: Mapping[str, InputConfig]) -> FeedLayout:
     states: dict[str, StateInput] = {}
     for name, config in inputs.items():
         layout = by_name[name]
-        if config.carried_from is None:
+        if config.value is not None:
             constants[name] = _constant(name, config.value, layout)
-        else:
+        elif config.carried_from is not None:
             states[name] = _state(name, config.carried_from, layout, outputs)
+    scaling = {name: (config.scale, config.offset) for name, config in inputs.items()}
     output_axes = {name: item_axis_of(raw.shape) for name, raw in outputs.items()}
     for name, state in states.items():  # a state output holds items as its input does
         output_axes[state.output] = by_name[name].item_axis
@@ -231,6 +232,7 @@ def feed_layout(path: Path, inputs: Mapping[str, InputConfig]) -> FeedLayout:
         constants=constants,
         states=states,
         one_item_per_call=any(x.batch_axis is None and x.item_axis is not None for x in layouts),
+        casts={x.name: InputCast(str(x.dtype), *scaling.get(x.name, (1.0, 0.0))) for x in layouts},
     )
 
 
@@ -481,10 +483,9 @@ def check_data_matches(inputs: list[InputSpec], data: Dataset, what: str) -> Non
             array = data.constants[spec.name]
         else:
             continue  # a streaming state that starts at zeros
-        if array.dtype != spec.dtype:
-            raise InputError(
-                f"{what} data {spec.name!r} has dtype {array.dtype}, model expects {spec.dtype}"
-            )
+        wrong_dtype = layout.dtype_error(what, spec.name, array.dtype, spec.dtype)
+        if wrong_dtype:  # integer data a float input casts on feed is fine
+            raise InputError(wrong_dtype)
         if array.ndim != len(spec.shape):
             raise InputError(
                 f"{what} data {spec.name!r} has {array.ndim} dims {array.shape}, "

@@ -81,12 +81,14 @@ class Table:
 
 
 def builtin_params_model() -> type[BaseModel]:
-    """The params model with a section per built-in target (none registered at run time)."""
+    """The params model with a section per built-in target (none registered at run time)
+    and the built-in task kinds' own gates sections."""
     from edgeproof.config import params_model
     from edgeproof.targets.registry import load_spec, target_entry_points
+    from edgeproof.tasks.registry import gate_models
 
     specs = [load_spec(ep) for ep in target_entry_points(own_only=True)]
-    return params_model(tuple((spec.name, spec.config) for spec in specs))
+    return params_model(tuple((spec.name, spec.config) for spec in specs), gate_models())
 
 
 def tables(params: type[BaseModel]) -> list[Table]:

@@ -23,7 +23,7 @@ from edgeproof.records import (
 )
 from edgeproof.records.measurement import HeadToHeadRun, TargetMeasurements
 from edgeproof.tasks.base import Summarizer, TaskKind
-from gates.checks import decide
+from gates.checks import KindChecks, decide
 from gates.paired_selection import HeadToHead, block_medians, paired_ratio
 from gates.pareto import SelectionPolicy, pareto_front, select_on_front
 
@@ -44,11 +44,12 @@ def judge_target(
     measured: TargetMeasurements,
     params: Params,
     summarize_one: Summarizer,
+    kind: KindChecks | None = None,
 ) -> TargetOutcome:
     """Summaries and verdicts for every candidate, and the target's winner.
 
     ``summarize_one``: the task kind's summary of one measured candidate
-    (``TaskKind.summarizer``)."""
+    (``TaskKind.summarizer``); ``kind``: the task kind's own checks (``TaskKind.checks``)."""
     if baseline.name not in measured.raw:
         reason = measured.errors.get(baseline.name, "baseline was not measured")
         return TargetOutcome(
@@ -67,7 +68,7 @@ def judge_target(
         )
     by_name = {c.name: c for c in [baseline, *candidates]}
     verdicts = {
-        name: decide(summary, summaries[baseline.name], params.gates, by_name[name].failure)
+        name: decide(summary, summaries[baseline.name], params.gates, by_name[name].failure, kind)
         for name, summary in summaries.items()
     }
     outcomes = [
@@ -184,4 +185,6 @@ def judge_task(
 ) -> TargetOutcome:
     """``judge_target`` with the task kind's summaries against ``truth`` (labels, windows)."""
     summarize_one = task.summarizer(baseline, measured, truth, params)
-    return judge_target(target, baseline, candidates, failed, measured, params, summarize_one)
+    return judge_target(
+        target, baseline, candidates, failed, measured, params, summarize_one, task.checks()
+    )

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from edgeproof.config import Params, TargetCommon
 from edgeproof.data.dataset import Dataset, load_dataset
 from edgeproof.data.feed import FeedLayout
-from edgeproof.data.language_model import TOKENS_KEY, WINDOW_LOGITS, load_token_windows
 from edgeproof.data.streaming import carried_states
 from edgeproof.errors import ConfigError, InputError, TargetUnavailable
 from edgeproof.evaluate.custom_metric import load_metric
@@ -117,18 +116,10 @@ class ResolvedInputs:
         the first eval item as the example; for a language model, the first eval token
         window and the signature ``tokens`` (its dtype) -> float32 ``logits``."""
         job = self.measure_job(target, self.root)
-        if self.params.model.task == "language_model":
-            windows = load_token_windows(self.eval_data)
-            tokens = InputSpec(TOKENS_KEY, windows.dtype, (None, None))
-            return ServingContext(
-                job.backend,
-                job.config_model,
-                job.target_config,
-                {TOKENS_KEY: windows[:1]},
-                signature=((tokens,), (WINDOW_LOGITS,)),
-            )
-        example = self.load_eval().batch(0, 1)
-        return ServingContext(job.backend, job.config_model, job.target_config, example)
+        example, signature = self.task.serving_example(self.eval_data, self.params, self.feed)
+        return ServingContext(
+            job.backend, job.config_model, job.target_config, example, signature=signature
+        )
 
     def measure_job(self, target: str, outputs_dir: Path) -> MeasureJob:
         """What the measurement workers of ``target`` need: its config, data, threads."""
@@ -212,8 +203,8 @@ def resolve_inputs(params_file: Path, requested: list[str] | None = None) -> Res
     if task.model_format == "onnx" and ONNXRUNTIME_TARGETS & targets.keys():
         check_onnxruntime_loads(model)  # an opset or op it lacks: refused before any work
     if params.model.metric is not None:  # imported now: a broken metric file stops here
-        if task.name == "language_model":
-            raise ConfigError("params.yaml: model.metric: not for a language_model task")
+        if not task.takes_metric:
+            raise ConfigError(f"params.yaml: model.metric: not for a {task.name} task")
         load_metric(root, params.model.metric)
     signing_key(root, params.signing)  # a missing or malformed key stops the run here
     feed = task.feed_layout(model, params)

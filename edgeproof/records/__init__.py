@@ -137,6 +137,14 @@ class Estimate(Record):
         return (self.high - self.low) / 2.0
 
 
+def format_estimate(est: Estimate | None, digits: int = 2, scale: float = 1.0) -> str:
+    """``value [low, high]`` for reports, or an em dash when there is no estimate."""
+    if est is None:
+        return "—"
+    v, lo, hi = (x * scale for x in (est.value, est.low, est.high))
+    return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
 class OutputFidelity(Record):
     """Fidelity of one output tensor to the baseline's, over the eval items."""
 
@@ -230,6 +238,8 @@ class CandidateSummary(Record):
     language: LanguageModelScores | None = None  # task language_model
     op_coverage: OpCoverage | None = None  # accelerator targets that compile the graph
     metric: MetricSummary | None = None  # the team's own metric (model.metric)
+    task: str | None = None  # the task kind that summarized it (its metrics and report rows)
+    figures: dict[str, Estimate] = {}  # a task kind's own sampled figures, by name
 
 
 class Check(Record):

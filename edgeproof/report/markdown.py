@@ -8,8 +8,15 @@ hidden marker on the first line lets the PR-comment job update its one comment.
 
 from __future__ import annotations
 
-from edgeproof.records import CandidateOutcome, Estimate, Promotion, RunResult, TargetOutcome
+from edgeproof.records import (
+    CandidateOutcome,
+    Promotion,
+    RunResult,
+    TargetOutcome,
+    format_estimate,
+)
 from edgeproof.report.progression import progression_table
+from edgeproof.tasks.registry import find_task_kind
 
 MARKER = "<!-- edgeproof-summary -->"
 _ICONS = {
@@ -21,14 +28,6 @@ _ICONS = {
     "unavailable": "➖ unavailable",
     "skipped": "➖ skipped",
 }
-
-
-def format_estimate(est: Estimate | None, digits: int = 2, scale: float = 1.0) -> str:
-    """``value [low, high]``, or an em dash when there is no estimate."""
-    if est is None:
-        return "—"
-    v, lo, hi = (x * scale for x in (est.value, est.low, est.high))
-    return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
 def _row(outcome: CandidateOutcome, winner: str | None) -> str:
@@ -82,7 +81,7 @@ def _target_section(outcome: TargetOutcome, promotion: Promotion | None) -> list
     lines += [_HEADER, *(_row(o, outcome.winner) for o in outcome.outcomes), ""]
     lines += _fidelity_table(outcome)
     lines += _metric_table(outcome)
-    lines += _language_table(outcome)
+    lines += _task_lines(outcome)
     if outcome.winner:
         lines.append(f"Winner: **{outcome.winner}** — {outcome.reason}")
     else:
@@ -212,47 +211,11 @@ def _metric_table(outcome: TargetOutcome) -> list[str]:
     ]
 
 
-_LANGUAGE_HEADER = (
-    "| candidate | type | bits/weight | mean KL | p99 KL | top-1 agree % | perplexity "
-    "| PPL ratio | pp tok/s | tg tok/s | ms/token p50 |\n" + "|---" * 11 + "|"
-)
-
-
-def _language_table(outcome: TargetOutcome) -> list[str]:
-    """Language models: llama-perplexity's KL / top-1 / PPL and llama-bench's tokens/s."""
-    rows = []
-    for o in outcome.outcomes:
-        s = o.summary
-        lm = s.language if s is not None else None
-        if s is None or lm is None or s.mean_kl is None:
-            continue
-        kl = s.mean_kl
-        cells = [
-            o.candidate.name,
-            s.precision.upper(),
-            f"{lm.bits_per_weight:.2f}",
-            f"{kl.value:.2e} [{kl.low:.2e}, {kl.high:.2e}]",
-            f"{lm.kl_p99:.3g}",
-            format_estimate(s.top1_agreement, 2, 100.0),
-            format_estimate(lm.perplexity, 3),
-            format_estimate(lm.ppl_ratio, 4),
-            format_estimate(lm.pp_tokens_per_s, 0),
-            format_estimate(lm.tg_tokens_per_s, 0),
-            format_estimate(s.median_ms, 3),
-        ]
-        rows.append("| " + " | ".join(cells) + " |")
-    if not rows:
-        return []
-    first = next(o.summary.language for o in outcome.outcomes if o.summary and o.summary.language)
-    return [
-        f"Language model on {first.n_tokens} held-out tokens ({first.n_windows} windows, "
-        f"second half of each scored; KL(baseline || candidate) in nats); speed as llama-bench: "
-        f"pp{first.pp_tokens} / tg{first.tg_tokens} tokens/s:",
-        "",
-        _LANGUAGE_HEADER,
-        *rows,
-        "",
-    ]
+def _task_lines(outcome: TargetOutcome) -> list[str]:
+    """The lines of the task kind's own figures (a language model's table, say)."""
+    names = {o.summary.task for o in outcome.outcomes if o.summary and o.summary.task}
+    kinds = [kind for kind in map(find_task_kind, sorted(names)) if kind is not None]
+    return [line for kind in kinds for line in kind.report_lines(outcome)]
 
 
 def _pareto_lines(outcome: TargetOutcome) -> list[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,11 @@ from edgeproof.config import TargetCommon, TargetModels
 from edgeproof.data.feed import FeedLayout
 from edgeproof.errors import ConfigError
 from edgeproof.records.measurement import MeasureJob, TargetMeasurements
+from edgeproof.runtime.plugins import load_plugin, plugin_entry_points
 from edgeproof.runtime.refs import import_ref, rebuild_target
 from edgeproof.targets.base import Target, TargetSpec
 
 ENTRY_POINT_GROUP = "edgeproof.targets"
-OWN_DISTRIBUTION = "edgeproof"
 # the order edgeproof's own targets are listed in (params sections, runs, reports): the entry
 # points say which targets exist, not in which order (setuptools writes them sorted)
 OWN_ORDER = (
@@ -35,35 +35,15 @@ OWN_ORDER = (
 _registered: dict[str, TargetSpec] = {}
 
 
-def _distribution(ep: EntryPoint) -> str:
-    return ep.dist.name if ep.dist is not None else ""
-
-
 def target_entry_points(own_only: bool = False) -> list[EntryPoint]:
     """The installed target plug-ins: edgeproof's own first (in ``OWN_ORDER``), then the
     others by name; ``own_only`` keeps edgeproof's own (the reference page documents those)."""
-    found = list(entry_points(group=ENTRY_POINT_GROUP))
-    rank = {name: i for i, name in enumerate(OWN_ORDER)}
-    own = sorted(
-        (ep for ep in found if _distribution(ep) == OWN_DISTRIBUTION),
-        key=lambda ep: (rank.get(ep.name, len(rank)), ep.name),
-    )
-    others = sorted((ep for ep in found if ep not in own), key=lambda ep: ep.name)
-    return own if own_only else [*own, *others]
+    return plugin_entry_points(ENTRY_POINT_GROUP, OWN_ORDER, own_only)
 
 
 def load_spec(ep: EntryPoint) -> TargetSpec:
     """One plug-in's ``SPEC``, checked; a plug-in that fails names itself in one line."""
-    where = f"target plug-in {ep.name!r} ({ep.value}, from {_distribution(ep) or '?'})"
-    try:
-        spec = ep.load()
-    except Exception as exc:
-        raise ConfigError(f"{where} failed to load: {type(exc).__name__}: {exc}") from exc
-    if not isinstance(spec, TargetSpec):
-        raise ConfigError(f"{where} is a {type(spec).__name__}, not a TargetSpec")
-    if spec.name != ep.name:
-        raise ConfigError(f"{where} declares the target {spec.name!r}: the names must match")
-    return spec
+    return load_plugin(ep, "target", TargetSpec)
 
 
 @functools.cache

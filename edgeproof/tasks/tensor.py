@@ -10,6 +10,7 @@ or none (embedding and raw: fidelity to the baseline per output tensor).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from edgeproof.data.dataset import Dataset, LabelKind, load_dataset
 from edgeproof.data.feed import FeedLayout
 from edgeproof.errors import ConfigError, InputError
 from edgeproof.evaluate.custom_metric import LoadedMetric, load_metric
-from edgeproof.evaluate.scores import load_outputs, score_candidate
+from edgeproof.evaluate.scores import Scoring, load_outputs, score_candidate
 from edgeproof.measure.harness import measure_head_to_head, measure_target
 from edgeproof.onnx.model import check_data_matches, check_onnx, feed_layout
 from edgeproof.records import Candidate, CandidateSummary, CustomMetricScores, OpCoverage
@@ -32,7 +33,8 @@ from edgeproof.records.measurement import (
     Progress,
     TargetMeasurements,
 )
-from edgeproof.tasks.base import Summarizer
+from edgeproof.targets.base import ModelFormat
+from edgeproof.tasks.base import Signature, Summarizer, TaskKind
 from gates.summarize import summarize
 
 
@@ -63,16 +65,23 @@ class TensorTruth:
 
 
 @dataclass(frozen=True)
-class TensorTask:
-    """An ONNX task kind; ``labels``: what its eval data must label (None: nothing)."""
+class TensorTask(TaskKind):
+    """An ONNX task kind; ``labels``: what its eval data must label (None: nothing);
+    ``scoring``: how its outputs are scored (``edgeproof.evaluate.scores``)."""
 
     name: str
     labels: LabelKind | None
-    model_format: str = "onnx"
+    scoring: Scoring
+    model_format: ModelFormat = "onnx"
 
     @property
-    def label_kind(self) -> LabelKind:
+    def label_kind(self) -> LabelKind:  # type: ignore[override]
         return self.labels or "values"
+
+    @property
+    def stops_on_agreement(self) -> bool:  # type: ignore[override]
+        """A classifier's candidate can fail early on its top-1 agreement."""
+        return self.labels == "classes"
 
     def inspect_model(self, model: Path, params: Params) -> list[InputSpec]:
         specs = check_onnx(model)
@@ -114,6 +123,13 @@ class TensorTask:
     def num_classes(self, params: Params) -> int | None:
         return params.model.num_classes if self.labels == "classes" else None
 
+    def serving_example(
+        self, eval_data: Path, params: Params, layout: FeedLayout
+    ) -> tuple[Mapping[str, np.ndarray], Signature | None]:
+        """The first eval item; the signature is read from the ONNX graph."""
+        data = load_dataset(eval_data, params.data.labels_key, False, self.label_kind, layout)
+        return data.batch(0, 1), None
+
     def measure(
         self,
         baseline: Candidate,
@@ -146,7 +162,7 @@ class TensorTask:
             items = len(next(iter(outputs.values())))
             base = {name: array[:items] for name, array in base_outputs.items()}
             seen = truth.head(items)
-            scores = score_candidate(self.name, cand.name, outputs, base, seen.labels, fidelity)
+            scores = score_candidate(self.scoring, cand.name, outputs, base, seen.labels, fidelity)
             if seen.metric is not None:
                 scores = replace(scores, metric=seen.metric_scores(cand.name, outputs, base))
             summary = summarize(
@@ -158,7 +174,7 @@ class TensorTask:
                 params.measure,
                 fidelity.low_quantile,
             )
-            return with_op_coverage(summary, cand)
+            return with_op_coverage(summary, cand).model_copy(update={"task": self.name})
 
         return summarize_one
 
@@ -181,9 +197,7 @@ def _check_class_range(data: Dataset, num_classes: int, path: Path) -> None:
         )
 
 
-TENSOR_TASKS = (
-    TensorTask("classification", "classes"),
-    TensorTask("embedding", None),
-    TensorTask("regression", "values"),
-    TensorTask("raw", None),
-)
+CLASSIFICATION = TensorTask("classification", "classes", "classification")
+EMBEDDING = TensorTask("embedding", None, "embedding")
+REGRESSION = TensorTask("regression", "values", "regression")
+RAW = TensorTask("raw", None, "raw")

@@ -19,6 +19,7 @@ from typing import Any
 from edgeproof.measure.fingerprint import HARDWARE_FIELDS, fingerprint_digest
 from edgeproof.records import CandidateOutcome, CandidateSummary, Estimate, TargetOutcome
 from edgeproof.records.measurement import TargetMeasurements
+from edgeproof.tasks.registry import find_task_kind
 from edgeproof.tracking import tags as tagnames
 from edgeproof.tracking.datasets import data_inputs
 from edgeproof.tracking.evidence import (
@@ -67,20 +68,13 @@ def summary_metrics(summary: CandidateSummary) -> dict[str, float | None]:
             "metric_drop": summary.metric.drop,
             "metric_worst_slice_drop": summary.metric.worst_slice_drop,
         }
-    lm = summary.language
-    if lm is not None:
-        estimates |= {
-            "lm.perplexity": lm.perplexity,
-            "lm.ppl_ratio": lm.ppl_ratio,
-            "lm.pp_tokens_per_s": lm.pp_tokens_per_s,
-            "lm.tg_tokens_per_s": lm.tg_tokens_per_s,
-        }
-        metrics |= {
-            "lm.kl_p99": lm.kl_p99,
-            "lm.kl_max": lm.kl_max,
-            "lm.bits_per_weight": lm.bits_per_weight,
-            "lm.scored_tokens": lm.n_tokens,
-        }
+    estimates |= summary.figures  # a task kind's own sampled figures
+    kind = find_task_kind(summary.task) if summary.task else None
+    for key, value in (kind.metrics(summary) if kind else {}).items():
+        if isinstance(value, Estimate):
+            estimates[key] = value
+        else:
+            metrics[key] = value
     for key, est in estimates.items():
         if est is not None:
             metrics.update({key: est.value, f"{key}_low": est.low, f"{key}_high": est.high})

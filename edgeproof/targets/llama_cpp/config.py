@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, field_validator
 
@@ -13,6 +13,11 @@ from edgeproof.measure.token_harness import TokenTimingConfig
 
 NAME = "llama-cpp"
 BASELINE = "baseline"
+
+
+def default_recipes() -> list[dict[str, Any]]:
+    """The quantizations most teams try first with llama.cpp: Q8_0 and Q4_K_M."""
+    return [{"name": "q8_0", "type": "Q8_0"}, {"name": "q4_k_m", "type": "Q4_K_M"}]
 
 
 class LlamaRecipe(StrictModel):
@@ -60,8 +65,10 @@ class LlamaCppTargetConfig(TokenTimingConfig):
         "one measurement at a time runs per pool (tag `edgeproof-device:<work_pool>`).",
     )
     recipes: list[LlamaRecipe] = Field(
-        default_factory=list,
-        description="The quantizations, each one candidate beside the `baseline` GGUF.",
+        default_factory=default_recipes,
+        validate_default=True,
+        description="The quantizations, each one candidate beside the `baseline` GGUF. Left "
+        "out: Q8_0 and Q4_K_M; `[]`: the baseline only.",
     )
     extra_buffer_types: bool = Field(
         False,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -14,6 +14,15 @@ from edgeproof.targets.mlx.quantize import MIXED, check_spec
 
 NAME = "mlx"
 BASELINE = "baseline"
+
+
+def default_recipes() -> list[dict[str, Any]]:
+    """The quantizations most teams try first with MLX: 8-bit and 4-bit (``mlx_lm.convert
+    -q``'s default) in groups of 64, at the stored precision."""
+    return [
+        {"name": "q8-g64", "bits": 8, "group_size": 64},
+        {"name": "q4-g64", "bits": 4, "group_size": 64},
+    ]
 
 
 class MlxRecipe(StrictModel):
@@ -78,8 +87,10 @@ class MlxTargetConfig(TokenTimingConfig):
         "safetensors, the same weights as the GGUF), relative to params.yaml."
     )
     recipes: list[MlxRecipe] = Field(
-        default_factory=list,
-        description="The MLX quantizations, each one candidate beside the `baseline`.",
+        default_factory=default_recipes,
+        validate_default=True,
+        description="The MLX quantizations, each one candidate beside the `baseline`. Left "
+        "out: 8-bit and 4-bit in groups of 64; `[]`: the baseline only.",
     )
 
     def with_project_paths(self, resolve: Callable[[Path, str], Path]) -> MlxTargetConfig:

@@ -40,6 +40,14 @@ DATA_CONFIG = "edgeproof_calibration"
 DATA_SCRIPT = Path(__file__).with_name("user_script.py")  # imported by Olive, not here
 
 
+def default_recipes() -> list[dict[str, Any]]:
+    """The workflow most teams try first with Olive: its static quantization pass with
+    Olive's defaults (QDQ, MinMax calibration), written out."""
+    defaults = {"quant_format": "QDQ", "calibrate_method": "MinMax"}
+    static = {"type": "OnnxStaticQuantization", "config": defaults}
+    return [{"name": "static-qdq", "passes": [static]}]
+
+
 class OlivePass(StrictModel):
     """One Olive pass: its class name and its parameters, as Olive documents them."""
 
@@ -83,8 +91,11 @@ class OliveTargetConfig(RecipeTargetConfig):
     """
 
     recipes: list[OliveRecipe] = Field(
-        default_factory=list,
-        description="The Olive workflows, each one candidate beside the `fp32` baseline.",
+        default_factory=default_recipes,
+        validate_default=True,
+        description="The Olive workflows, each one candidate beside the `fp32` baseline. "
+        "Left out: `OnnxStaticQuantization` with Olive's defaults (QDQ, MinMax); `[]`: the "
+        "baseline only.",
     )
     timeout_seconds: PositiveFloat = Field(
         900.0, description="Seconds per `olive run`; a recipe over it fails."

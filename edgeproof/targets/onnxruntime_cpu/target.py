@@ -34,6 +34,15 @@ NAME = "onnxruntime-cpu"
 BASELINE = "fp32"
 
 
+def default_recipes() -> list[dict[str, Any]]:
+    """The recipes most teams try first on ONNX Runtime: dynamic int8, and static QDQ int8
+    (per tensor, minmax calibration: ``quantize_static``'s defaults)."""
+    return [
+        {"name": "dynamic-int8", "method": "dynamic", "weight_type": "int8"},
+        {"name": "static-qdq-minmax", "method": "static", "calibrate_method": "minmax"},
+    ]
+
+
 class OrtRecipe(StrictModel):
     """One ONNX Runtime quantization recipe (onnxruntime.quantization)."""
 
@@ -101,8 +110,10 @@ class OnnxRuntimeTargetConfig(RecipeTargetConfig):
     """The ``onnxruntime-cpu`` target: FP32 baseline + int8 recipes."""
 
     recipes: list[OrtRecipe] = Field(
-        default_factory=list,
-        description="The int8 recipes, each one candidate beside the `fp32` baseline.",
+        default_factory=default_recipes,
+        validate_default=True,
+        description="The int8 recipes, each one candidate beside the `fp32` baseline. Left "
+        "out: dynamic int8 and static QDQ int8 (minmax, per tensor); `[]`: the baseline only.",
     )
     allow_spinning: bool = Field(
         True,

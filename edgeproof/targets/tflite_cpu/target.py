@@ -50,6 +50,15 @@ NAME = "tflite-cpu"
 BASELINE = "fp32"
 
 
+def default_recipes() -> list[dict[str, Any]]:
+    """The conversions most teams try first with LiteRT: dynamic-range (int8 weights, no
+    data) and full-int8 (representative dataset = the calibration split)."""
+    return [
+        {"name": "dynamic-range", "method": "dynamic-range"},
+        {"name": "full-int8", "method": "full-int8"},
+    ]
+
+
 class TfliteRecipe(StrictModel):
     """One LiteRT conversion: ``dynamic-range`` (int8 weights, float activations and I/O) or
     ``full-int8`` (int8 weights, activations and I/O; calibrated on ``calibration_samples``
@@ -84,8 +93,10 @@ class TfliteTargetConfig(RecipeTargetConfig):
         "one measurement at a time runs per pool (tag `edgeproof-device:<work_pool>`).",
     )
     recipes: list[TfliteRecipe] = Field(
-        default_factory=list,
-        description="The LiteRT conversions, each one candidate beside the `fp32` baseline.",
+        default_factory=default_recipes,
+        validate_default=True,
+        description="The LiteRT conversions, each one candidate beside the `fp32` baseline. "
+        "Left out: `dynamic-range` and `full-int8`; `[]`: the baseline only.",
     )
     toolchain_python: Path | None = Field(
         None,

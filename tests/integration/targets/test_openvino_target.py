@@ -20,13 +20,9 @@ from edgeproof.evaluate.scores import score_classifier
 from edgeproof.measure.harness import measure_target
 from edgeproof.params.model import parse_params
 from edgeproof.pipeline.judge import judge_task
-from edgeproof.targets.openvino_cpu.target import (
-    OpenVinoCpu,
-    OpenVinoRecipe,
-    OpenVinoTargetConfig,
-    conversion_failure,
-    unconverted_ops,
-)
+from edgeproof.targets.openvino_cpu.config import OpenVinoRecipe, OpenVinoTargetConfig
+from edgeproof.targets.openvino_cpu.convert import conversion_failure, unconverted_ops
+from edgeproof.targets.openvino_cpu.target import OpenVinoCpu
 from edgeproof.tasks.registry import task_kind
 from edgeproof.tasks.tensor import TensorTruth
 from tests.helpers import (

@@ -1,7 +1,8 @@
 """A target shipped by a third party as its own pip package is found and gated end to end.
 
-The package is written here and installed with pip (``--target``, on ``PYTHONPATH``), as a
-team would ship one: an entry point in the group ``edgeproof.targets`` names its ``SPEC``.
+The package is written here and installed with pip (``--target``, on ``PYTHONPATH``, by
+``tests/integration/plugin_package.py``), as a team would ship one: an entry point in the
+group ``edgeproof.targets`` names its ``SPEC``.
 Its runtime is real: ONNX Runtime with graph optimizations switched off for the baseline
 and on for its one recipe. ``edgeproof run`` (a fresh process, measurement workers
 included) finds it with no registration in code, gates it and records it in MLflow.
@@ -10,36 +11,15 @@ included) finds it with no registration in code, gates it and records it in MLfl
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
 
-from tests.helpers import run, write_npz, write_params
+from tests.helpers import run
+from tests.integration.plugin_package import install_plugin, mlp_project
 
 pytestmark = pytest.mark.slow
 NAME = "ort-levels"
-
-PLUGIN_PYPROJECT = """\
-[build-system]
-requires = ["setuptools>=69"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "edgeproof-ort-levels"
-version = "0.1.0"
-
-[project.entry-points."edgeproof.targets"]
-ort-levels = "edgeproof_ort_levels:SPEC"
-
-[tool.setuptools]
-py-modules = ["edgeproof_ort_levels"]
-"""
 
 PLUGIN_MODULE = '''\
 """ONNX Runtime at two graph optimization levels: a third-party edgeproof target."""
@@ -120,61 +100,18 @@ SPEC = TargetSpec("ort-levels", LevelsConfig, OrtLevels, model_format="onnx")
 '''
 
 
-def _classifier(path: Path) -> None:
-    """A 16 -> 64 -> 4 MLP in ONNX."""
-    rng = np.random.default_rng(0)
-    w1 = rng.normal(size=(16, 64)).astype(np.float32)
-    w2 = rng.normal(size=(64, 4)).astype(np.float32)
-    graph = helper.make_graph(
-        [
-            helper.make_node("MatMul", ["input", "w1"], ["h"]),
-            helper.make_node("Relu", ["h"], ["r"]),
-            helper.make_node("MatMul", ["r", "w2"], ["logits"]),
-        ],
-        "mlp",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 16])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])],
-        [onnx.numpy_helper.from_array(w1, "w1"), onnx.numpy_helper.from_array(w2, "w2")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, path)
-
-
-def _install_plugin(tmp_path: Path) -> Path:
-    source = tmp_path / "plugin"
-    source.mkdir()
-    (source / "pyproject.toml").write_text(PLUGIN_PYPROJECT)
-    (source / "edgeproof_ort_levels.py").write_text(PLUGIN_MODULE)
-    site = tmp_path / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(site), str(source)],
-        check=True, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert any(site.glob("edgeproof_ort_levels-*.dist-info/entry_points.txt"))
-    return site
-
-
 def test_a_target_from_another_package_is_discovered_and_gated(tmp_path: Path) -> None:
-    site = _install_plugin(tmp_path)
-    project = tmp_path / "project"
-    project.mkdir()
-    _classifier(project / "model.onnx")
-    rng = np.random.default_rng(1)
-    for split, n in (("eval", 200), ("calibration", 40)):
-        x = rng.normal(size=(n, 16)).astype(np.float32)
-        write_npz(project / f"{split}.npz", input=x, labels=np.arange(n) % 4)
-    write_params(
-        project / "params.yaml",
+    env = install_plugin(
+        tmp_path, "edgeproof.targets", NAME, "edgeproof_ort_levels", "SPEC", PLUGIN_MODULE
+    )
+    project = mlp_project(
+        tmp_path,
         {
-            "model": {"name": "plugged", "path": "model.onnx", "num_classes": 4},
-            "data": {"eval": "eval.npz", "calibration": "calibration.npz"},
+            "model": {"name": "plugged"},
             "targets": {NAME: {"threads": 1, "recipes": [{"name": "all-opt", "level": "all"}]}},
             "measure": {"min_samples": 64, "max_samples": 128, "max_seconds": 5},
         },
     )
-    env = {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     listed = run(["edgeproof", "run", "--params", "params.yaml", "--target", "nope"], project,
                  env=env)  # fmt: skip
     assert listed.returncode == 2 and f"{NAME}" in listed.stderr, listed.stderr

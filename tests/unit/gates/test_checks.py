@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edgeproof.config import GatesConfig
+from edgeproof.config import GatesConfig, gates_model
 from edgeproof.records import (
     Candidate,
     Estimate,
@@ -17,6 +17,8 @@ from edgeproof.records import (
     Verdict,
 )
 from edgeproof.targets.litert.compiler_log import parse_compiler_log
+from edgeproof.tasks.language_model import KIND as LANGUAGE_MODEL
+from edgeproof.tasks.registry import gate_models
 from edgeproof.tasks.tensor import with_op_coverage
 from gates.checks import CHECK_NAMES, decide
 from tests.helpers import est, make_summary
@@ -52,8 +54,8 @@ def test_good_candidate_passes_every_check_in_order() -> None:
     assert [c.name for c in verdict.checks] == [
         n
         for n in CHECK_NAMES
-        # a classifier on a CPU: no MAE, language-model, op-coverage or own-metric checks
-        if not n.startswith(("regression.", "language_model.", "op_coverage.", "metric."))
+        # a classifier on a CPU: no MAE, op-coverage or own-metric checks
+        if not n.startswith(("regression.", "op_coverage.", "metric."))
     ]
     assert set(statuses(verdict).values()) == {"pass"}
     speed = one(verdict, "latency.min_speedup")
@@ -264,7 +266,12 @@ def _language(kl_p99: float, ppl_ratio: Estimate | None) -> LanguageModelScores:
 
 
 def test_language_models_get_the_token_level_checks_instead_of_accuracy() -> None:
-    lm_gates = gates(language_model={"max_mean_kl": 0.005, "max_kl_p99": 0.1})
+    """The language_model task kind's own section and checks (``TaskKind.checks``), in
+    place of the accuracy and fidelity ones."""
+    lm = LANGUAGE_MODEL.checks()
+    lm_gates = gates_model(gate_models()).model_validate(
+        {"language_model": {"max_mean_kl": 0.005, "max_kl_p99": 0.1}}
+    )
     q8 = make_summary(
         "q8_0",
         accuracy=None,
@@ -276,7 +283,7 @@ def test_language_models_get_the_token_level_checks_instead_of_accuracy() -> Non
     base = make_summary(
         "baseline", baseline=True, accuracy=None, accuracy_drop=None, language=_language(0, None)
     )
-    verdict = decide(q8, base, lm_gates)
+    verdict = decide(q8, base, lm_gates, kind=lm)
     names = [c.name for c in verdict.checks]
     assert verdict.status == "pass"
     assert names[:4] == [
@@ -296,12 +303,12 @@ def test_language_models_get_the_token_level_checks_instead_of_accuracy() -> Non
             "language": _language(0.19, est(1.019, 1.012, 1.027)),
         }
     )
-    got = statuses(decide(q2, base, lm_gates))
+    got = statuses(decide(q2, base, lm_gates, kind=lm))
     assert got["language_model.max_mean_kl"] == "fail"
     assert got["language_model.max_kl_p99"] == "fail"
     assert got["language_model.min_top1_agreement"] == "inconclusive"  # CI straddles 95%
     assert got["language_model.max_ppl_ratio"] == "pass"  # perplexity barely moves
-    assert {c.status for c in decide(base, base, lm_gates).checks} == {"skipped"}
+    assert {c.status for c in decide(base, base, lm_gates, kind=lm).checks} == {"skipped"}
 
 
 def test_op_coverage_names_the_first_op_left_on_the_cpu() -> None:
