@@ -44,13 +44,13 @@ from typing import Any
 
 import numpy as np
 
+from edgeproof.gates.stats import speedup_ci
 from edgeproof.measure.environment import machine_state
 from edgeproof.measure.harness import measure_target
 from edgeproof.pipeline.resolve import ResolvedInputs, resolve_inputs
 from edgeproof.records import Candidate
 from edgeproof.runtime.env import apply_quiet_defaults
 from edgeproof.targets.registry import make_target
-from gates.stats import speedup_ci
 
 RECIPES = {  # the recipe each target is checked on: its int8 recipe of the example
     "onnxruntime-cpu": "static-qdq-minmax",

@@ -53,9 +53,8 @@ import numpy as np
 from scipy import stats
 
 from edgeproof.config import GatesConfig
-from edgeproof.records import Estimate
-from gates.paired_selection import Entrant, HeadToHead, select_paired
-from gates.sequential import (
+from edgeproof.gates.paired_selection import Entrant, HeadToHead, select_paired
+from edgeproof.gates.sequential import (
     SequentialDesign,
     Spending,
     looks_schedule,
@@ -63,7 +62,8 @@ from gates.sequential import (
     proportion_look,
     wilson,
 )
-from gates.stats import speedup_ci
+from edgeproof.gates.stats import speedup_ci
+from edgeproof.records import Estimate
 
 BLOCK = 25
 MIN_BLOCKS, MAX_BLOCKS = 4, 120

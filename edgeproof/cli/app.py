@@ -108,8 +108,8 @@ def run(
             raise InputError(f"--junit: folder does not exist: {junit.parent}")
         inputs = resolve_inputs(params, target)  # fail fast, before Prefect or MLflow start
         require_available(inputs.targets)  # embedded: the targets run in this process
+        from edgeproof.flows.quality_gate import quality_gate
         from edgeproof.report.live import follow_run
-        from flows.quality_gate import quality_gate
 
         recipes = {name: _recipe_count(section) for name, section in inputs.targets.items()}
         # under the live view only (--debug: everything on screen)
@@ -450,7 +450,7 @@ def verify_champion(
         hide_expected_tracebacks()
     with one_line_errors(debug):
         resolve_inputs(params, [target])
-        from flows.verify_champion import verify_champion as flow
+        from edgeproof.flows.verify_champion import verify_champion as flow
 
         raw = flow(
             target=target,

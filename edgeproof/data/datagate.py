@@ -17,8 +17,8 @@ import numpy as np
 
 from edgeproof.config import DataChecks
 from edgeproof.data.dataset import Dataset
+from edgeproof.gates.data_suite import build_suite
 from edgeproof.records.measurement import InputSpec
-from gates.data_suite import build_suite
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,9 @@ import numpy as np
 from edgeproof.config import MeasureConfig
 from edgeproof.errors import MeasurementError
 from edgeproof.evaluate.scores import load_outputs, score_classifier
+from edgeproof.gates.paired_selection import block_medians, paired_ratio
+from edgeproof.gates.sequential import SequentialDesign, log_ratios, looks_schedule, speed_look
+from edgeproof.gates.stats import median_ci, proportion_ci, speedup_ci
 from edgeproof.measure.client import WorkerClient
 from edgeproof.measure.environment import busy_reason, machine_state
 from edgeproof.measure.fingerprint import device_fingerprint
@@ -47,9 +50,6 @@ from edgeproof.records.measurement import (
     Progress,
     TargetMeasurements,
 )
-from gates.paired_selection import block_medians, paired_ratio
-from gates.sequential import SequentialDesign, log_ratios, looks_schedule, speed_look
-from gates.stats import median_ci, proportion_ci, speedup_ci
 
 # the single early look at top-1 agreement spends this share of the gate's error (alpha):
 # a fail needs the Wilson interval at confidence 1 - alpha * share wholly below the limit,

@@ -13,6 +13,9 @@ from typing import Any
 
 from edgeproof.config import Params
 from edgeproof.errors import EdgeproofError
+from edgeproof.gates.checks import KindChecks, decide
+from edgeproof.gates.paired_selection import HeadToHead, block_medians, paired_ratio
+from edgeproof.gates.pareto import SelectionPolicy, pareto_front, select_on_front
 from edgeproof.records import (
     Candidate,
     CandidateOutcome,
@@ -23,9 +26,6 @@ from edgeproof.records import (
 )
 from edgeproof.records.measurement import HeadToHeadRun, TargetMeasurements
 from edgeproof.tasks.base import Summarizer, TaskKind
-from gates.checks import KindChecks, decide
-from gates.paired_selection import HeadToHead, block_medians, paired_ratio
-from gates.pareto import SelectionPolicy, pareto_front, select_on_front
 
 BASELINE_ONLY = "only the baseline was built: add recipes"
 

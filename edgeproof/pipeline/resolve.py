@@ -20,6 +20,7 @@ from edgeproof.data.feed import FeedLayout
 from edgeproof.data.streaming import carried_states
 from edgeproof.errors import ConfigError, InputError, TargetUnavailable
 from edgeproof.evaluate.custom_metric import load_metric
+from edgeproof.gates.champion_policy import SourceKey, params_digest
 from edgeproof.onnx.model import ONNXRUNTIME_TARGETS, check_onnxruntime_loads
 from edgeproof.params.model import load_params
 from edgeproof.records import Lineage
@@ -30,7 +31,6 @@ from edgeproof.tasks.registry import task_kind
 from edgeproof.tracking.lineage import collect_lineage, content_md5, dvc_changes
 from edgeproof.tracking.mlflow_model import ServingContext
 from edgeproof.tracking.signing import signing_key
-from gates.champion_policy import SourceKey, params_digest
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey

@@ -21,11 +21,11 @@ import numpy as np
 
 from edgeproof.config import MeasureConfig, TargetCommon
 from edgeproof.data.dataset import load_dataset
+from edgeproof.gates.stats import proportion_ci, speedup_ci
 from edgeproof.measure.harness import measure_target
 from edgeproof.records import Candidate
 from edgeproof.records.measurement import MeasureJob
 from edgeproof.targets.registry import measure_job
-from gates.stats import proportion_ci, speedup_ci
 
 
 def add_slow_branch(src: Path, dst: Path, channels: int, layers: int = 2) -> Path:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgeproof.gates.framework_matrix import DeviceRow, Matrix
 from edgeproof.report.plots import save_figure
-from gates.framework_matrix import DeviceRow, Matrix
 
 _DASH = "—"
 _MIN_SPAN = 1.5  # heat map colour scale: 1x .. at least this

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgeproof.gates.objectives import METRICS, quality, quality_name, uses_labels
+from edgeproof.gates.pareto import pareto_front
 from edgeproof.records import CandidateOutcome, CandidateSummary, Estimate, TargetOutcome
 from edgeproof.report.plots import save_figure
-from gates.objectives import METRICS, quality, quality_name, uses_labels
-from gates.pareto import pareto_front
 
 _STYLE = {  # verdict status -> (marker, color, legend label)
     "pass": ("o", "tab:green", "pass"),

@@ -20,6 +20,7 @@ import numpy as np
 from edgeproof.config import MeasureConfig, Params, StrictModel
 from edgeproof.data.dataset import LabelKind
 from edgeproof.data.feed import FeedLayout
+from edgeproof.gates.checks import KindChecks
 from edgeproof.records import Candidate, CandidateSummary, Estimate, TargetOutcome
 from edgeproof.records.measurement import (
     HeadToHeadRun,
@@ -29,7 +30,6 @@ from edgeproof.records.measurement import (
     TargetMeasurements,
 )
 from edgeproof.targets.base import ModelFormat
-from gates.checks import KindChecks
 
 Summarizer = Callable[[Candidate], CandidateSummary]
 Signature = tuple[Sequence[InputSpec], Sequence[InputSpec]]

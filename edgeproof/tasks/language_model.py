@@ -25,6 +25,8 @@ from edgeproof.data.language_model import (
     load_token_windows,
 )
 from edgeproof.errors import ConfigError
+from edgeproof.gates.checks import KindChecks, ci_check, exact_check
+from edgeproof.gates.summarize_lm import summarize_language_model
 from edgeproof.records import (
     Candidate,
     CandidateSummary,
@@ -37,8 +39,6 @@ from edgeproof.records.measurement import InputSpec, MeasureJob, Progress, Targe
 from edgeproof.targets.llama_cpp.gguf_check import check_gguf
 from edgeproof.targets.registry import target_harness
 from edgeproof.tasks.base import Signature, Summarizer, TaskKind
-from gates.checks import KindChecks, ci_check, exact_check
-from gates.summarize_lm import summarize_language_model
 
 NAME = "language_model"
 

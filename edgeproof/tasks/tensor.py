@@ -23,6 +23,7 @@ from edgeproof.data.feed import FeedLayout
 from edgeproof.errors import ConfigError, InputError
 from edgeproof.evaluate.custom_metric import LoadedMetric, load_metric
 from edgeproof.evaluate.scores import Scoring, load_outputs, score_candidate
+from edgeproof.gates.summarize import summarize
 from edgeproof.measure.harness import measure_head_to_head, measure_target
 from edgeproof.onnx.model import check_data_matches, check_onnx, feed_layout
 from edgeproof.records import Candidate, CandidateSummary, CustomMetricScores, OpCoverage
@@ -35,7 +36,6 @@ from edgeproof.records.measurement import (
 )
 from edgeproof.targets.base import ModelFormat
 from edgeproof.tasks.base import Signature, Summarizer, TaskKind
-from gates.summarize import summarize
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,13 @@ from pathlib import Path
 
 from edgeproof.config import RegistryConfig
 from edgeproof.errors import TrackingError
+from edgeproof.gates.champion_policy import SourceKey
 from edgeproof.records import Candidate
 from edgeproof.tracking import tags as tagnames
 from edgeproof.tracking.evidence import sha256_file
 from edgeproof.tracking.mlflow_model import MLFLOW_MODEL_FILES
 from edgeproof.tracking.mlflow_store import MlflowStore
 from edgeproof.tracking.run_log import MODEL_ARTIFACT_DIR
-from gates.champion_policy import SourceKey
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from edgeproof.gates.framework_matrix import Cell, Matrix, build_matrix
 from edgeproof.tracking import tags as tagnames
 from edgeproof.tracking.mlflow_store import mlflow_errors
-from gates.framework_matrix import Cell, Matrix, build_matrix
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

@@ -16,6 +16,8 @@ import json
 
 from edgeproof.config import RegistryConfig
 from edgeproof.errors import RegistryConflict, TrackingError
+from edgeproof.gates.champion_policy import SourceKey
+from edgeproof.gates.outcome import wants_promotion
 from edgeproof.records import Promotion, RunInfo, TargetOutcome, TargetResult
 from edgeproof.tracking import tags as tagnames
 from edgeproof.tracking.access import ForeignName
@@ -24,8 +26,6 @@ from edgeproof.tracking.champion_model import source_tags
 from edgeproof.tracking.mlflow_store import MlflowStore
 from edgeproof.tracking.names import foreign_model
 from edgeproof.tracking.run_log import MODEL_ARTIFACT_DIR
-from gates.champion_policy import SourceKey
-from gates.outcome import wants_promotion
 
 
 def promote(

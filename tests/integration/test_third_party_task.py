@@ -36,8 +36,8 @@ from edgeproof.records import Candidate, CandidateSummary, Check, TargetOutcome,
 from edgeproof.records.measurement import TargetMeasurements
 from edgeproof.tasks.base import Summarizer
 from edgeproof.tasks.tensor import TensorTask
-from gates.checks import KindChecks, ci_check
-from gates.stats import proportion_ci
+from edgeproof.gates.checks import KindChecks, ci_check
+from edgeproof.gates.stats import proportion_ci
 
 
 class Top3Gate(StrictModel):

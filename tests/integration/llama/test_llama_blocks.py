@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from edgeproof.errors import ConfigError
+from edgeproof.gates.lm_fidelity import fidelity, scored_targets, speed_estimates
 from edgeproof.targets.llama_cpp.gguf_model import (
     N_VOCAB,
     byte_windows,
@@ -27,7 +28,6 @@ from edgeproof.targets.llama_cpp.runner import (
     measure_speed,
     run_module,
 )
-from gates.lm_fidelity import fidelity, scored_targets, speed_estimates
 
 WINDOW, N_WINDOWS = 128, 8
 QTYPES = ("Q8_0", "Q4_0", "Q2_K")

@@ -18,6 +18,8 @@ import pytest
 
 from edgeproof.config import MeasureConfig
 from edgeproof.errors import InputError
+from edgeproof.gates.lm_fidelity import fidelity, scored_targets
+from edgeproof.gates.summarize_lm import summarize_language_model
 from edgeproof.targets.llama_cpp.gguf_model import N_VOCAB
 from edgeproof.targets.mlx.config import MlxTargetConfig
 from edgeproof.targets.mlx.harness import measure_mlx_models
@@ -26,8 +28,6 @@ from edgeproof.targets.mlx.quantize import quantize
 from edgeproof.targets.mlx.runner import MlxRunError, compute_logits, measure_speed
 from edgeproof.targets.mlx.target import MlxLm
 from edgeproof.targets.registry import measure_job
-from gates.lm_fidelity import fidelity, scored_targets
-from gates.summarize_lm import summarize_language_model
 from tests.integration.mlx.conftest import N_WINDOWS, WINDOW, transformers_logits
 
 RECIPES = [

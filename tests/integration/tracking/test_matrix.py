@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from edgeproof.gates.framework_matrix import Matrix
 from edgeproof.report.matrix import margin_text, matrix_heatmap, matrix_markdown
 from edgeproof.tracking.matrix_runs import collect_matrix
-from gates.framework_matrix import Matrix
 
 ORT, OV, OLIVE = "onnxruntime-cpu", "openvino-cpu", "olive"
 DEV_A, DEV_B, DEV_C = "aaaaaaaaaaa1", "bbbbbbbbbbb2", "ccccccccccc3"

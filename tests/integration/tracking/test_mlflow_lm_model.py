@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+from edgeproof.gates.lm_fidelity import fidelity, scored_targets
 from edgeproof.pipeline.resolve import ResolvedInputs, resolve_inputs
 from edgeproof.records import Candidate
 from edgeproof.targets.llama_cpp.gguf_model import N_VOCAB, byte_windows, tiny_random_gguf
@@ -28,7 +29,6 @@ from edgeproof.targets.mlx.hf_model import expected_tensors, llama_config, write
 from edgeproof.targets.mlx.target import mlx_availability
 from edgeproof.targets.registry import make_target
 from edgeproof.tracking.mlflow_model import ServingContext, write_mlmodel
-from gates.lm_fidelity import fidelity, scored_targets
 from tests.helpers import write_params
 
 WINDOW, N_WINDOWS = 64, 4

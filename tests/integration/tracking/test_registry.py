@@ -18,6 +18,7 @@ import yaml
 
 from edgeproof.config import TrackingConfig
 from edgeproof.errors import RegistryConflict, RegistryRefused
+from edgeproof.gates.champion_policy import SourceKey
 from edgeproof.records import (
     Candidate,
     CandidateOutcome,
@@ -33,7 +34,6 @@ from edgeproof.tracking.champion import move_champion, rollback
 from edgeproof.tracking.champion_model import source_from_tags
 from edgeproof.tracking.mlflow_store import MlflowStore
 from edgeproof.tracking.promote import promote as register_and_promote
-from gates.champion_policy import SourceKey
 from tests.helpers import (
     BIN,
     RACE_LOST,

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from edgeproof.flows.quality_gate import data_gate_key
 from edgeproof.pipeline.resolve import resolve_inputs
-from flows.quality_gate import data_gate_key
 from tests.helpers import write_npz
 from tests.unit.engine.test_resolve import _project
 

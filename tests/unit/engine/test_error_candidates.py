@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from edgeproof.flows.gate_target import internal_error
 from edgeproof.pipeline.judge import error_outcome
 from edgeproof.records import Candidate
-from flows.gate_target import internal_error
 
 
 def test_a_candidate_without_files_names_itself_instead_of_an_index_error() -> None:

@@ -1,7 +1,13 @@
-"""The engine's shape: no import cycle anywhere, and references written before the modules
-moved into packages (registered models' MLmodel files, measurement jobs) still resolve."""
+"""The engine's shape: no import cycle anywhere, one top-level package in the wheel, and
+references written before the modules moved into packages (registered models' MLmodel
+files, measurement jobs) still resolve."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
 
 import grimp
 import pytest
@@ -56,8 +62,28 @@ def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:
 
 
 def test_no_module_imports_itself_through_others() -> None:
-    graph = grimp.build_graph("edgeproof", "gates", "flows")
+    graph = grimp.build_graph("edgeproof")
     assert _cycles(graph) == []
+
+
+def test_the_wheel_installs_one_top_level_package(tmp_path: Path) -> None:
+    """flows/ and gates/ at the top of the repository are links into edgeproof/: the wheel
+    holds them as edgeproof.flows and edgeproof.gates, nothing that could collide in
+    site-packages."""
+    repo = Path(__file__).resolve().parents[3]
+    for name in ("flows", "gates"):
+        link = repo / name
+        assert link.is_symlink() and link.resolve() == repo / "edgeproof" / name
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+         "--wheel-dir", str(tmp_path), str(repo)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    (wheel,) = tmp_path.glob("edgeproof-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert top == {"edgeproof"}
+    assert {"edgeproof/gates/checks.py", "edgeproof/flows/quality_gate.py"} <= set(names)
 
 
 def test_a_made_up_cycle_is_found() -> None:

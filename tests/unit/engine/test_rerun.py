@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgeproof.config import MeasureConfig
+from edgeproof.gates.outcome import latency_inconclusive
 from edgeproof.measure.harness import extended
 from edgeproof.records import Candidate, CandidateOutcome, Check, TargetOutcome, Verdict
 from edgeproof.records.measurement import TargetMeasurements
-from gates.outcome import latency_inconclusive
 from tests.helpers import summary
 
 

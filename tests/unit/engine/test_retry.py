@@ -6,8 +6,8 @@ import pytest
 from prefect.states import Completed, Failed
 
 from edgeproof.errors import ConfigError, RegistryRefused, TrackingError
+from edgeproof.flows.retry import transient_only
 from edgeproof.tracking.access import ForeignName
-from flows.retry import transient_only
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edgeproof.config import ChampionCompare
-from gates.champion import compare_with_champion
+from edgeproof.gates.champion import compare_with_champion
 from tests.helpers import est, make_summary
 
 DEFAULTS = ChampionCompare()

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from edgeproof.records import Estimate
-from gates.champion_policy import (
+from edgeproof.gates.champion_policy import (
     SourceKey,
     decide_champion,
     params_digest,
     same_source,
     source_changes,
 )
+from edgeproof.records import Estimate
 
 KEY = SourceKey(
     model_md5="m" * 32,

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from edgeproof.config import GatesConfig, gates_model
+from edgeproof.gates.checks import CHECK_NAMES, decide
 from edgeproof.records import (
     Candidate,
     Estimate,
@@ -20,7 +21,6 @@ from edgeproof.targets.litert.compiler_log import parse_compiler_log
 from edgeproof.tasks.language_model import KIND as LANGUAGE_MODEL
 from edgeproof.tasks.registry import gate_models
 from edgeproof.tasks.tensor import with_op_coverage
-from gates.checks import CHECK_NAMES, decide
 from tests.helpers import est, make_summary
 
 BASE = make_summary("fp32", baseline=True)
@@ -358,8 +358,8 @@ def _metric_summary(higher_is_better: bool, candidate: float, slices: bool) -> A
     """A summary with the team's metric: 200 items, baseline 0.80 (or 0.10 lower-is-better
     error), the candidate worse by a share in its second slice only."""
     from edgeproof.config import MeasureConfig
+    from edgeproof.gates.summarize import metric_summary
     from edgeproof.records import CustomMetricScores
-    from gates.summarize import metric_summary
 
     rng = np.random.default_rng(0)
     base = np.full(200, 0.8 if higher_is_better else 0.1) + rng.normal(0, 0.01, 200)

@@ -7,9 +7,8 @@ from typing import get_args
 import pytest
 
 from edgeproof.config import ChampionCompare, GatesConfig, Objective, SelectionMetric
-from edgeproof.records import Estimate
-from gates.champion_policy import SourceKey, decide_champion, incumbent_ties
-from gates.objectives import (
+from edgeproof.gates.champion_policy import SourceKey, decide_champion, incumbent_ties
+from edgeproof.gates.objectives import (
     METRICS,
     NO_TOLERANCE,
     OBJECTIVES,
@@ -22,7 +21,8 @@ from gates.objectives import (
     metric_named,
     raw_value,
 )
-from gates.paired_selection import Entrant, ratio_of_ratios, select_paired
+from edgeproof.gates.paired_selection import Entrant, ratio_of_ratios, select_paired
+from edgeproof.records import Estimate
 from tests.helpers import est, make_summary
 
 # --- the axes ------------------------------------------------------------------------------

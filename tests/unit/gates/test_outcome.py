@@ -5,6 +5,20 @@ from __future__ import annotations
 from dataclasses import replace
 
 from edgeproof.config import ChampionCompare
+from edgeproof.gates.champion import (
+    identical_to_champion,
+    judge_against_champion,
+    prefer_champion_twin,
+)
+from edgeproof.gates.champion_policy import SourceKey
+from edgeproof.gates.outcome import (
+    champion_twin,
+    latency_inconclusive,
+    recheck_status,
+    rerun_candidates,
+    run_status,
+    wants_promotion,
+)
 from edgeproof.records import (
     Candidate,
     CandidateOutcome,
@@ -12,16 +26,6 @@ from edgeproof.records import (
     Promotion,
     TargetOutcome,
     Verdict,
-)
-from gates.champion import identical_to_champion, judge_against_champion, prefer_champion_twin
-from gates.champion_policy import SourceKey
-from gates.outcome import (
-    champion_twin,
-    latency_inconclusive,
-    recheck_status,
-    rerun_candidates,
-    run_status,
-    wants_promotion,
 )
 from tests.helpers import est, make_summary
 

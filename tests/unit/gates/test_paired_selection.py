@@ -7,8 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from edgeproof.records import Estimate
-from gates.paired_selection import (
+from edgeproof.gates.paired_selection import (
     Entrant,
     HeadToHead,
     block_medians,
@@ -19,6 +18,7 @@ from gates.paired_selection import (
     ratio_of_ratios,
     select_paired,
 )
+from edgeproof.records import Estimate
 from tests.helpers import summary
 
 

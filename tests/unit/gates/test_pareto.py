@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edgeproof.records import CandidateSummary, Verdict
-from gates.objectives import METRICS, OBJECTIVES
-from gates.pareto import (
+from edgeproof.gates.objectives import METRICS, OBJECTIVES
+from edgeproof.gates.pareto import (
     SelectionPolicy,
     dominates,
     pareto_front,
@@ -14,6 +13,7 @@ from gates.pareto import (
     validate_weights,
     with_tolerance,
 )
+from edgeproof.records import CandidateSummary, Verdict
 from tests.helpers import est, make_summary
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from edgeproof.gates.champion_policy import incumbent_ties
+from edgeproof.gates.pareto import SelectionPolicy, select_on_front
 from edgeproof.records import Verdict
-from gates.champion_policy import incumbent_ties
-from gates.pareto import SelectionPolicy, select_on_front
 from tests.helpers import est, make_summary
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from gates.sequential import (
+from edgeproof.gates.sequential import (
     SequentialDesign,
     boundaries,
     combine,

@@ -9,8 +9,7 @@ import pytest
 from scipy import stats
 
 from edgeproof.config import MeasureConfig
-from edgeproof.records import ItemScores, RawMeasurement
-from gates.stats import (
+from edgeproof.gates.stats import (
     mean_ci,
     median_ci,
     min_samples_for_quantile,
@@ -21,7 +20,8 @@ from gates.stats import (
     speedup_ci,
     throughput_ci,
 )
-from gates.summarize import summarize
+from edgeproof.gates.summarize import summarize
+from edgeproof.records import ItemScores, RawMeasurement
 
 Z95 = stats.norm.ppf(0.975)
 

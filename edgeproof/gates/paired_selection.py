@@ -48,8 +48,7 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
-from edgeproof.records import CandidateSummary, Estimate
-from gates.objectives import (
+from edgeproof.gates.objectives import (
     METRICS,
     NO_TOLERANCE,
     OBJECTIVES,
@@ -58,6 +57,7 @@ from gates.objectives import (
     clearly_better,
     clearly_worse,
 )
+from edgeproof.records import CandidateSummary, Estimate
 
 Source = Literal["head-to-head", "via baseline", "unpaired", "exact"]
 

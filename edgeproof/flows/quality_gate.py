@@ -34,6 +34,11 @@ from edgeproof.data import dataset as data_module
 from edgeproof.data import feed as feed_module
 from edgeproof.data.datagate import DataGateResult, validate_data
 from edgeproof.errors import EdgeproofError
+from edgeproof.flows.dispatch import Dispatch, dispatch_mode, gate_all, remote_targets
+from edgeproof.flows.gate_target import internal_error
+from edgeproof.flows.retry import TRACKING_RETRIES
+from edgeproof.gates import data_suite
+from edgeproof.gates.outcome import run_status
 from edgeproof.pipeline.resolve import ResolvedInputs, resolve_inputs
 from edgeproof.records import EXIT_CODES, Promotion, RunInfo, RunResult, TargetResult
 from edgeproof.report.files import artifact_key, prefect_markdown, write_report
@@ -51,11 +56,6 @@ from edgeproof.tracking.pipeline_run import (
 )
 from edgeproof.tracking.promote import promote_winners
 from edgeproof.tracking.run_log import end_failed
-from flows.dispatch import Dispatch, dispatch_mode, gate_all, remote_targets
-from flows.gate_target import internal_error
-from flows.retry import TRACKING_RETRIES
-from gates import data_suite
-from gates.outcome import run_status
 
 
 class GateNotPassed(Exception):

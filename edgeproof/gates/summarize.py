@@ -7,6 +7,15 @@ from typing import Any
 import numpy as np
 
 from edgeproof.config import FidelityGate, MeasureConfig
+from edgeproof.gates.stats import (
+    mean_ci,
+    min_samples_for_quantile,
+    paired_difference_ci,
+    proportion_ci,
+    quantile_ci,
+    speedup_ci,
+    throughput_ci,
+)
 from edgeproof.records import (
     CandidateSummary,
     CustomMetricScores,
@@ -16,15 +25,6 @@ from edgeproof.records import (
     OutputFidelity,
     OutputScores,
     RawMeasurement,
-)
-from gates.stats import (
-    mean_ci,
-    min_samples_for_quantile,
-    paired_difference_ci,
-    proportion_ci,
-    quantile_ci,
-    speedup_ci,
-    throughput_ci,
 )
 
 DEFAULT_LOW_QUANTILE = FidelityGate.model_fields["low_quantile"].default

@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Literal
 
+from edgeproof.gates.champion_policy import incumbent_ties
+from edgeproof.gates.objectives import Objective
 from edgeproof.records import Promotion, RunStatus, TargetOutcome
-from gates.champion_policy import incumbent_ties
-from gates.objectives import Objective
 
 RecheckStatus = Literal["healthy", "regressed", "incomparable"]
 

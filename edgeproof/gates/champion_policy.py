@@ -35,8 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from edgeproof.records import CandidateSummary, Estimate, Record
-from gates.objectives import (
+from edgeproof.gates.objectives import (
     OBJECTIVES,
     SAME_SOURCE_TOLERANCE,
     TWIN_TOLERANCE,
@@ -45,7 +44,8 @@ from gates.objectives import (
     interval,
     interval_clearly_better,
 )
-from gates.paired_selection import ratio_of_ratios
+from edgeproof.gates.paired_selection import ratio_of_ratios
+from edgeproof.records import CandidateSummary, Estimate, Record
 
 Action = Literal[
     "promote-first",

@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from edgeproof.config import MeasureConfig
+from edgeproof.gates.lm_fidelity import fidelity, scored_targets, speed_estimates
+from edgeproof.gates.summarize import speed_fields
 from edgeproof.records import CandidateSummary, LanguageModelScores, RawMeasurement
-from gates.lm_fidelity import fidelity, scored_targets, speed_estimates
-from gates.summarize import speed_fields
 
 
 def summarize_language_model(

@@ -23,8 +23,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from edgeproof.records import CandidateSummary, Verdict
-from gates.objectives import (
+from edgeproof.gates.objectives import (
     DEFAULT_METRICS,
     METRICS,
     NO_TOLERANCE,
@@ -41,12 +40,13 @@ from gates.objectives import (
     raw_value,
     uses_labels,
 )
-from gates.paired_selection import (
+from edgeproof.gates.paired_selection import (
     HeadToHead,
     entrants_from_summaries,
     ratio_of_ratios,
     select_paired,
 )
+from edgeproof.records import CandidateSummary, Verdict
 
 
 def _resolve(metrics: Iterable[Metric | str]) -> tuple[Metric, ...]:

@@ -12,10 +12,10 @@ champion's own source is a re-roll of equal recipes: it is "kept" out unless cle
 from __future__ import annotations
 
 from edgeproof.config import ChampionCompare
+from edgeproof.gates.champion_policy import SourceKey, decide_champion
+from edgeproof.gates.checks import ci_check
+from edgeproof.gates.objectives import OBJECTIVES, Objective
 from edgeproof.records import CandidateSummary, ChampionComparison, Check, TargetOutcome
-from gates.champion_policy import SourceKey, decide_champion
-from gates.checks import ci_check
-from gates.objectives import OBJECTIVES, Objective
 
 
 def champion_checks(summary: CandidateSummary, config: ChampionCompare) -> list[Check]:

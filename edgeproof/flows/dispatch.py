@@ -34,11 +34,11 @@ from prefect.settings import get_current_settings
 from prefect.states import Cancelled
 
 from edgeproof.errors import ConfigError, EdgeproofError
+from edgeproof.flows.gate_target import gate_target
 from edgeproof.pipeline.resolve import ResolvedInputs
 from edgeproof.records import TargetResult
 from edgeproof.tracking.mlflow_store import MlflowStore
 from edgeproof.tracking.target_results import result_from_mlflow
-from flows.gate_target import gate_target
 
 Dispatch = Literal["auto", "local", "deployments"]
 DISPATCH_MODES: tuple[str, ...] = get_args(Dispatch)

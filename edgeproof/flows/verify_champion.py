@@ -21,6 +21,10 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from edgeproof.errors import TrackingError
+from edgeproof.flows.gate_target import decide, measure_on_device
+from edgeproof.flows.retry import TRACKING_RETRIES
+from edgeproof.gates.champion import recheck_regressions
+from edgeproof.gates.outcome import recheck_status
 from edgeproof.measure.fingerprint import fingerprint_mismatch
 from edgeproof.pipeline.resolve import ResolvedInputs, resolve_inputs
 from edgeproof.records import CandidateSummary, ChampionRecheck, TargetOutcome
@@ -34,10 +38,6 @@ from edgeproof.tracking.recheck import (
     log_recheck,
     roll_back_regressed,
 )
-from flows.gate_target import decide, measure_on_device
-from flows.retry import TRACKING_RETRIES
-from gates.champion import recheck_regressions
-from gates.outcome import recheck_status
 
 
 @task(name="fetch-champion", cache_policy=NO_CACHE, **TRACKING_RETRIES)

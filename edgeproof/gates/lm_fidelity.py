@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import log_softmax
 
+from edgeproof.gates.stats import mean_ci, proportion_ci, throughput_ci
 from edgeproof.records import Estimate
-from gates.stats import mean_ci, proportion_ci, throughput_ci
 
 
 @dataclass(frozen=True)

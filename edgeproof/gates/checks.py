@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from edgeproof.config import GatesConfig
+from edgeproof.gates.stats import min_samples_for_quantile
 from edgeproof.records import CandidateSummary, Check, Estimate, Status, Verdict
-from gates.stats import min_samples_for_quantile
 
 Side = Literal["max", "min"]
 

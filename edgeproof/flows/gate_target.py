@@ -24,6 +24,13 @@ from prefect.exceptions import ObjectNotFound
 
 from edgeproof.config import MeasureConfig
 from edgeproof.errors import EdgeproofError, first_line
+from edgeproof.flows.retry import TRACKING_RETRIES
+from edgeproof.gates.champion import (
+    identical_to_champion,
+    judge_against_champion,
+    prefer_champion_twin,
+)
+from edgeproof.gates.outcome import champion_twin, rerun_candidates
 from edgeproof.measure.harness import extended
 from edgeproof.pipeline.judge import judge_task, reselect
 from edgeproof.pipeline.optimize import build_candidates, unavailable_outcome
@@ -37,9 +44,6 @@ from edgeproof.tracking.champion_model import ChampionModel, fetch_champion, fil
 from edgeproof.tracking.evidence import EvidenceContext
 from edgeproof.tracking.mlflow_store import MlflowStore
 from edgeproof.tracking.run_log import log_target
-from flows.retry import TRACKING_RETRIES
-from gates.champion import identical_to_champion, judge_against_champion, prefer_champion_twin
-from gates.outcome import champion_twin, rerun_candidates
 
 
 @task(name="optimize", cache_policy=NO_CACHE)
