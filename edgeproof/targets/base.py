@@ -15,9 +15,11 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Annotated, Any, Generic, Literal, Protocol, TypeVar
 
-from edgeproof.config import TargetCommon
+from pydantic import Field, PositiveFloat
+
+from edgeproof.config import StrictModel, TargetCommon
 from edgeproof.data.dataset import Dataset
 from edgeproof.measure.session import Session
 from edgeproof.records import Candidate
@@ -56,6 +58,127 @@ class Target(Protocol):
         ...
 
     def open_session(self, candidate: Candidate, threads: int) -> Session: ...
+
+
+@dataclass(frozen=True)
+class SearchUnit:
+    """A part of the graph a search keeps in float or quantizes as a whole (a transformer
+    block's projections, a conv stage, the head): its name and the nodes in it."""
+
+    name: str
+    nodes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """What a ``method: search`` recipe asks: its probes' items and its budget."""
+
+    probe_items: int
+    max_probes: int
+    max_seconds: float
+    max_units: int
+
+
+class SearchBudget(StrictModel):
+    """How much a search may spend before it settles or gives up."""
+
+    max_probes: Annotated[int, Field(ge=2)] = Field(
+        64, description="Probes at most (one per unit's sensitivity, then the bisection)."
+    )
+    max_seconds: PositiveFloat = Field(600.0, description="Seconds of probing at most.")
+
+
+_SEARCH = {"methods": ["search"]}
+ProbeItems = Annotated[
+    int,
+    Field(
+        ge=8,
+        description="Calibration items each probe of a search runs (no timing; the eval set "
+        "is never used to choose).",
+        json_schema_extra=_SEARCH,
+    ),
+]
+MaxUnits = Annotated[
+    int,
+    Field(
+        ge=2,
+        le=256,
+        description="At most this many units a search groups the graph into (by node-name "
+        "prefix: a block's projections, a stage; else runs of nodes in graph order).",
+        json_schema_extra=_SEARCH,
+    ),
+]
+Budget = Annotated[
+    SearchBudget,
+    Field(
+        description="The search's budget: probes and seconds at most.", json_schema_extra=_SEARCH
+    ),
+]
+
+
+def plan_of(probe_items: int, max_units: int, budget: SearchBudget) -> SearchPlan:
+    """The plan of a search recipe from its keys."""
+    return SearchPlan(probe_items, budget.max_probes, budget.max_seconds, max_units)
+
+
+def group_units(names: list[str], max_units: int) -> list[SearchUnit]:
+    """Nodes (by name, in graph order) grouped into at most ``max_units`` units.
+
+    Exporters name nodes by the module that made them (``/encoder/layer.3/attention/self/
+    query/MatMul``, ``/features/features.4/conv/Conv``): nodes sharing a name prefix are one
+    unit (a block's projections, a stage), at the deepest prefix giving at most
+    ``max_units`` units; names that say nothing (``node_12``) are cut into runs of nodes in
+    graph order instead."""
+    if not names:
+        return []
+
+    def parts(name: str) -> list[str]:
+        return [p for p in name.split("/") if p]
+
+    best: list[SearchUnit] = []
+    for depth in range(1, max(len(parts(n)) for n in names)):
+        groups: dict[str, list[str]] = {}
+        for name in names:
+            groups.setdefault("/".join(parts(name)[:depth]), []).append(name)
+        if len(groups) > max_units:
+            break
+        if len(groups) > max(len(best), 1):
+            best = [SearchUnit(prefix, tuple(nodes)) for prefix, nodes in groups.items()]
+    if best:
+        return best
+    size = -(-len(names) // max_units)
+    runs = [names[i : i + size] for i in range(0, len(names), size)]
+    return [SearchUnit(f"{r[0]}..{r[-1]}" if len(r) > 1 else r[0], tuple(r)) for r in runs]
+
+
+class SearchableTarget(Target, Protocol):
+    """A target whose optimizer can leave named parts of the graph in float."""
+
+    def search_plan(self, recipe: str) -> SearchPlan | None:
+        """The plan of a search recipe; None for any other recipe."""
+        ...
+
+    def search_units(self, recipe: str, baseline: Candidate) -> list[SearchUnit]:
+        """The graph's units, in graph order (at most the plan's ``max_units``)."""
+        ...
+
+    def build_mix(
+        self,
+        recipe: str,
+        baseline: Candidate,
+        calibration: Dataset,
+        folder: Path,
+        keep_float: tuple[str, ...],
+    ) -> Candidate:
+        """The search's starting recipe with the nodes ``keep_float`` left in float, built
+        in ``folder`` (named after the recipe)."""
+        ...
+
+
+def search_plan(target: Target, recipe: str) -> SearchPlan | None:
+    """The plan of ``recipe`` when ``target`` can search and it is a search recipe."""
+    plan = getattr(target, "search_plan", None)
+    return plan(recipe) if plan is not None else None
 
 
 def fresh_dir(path: Path) -> Path:

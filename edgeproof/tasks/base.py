@@ -21,6 +21,7 @@ from edgeproof.config import MeasureConfig, Params, StrictModel
 from edgeproof.data.dataset import LabelKind
 from edgeproof.data.feed import FeedLayout
 from edgeproof.gates.checks import KindChecks
+from edgeproof.gates.search import ProbeResult
 from edgeproof.records import Candidate, CandidateSummary, Estimate, TargetOutcome
 from edgeproof.records.measurement import (
     HeadToHeadRun,
@@ -104,6 +105,13 @@ class TaskKind:
         """A function giving one measured candidate's summary (raises on a bad output);
         each summary names this kind in ``task``."""
         raise NotImplementedError
+
+    def probe_judge(
+        self, params: Params
+    ) -> Callable[[dict[str, np.ndarray], dict[str, np.ndarray]], ProbeResult] | None:
+        """The verdict on a search's probe (baseline outputs, probe outputs, one row per
+        call); None: this kind cannot judge probes (no search recipe)."""
+        return None
 
     def checks(self) -> KindChecks | None:
         """The kind's own gate checks in place of accuracy and fidelity (None: those)."""

@@ -28,7 +28,20 @@ from edgeproof.onnx.model import check_onnx
 from edgeproof.onnx.prep import prepare_for_ort
 from edgeproof.records import Candidate
 from edgeproof.records.measurement import InputSpec
-from edgeproof.targets.base import Availability, RecipeTarget, TargetSpec, fresh_dir
+from edgeproof.targets.base import (
+    Availability,
+    Budget,
+    MaxUnits,
+    ProbeItems,
+    RecipeTarget,
+    SearchBudget,
+    SearchPlan,
+    SearchUnit,
+    TargetSpec,
+    fresh_dir,
+    plan_of,
+)
+from edgeproof.targets.onnxruntime_cpu.units import DYNAMIC_OPS, STATIC_OPS, graph_units
 
 NAME = "onnxruntime-cpu"
 BASELINE = "fp32"
@@ -49,24 +62,35 @@ class OrtRecipe(StrictModel):
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")] = Field(
         description="The candidate's name, unique within the target and not the baseline's."
     )
-    method: Literal["dynamic", "static"] = Field(
+    method: Literal["dynamic", "static", "search"] = Field(
         description="`dynamic`: int8 weights, activations quantized at run time "
         "(`quantize_dynamic`, no data). `static`: weights and activations quantized with "
-        "ranges calibrated on the calibration set (`quantize_static`)."
+        "ranges calibrated on the calibration set (`quantize_static`). `search`: the `start` "
+        "recipe with the graph's most sensitive units left in float, as few as pass the "
+        'fidelity gates on probes of the calibration set (docs/targets.md, "Search").'
     )
+    start: Literal["dynamic", "static"] = Field(
+        "static",
+        description="The recipe a search starts from (the other keys apply to it); the "
+        "search leaves units of the graph in float until its probes pass.",
+        json_schema_extra={"methods": ["search"]},
+    )
+    probe_items: ProbeItems = 64
+    max_units: MaxUnits = 24
+    budget: Budget = SearchBudget()
     weight_type: Literal["int8", "uint8"] = Field(
         "int8", description="Integer type of the quantized weights."
     )
     activation_type: Literal["int8", "uint8"] = Field(
         "uint8",
         description="Integer type of the quantized activations.",
-        json_schema_extra={"methods": ["static"]},
+        json_schema_extra={"methods": ["static", "search"]},
     )
     calibrate_method: Literal["minmax", "entropy", "percentile"] = Field(
         "minmax",
         description="How the activation ranges are calibrated (ONNX Runtime's "
         "`CalibrationMethod`).",
-        json_schema_extra={"methods": ["static"]},
+        json_schema_extra={"methods": ["static", "search"]},
     )
     per_channel: bool = Field(
         False, description="Quantize weights per output channel instead of per tensor."
@@ -75,13 +99,13 @@ class OrtRecipe(StrictModel):
         "qdq",
         description="`qdq`: QuantizeLinear / DequantizeLinear pairs around float ops; "
         "`qoperator`: quantized operators (QLinearConv...).",
-        json_schema_extra={"methods": ["static"]},
+        json_schema_extra={"methods": ["static", "search"]},
     )
     calibration_samples: Annotated[int, Field(ge=1)] = Field(
         200,
         description="Calibration items the ranges are computed on (the first of the "
         "calibration set).",
-        json_schema_extra={"methods": ["static"]},
+        json_schema_extra={"methods": ["static", "search"]},
     )
     exclude_nodes: list[str] = Field(
         default_factory=list,
@@ -101,9 +125,14 @@ class OrtRecipe(StrictModel):
 
     @model_validator(mode="after")
     def _subgraphs_dynamic(self) -> OrtRecipe:
-        if self.subgraphs and self.method != "dynamic":
+        if self.subgraphs and self.quantizer != "dynamic":
             raise ValueError("subgraphs: ONNX Runtime quantizes subgraphs in dynamic recipes only")
         return self
+
+    @property
+    def quantizer(self) -> Literal["dynamic", "static"]:
+        """The quantizer the recipe runs: its method, or a search's ``start``."""
+        return self.start if self.method == "search" else self.method
 
 
 class OnnxRuntimeTargetConfig(RecipeTargetConfig):
@@ -152,52 +181,84 @@ class OnnxRuntimeCpu(RecipeTarget[OnnxRuntimeTargetConfig]):
     def optimize(
         self, recipe: str, baseline: Candidate, calibration: Dataset, workdir: Path
     ) -> Candidate:
-        from onnxruntime.quantization import QuantFormat, quantize_dynamic, quantize_static
-
         spec = self._recipes[recipe]
-        out = fresh_dir(workdir / recipe) / "model.onnx"
-        upgraded: list[int] | None = None
-        source = baseline.model_file
-        if spec.method == "static" and spec.per_channel and spec.quant_format == "qdq":
-            source, upgraded = opset_for_per_channel(source, out.parent, recipe)
-        src = str(source)
-        scope = _scope(source, spec)
-        if spec.method == "dynamic":
-            quantize_dynamic(
-                src,
-                str(out),
-                weight_type=_qtype(spec.weight_type),
-                per_channel=spec.per_channel,
-                extra_options={"EnableSubgraph": True} if spec.subgraphs else None,
-                **scope,
-            )
-        else:
-            quantize_static(
-                src,
-                str(out),
-                calibration_data_reader=_CalibrationReader(calibration, spec.calibration_samples),
-                quant_format=QuantFormat.QDQ
-                if spec.quant_format == "qdq"
-                else QuantFormat.QOperator,
-                per_channel=spec.per_channel,
-                activation_type=_qtype(spec.activation_type),
-                weight_type=_qtype(spec.weight_type),
-                calibrate_method=_calibrate_method(spec.calibrate_method),
-                **scope,
-            )
-        if upgraded is not None:
-            source.unlink(missing_ok=True)  # the upgraded copy: only the quantizer's input
-        record = _recipe_record(spec)
-        if upgraded is not None:
-            record["opset_upgraded"] = upgraded
-        if not quantized_ops(out):
-            record["warnings"] = [NOTHING_QUANTIZED]
-        return Candidate(target=NAME, name=recipe, files=(out,), recipe=record, precision="int8")
+        if spec.method == "search":
+            raise InputError(f"{recipe}: a search recipe is built by edgeproof's search")
+        return _quantize(spec, baseline, calibration, fresh_dir(workdir / recipe))
+
+    def search_plan(self, recipe: str) -> SearchPlan | None:
+        spec = self._recipes[recipe]
+        if spec.method != "search":
+            return None
+        return plan_of(spec.probe_items, spec.max_units, spec.budget)
+
+    def search_units(self, recipe: str, baseline: Candidate) -> list[SearchUnit]:
+        spec = self._recipes[recipe]
+        ops = DYNAMIC_OPS if spec.quantizer == "dynamic" else STATIC_OPS
+        excluded = set(spec.exclude_nodes)
+        return graph_units(baseline.model_file, ops, spec.max_units, excluded)
+
+    def build_mix(
+        self,
+        recipe: str,
+        baseline: Candidate,
+        calibration: Dataset,
+        folder: Path,
+        keep_float: tuple[str, ...],
+    ) -> Candidate:
+        spec = self._recipes[recipe]
+        mix = spec.model_copy(update={"exclude_nodes": [*spec.exclude_nodes, *keep_float]})
+        return _quantize(mix, baseline, calibration, fresh_dir(folder))
 
     def open_session(self, candidate: Candidate, threads: int) -> OrtSession:
         return OrtSession(
             candidate.model_file, threads, candidate.precision, self.config.allow_spinning
         )
+
+
+def _quantize(
+    spec: OrtRecipe, baseline: Candidate, calibration: Dataset, folder: Path
+) -> Candidate:
+    """``spec``'s quantizer on the baseline, into ``folder/model.onnx``."""
+    from onnxruntime.quantization import QuantFormat, quantize_dynamic, quantize_static
+
+    recipe = spec.name
+    out = folder / "model.onnx"
+    upgraded: list[int] | None = None
+    source = baseline.model_file
+    if spec.quantizer == "static" and spec.per_channel and spec.quant_format == "qdq":
+        source, upgraded = opset_for_per_channel(source, out.parent, recipe)
+    src = str(source)
+    scope = _scope(source, spec)
+    if spec.quantizer == "dynamic":
+        quantize_dynamic(
+            src,
+            str(out),
+            weight_type=_qtype(spec.weight_type),
+            per_channel=spec.per_channel,
+            extra_options={"EnableSubgraph": True} if spec.subgraphs else None,
+            **scope,
+        )
+    else:
+        quantize_static(
+            src,
+            str(out),
+            calibration_data_reader=_CalibrationReader(calibration, spec.calibration_samples),
+            quant_format=QuantFormat.QDQ if spec.quant_format == "qdq" else QuantFormat.QOperator,
+            per_channel=spec.per_channel,
+            activation_type=_qtype(spec.activation_type),
+            weight_type=_qtype(spec.weight_type),
+            calibrate_method=_calibrate_method(spec.calibrate_method),
+            **scope,
+        )
+    if upgraded is not None:
+        source.unlink(missing_ok=True)  # the upgraded copy: only the quantizer's input
+    record = _recipe_record(spec)
+    if upgraded is not None:
+        record["opset_upgraded"] = upgraded
+    if not quantized_ops(out):
+        record["warnings"] = [NOTHING_QUANTIZED]
+    return Candidate(target=NAME, name=recipe, files=(out,), recipe=record, precision="int8")
 
 
 class OrtSession:
@@ -355,7 +416,10 @@ def quantized_ops(model: Path) -> int:
 
 def _recipe_record(spec: OrtRecipe) -> dict[str, Any]:
     record = spec.model_dump(exclude={"name"})
-    if spec.method == "dynamic":
+    if spec.method != "search":
+        for key in ("start", "probe_items", "max_units", "budget"):
+            record.pop(key)
+    if spec.quantizer == "dynamic":
         for key in ("activation_type", "calibrate_method", "quant_format", "calibration_samples"):
             record.pop(key)
     else:

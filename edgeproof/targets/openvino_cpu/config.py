@@ -14,6 +14,7 @@ from edgeproof.config import (
     RecipeTargetConfig,
     StrictModel,
 )
+from edgeproof.targets.base import Budget, MaxUnits, ProbeItems, SearchBudget
 
 NAME = "openvino-cpu"
 BASELINE = "fp32"
@@ -40,11 +41,13 @@ class OpenVinoRecipe(StrictModel):
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")] = Field(
         description="The candidate's name, unique within the target and not the baseline's."
     )
-    method: Literal["precision", "nncf-ptq", "nncf-accuracy-control"] = Field(
+    method: Literal["precision", "nncf-ptq", "nncf-accuracy-control", "search"] = Field(
         description="`precision`: the same IR run at a lower inference precision. "
         "`nncf-ptq`: NNCF post-training int8 (`nncf.quantize`). `nncf-accuracy-control`: "
         "NNCF int8 that reverts layers to float until the top-1 drop on the labelled "
-        "calibration split is at most `max_drop`."
+        "calibration split is at most `max_drop`. `search`: NNCF int8 with the graph's most "
+        "sensitive units in its `ignored_scope`, as few as pass the fidelity gates on "
+        'probes of the calibration set (docs/targets.md, "Search").'
     )
     precision: Literal["bf16", "f16"] = Field(
         "bf16",
@@ -55,18 +58,18 @@ class OpenVinoRecipe(StrictModel):
         "performance",
         description="NNCF quantization preset: `performance` (symmetric) or `mixed` "
         "(asymmetric activations).",
-        json_schema_extra={"methods": ["nncf-ptq", "nncf-accuracy-control"]},
+        json_schema_extra={"methods": ["nncf-ptq", "nncf-accuracy-control", "search"]},
     )
     fast_bias_correction: bool = Field(
         True,
         description="NNCF's fast bias correction (false: its slower, more exact algorithm).",
-        json_schema_extra={"methods": ["nncf-ptq", "nncf-accuracy-control"]},
+        json_schema_extra={"methods": ["nncf-ptq", "nncf-accuracy-control", "search"]},
     )
     calibration_samples: Annotated[int, Field(ge=1)] = Field(
         300,
         description="Calibration items NNCF uses (its `subset_size`), the first of the "
         "calibration set.",
-        json_schema_extra={"methods": ["nncf-ptq", "nncf-accuracy-control"]},
+        json_schema_extra={"methods": ["nncf-ptq", "nncf-accuracy-control", "search"]},
     )
     max_drop: Fraction | None = Field(
         None,
@@ -79,6 +82,9 @@ class OpenVinoRecipe(StrictModel):
         description="Rounds of reverting layers at most; null: NNCF's default (unbounded).",
         json_schema_extra={"methods": ["nncf-accuracy-control"]},
     )
+    probe_items: ProbeItems = 64
+    max_units: MaxUnits = 24
+    budget: Budget = SearchBudget()
 
 
 class OpenVinoTargetConfig(RecipeTargetConfig):
@@ -132,6 +138,14 @@ def _lacks_max_drop(recipe: Any) -> bool:
 _RECIPE_FIELDS = {
     "precision": ("precision",),
     "nncf-ptq": ("preset", "fast_bias_correction", "calibration_samples"),
+    "search": (
+        "preset",
+        "fast_bias_correction",
+        "calibration_samples",
+        "probe_items",
+        "max_units",
+        "budget",
+    ),
     "nncf-accuracy-control": (
         "preset",
         "fast_bias_correction",

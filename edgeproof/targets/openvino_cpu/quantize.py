@@ -11,7 +11,7 @@ A quantized model is saved with its weights as they come out (``compress_to_fp16
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,18 +23,27 @@ from edgeproof.errors import InputError
 from edgeproof.targets.openvino_cpu.config import OpenVinoRecipe
 
 
-def nncf_ptq(src: Path, out: Path, spec: OpenVinoRecipe, calibration: Dataset) -> None:
-    """NNCF post-training int8 of an IR file, saved with its weights as they come out."""
+def nncf_ptq(
+    src: Path,
+    out: Path,
+    spec: OpenVinoRecipe,
+    calibration: Dataset,
+    ignored: Sequence[str] = (),
+) -> None:
+    """NNCF post-training int8 of an IR file, saved with its weights as they come out;
+    ``ignored``: ops (by name) left in float (NNCF's ``ignored_scope``)."""
     import nncf
     import openvino as ov
 
     items = list(calibration.head(spec.calibration_samples).batches(1))
+    scope = {"ignored_scope": nncf.IgnoredScope(names=list(ignored))} if ignored else {}
     quantized = nncf.quantize(
         ov.Core().read_model(str(src)),
         nncf.Dataset(items),
         preset=_preset(spec),
         subset_size=len(items),
         fast_bias_correction=spec.fast_bias_correction,
+        **scope,
     )
     ov.save_model(quantized, str(out), compress_to_fp16=False)
 

@@ -18,9 +18,19 @@ import shutil
 from pathlib import Path
 
 from edgeproof.data.dataset import Dataset
+from edgeproof.errors import InputError
 from edgeproof.onnx.model import check_onnx
 from edgeproof.records import Candidate
-from edgeproof.targets.base import Availability, RecipeTarget, TargetSpec, fresh_dir
+from edgeproof.targets.base import (
+    Availability,
+    RecipeTarget,
+    SearchPlan,
+    SearchUnit,
+    TargetSpec,
+    fresh_dir,
+    group_units,
+    plan_of,
+)
 from edgeproof.targets.openvino_cpu.config import (
     BASELINE,
     NAME,
@@ -76,6 +86,8 @@ class OpenVinoCpu(RecipeTarget[OpenVinoTargetConfig]):
         elif spec.method == "nncf-ptq":
             nncf_ptq(baseline.model_file, out, spec, calibration)
             precision = "int8"
+        elif spec.method == "search":
+            raise InputError(f"{recipe}: a search recipe is built by edgeproof's search")
         else:
             failure = nncf_accuracy_control(baseline.model_file, out, spec, calibration)
             precision = "int8"
@@ -88,8 +100,50 @@ class OpenVinoCpu(RecipeTarget[OpenVinoTargetConfig]):
             failure=failure,
         )
 
+    def search_plan(self, recipe: str) -> SearchPlan | None:
+        spec = self._recipes[recipe]
+        if spec.method != "search":
+            return None
+        return plan_of(spec.probe_items, spec.max_units, spec.budget)
+
+    def search_units(self, recipe: str, baseline: Candidate) -> list[SearchUnit]:
+        """The IR's ops NNCF quantizes the inputs of, by friendly name."""
+        import openvino as ov
+
+        model = ov.Core().read_model(str(baseline.model_file))
+        names = [op.get_friendly_name() for op in model.get_ordered_ops()]
+        types = [op.get_type_name() for op in model.get_ordered_ops()]
+        quantized = [n for n, t in zip(names, types, strict=True) if t in QUANTIZED_OPS]
+        return group_units(quantized, self._recipes[recipe].max_units)
+
+    def build_mix(
+        self,
+        recipe: str,
+        baseline: Candidate,
+        calibration: Dataset,
+        folder: Path,
+        keep_float: tuple[str, ...],
+    ) -> Candidate:
+        spec = self._recipes[recipe]
+        out = fresh_dir(folder) / "model.xml"
+        nncf_ptq(baseline.model_file, out, spec, calibration, ignored=keep_float)
+        record = {**recipe_record(spec), "ignored_scope": list(keep_float)}
+        return Candidate(
+            target=NAME,
+            name=recipe,
+            files=(out, out.with_suffix(".bin")),
+            recipe=record,
+            precision="int8",
+        )
+
     def open_session(self, candidate: Candidate, threads: int) -> OpenVinoSession:
         return OpenVinoSession(candidate, threads, self.config.device.upper())
+
+
+# the ops whose inputs NNCF quantizes and that cost the time: a unit is made of these
+QUANTIZED_OPS = frozenset(
+    {"MatMul", "Convolution", "GroupConvolution", "ConvolutionBackpropData", "Gemm"}
+)
 
 
 SPEC = TargetSpec(name=NAME, config=OpenVinoTargetConfig, backend=OpenVinoCpu, model_format="onnx")
