@@ -125,6 +125,81 @@ class InputConfig(StrictModel):
         return self
 
 
+ItemAxis = Annotated[int, Field(ge=0)] | None
+
+
+def _none_axis(value: Any) -> Any:
+    """``item_axis: none`` (YAML reads it as a string) is no item axis, as null is."""
+    return None if isinstance(value, str) and value.lower() == "none" else value
+
+
+class ModelInputConfig(InputConfig):
+    """``model.inputs.<name>``: :class:`InputConfig` and ``item_axis``, the axis the data
+    file stacks this input's items on (None: no item axis, a constant fed to every call)."""
+
+    item_axis: ItemAxis | Literal["auto"] = Field(
+        "auto",
+        description="The axis of this input that carries the items, in the model's layout "
+        "(0 for `[N, 3, 224, 224]`; 0 for a fixed-batch `[1, 1, 64, width]` OCR input whose "
+        "width is dynamic), or `none`: no item axis (a constant fed to every call). `auto`: "
+        "read from the graph (its first dynamic axis, else the first fixed at 1); a fixed-1 "
+        "axis before a dynamic one is decided by the data, else refused naming this key.",
+    )
+
+    _axis = field_validator("item_axis", mode="before")(_none_axis)
+
+    @model_validator(mode="after")
+    def _one(self) -> ModelInputConfig:  # overrides InputConfig's: item_axis alone is enough
+        if self.value is not None and self.carried_from is not None:
+            raise ValueError("give one of value or carried_from, not both")
+        if self.scaled and (self.value is not None or self.carried_from is not None):
+            raise ValueError(
+                "scale / offset cast the data file's integer array for this input: not with "
+                "value or carried_from"
+            )
+        fed = self.value is not None or self.carried_from is not None
+        if self.item_axis != "auto" and fed:
+            raise ValueError("item_axis is for data the file gives: not with value or carried_from")
+        if not self.scaled and not fed and self.item_axis == "auto":
+            raise ValueError("give value, carried_from, or scale / offset, or item_axis")
+        return self
+
+
+OutputKind = Literal["logits", "probabilities", "labels"]
+
+
+class OutputConfig(StrictModel):
+    """``model.outputs``: one gated output: its name, the axis carrying its items and, for
+    a classifier's class output, what it holds."""
+
+    name: str = Field(description="The output's name in the graph.")
+    item_axis: ItemAxis | Literal["auto"] = Field(
+        "auto",
+        description="The axis of this output that carries the items (1 for a CTC "
+        "recognizer's `(T, batch, classes)`), or `none`: one value per call, not per item "
+        "(not gated). `auto`: observed at resolve (the FP32 model run on the first eval "
+        "items), whatever the graph declares.",
+    )
+    kind: OutputKind | None = Field(
+        None,
+        description="What a classifier's class output holds: `logits` (KL and top-1 on "
+        "their softmax), `probabilities` (KL on their log, top-1 their argmax) or `labels` "
+        "(integer class ids: accuracy and top-1 agreement, no KL). null: observed (integer: "
+        "labels; rows of non-negative values summing to 1: probabilities; else logits).",
+    )
+
+    _axis = field_validator("item_axis", mode="before")(_none_axis)
+
+
+def _outputs_list(value: Any) -> Any:
+    """``model.outputs`` as a list: a mapping (ordered as written) or names become entries."""
+    if isinstance(value, Mapping):
+        return [{"name": k, **(v or {})} for k, v in value.items()]
+    if isinstance(value, list):
+        return [{"name": v} if isinstance(v, str) else v for v in value]
+    return value
+
+
 class ModelConfig(StrictModel):
     """The model under test and what it does."""
 
@@ -159,12 +234,38 @@ class ModelConfig(StrictModel):
         description="The team's own per-item metric (tensor tasks), gated by `gates.metric`; "
         "null: none.",
     )
-    inputs: dict[str, InputConfig] = Field(
+    inputs: dict[str, ModelInputConfig] = Field(
         default_factory=dict,
         description="How model inputs are fed, by input name: a constant (`value`) or a "
-        "streaming state (`carried_from`) the data file does not give per item, or the "
-        "`scale` / `offset` that cast its integer data to a float input.",
+        "streaming state (`carried_from`) the data file does not give per item, the "
+        "`scale` / `offset` that cast its integer data to a float input, or the `item_axis` "
+        "its items are stacked on.",
     )
+    outputs: list[OutputConfig] | None = Field(
+        None,
+        description="The outputs that are gated, in this order (a classifier's class scores "
+        "are the first): a list of names or of `{name, item_axis, kind}` entries, e.g. "
+        "`[{name: output_probability, kind: probabilities}]` for skl2onnx's classifier. "
+        "null: every output with an item axis, in the graph's order (a classifier whose "
+        "first output holds integer labels is refused: name its scores here).",
+    )
+
+    @field_validator("outputs", mode="before")
+    @classmethod
+    def _outputs(cls, value: Any) -> Any:
+        return _outputs_list(value)
+
+    @field_validator("outputs")
+    @classmethod
+    def _unique_outputs(cls, value: list[OutputConfig] | None) -> list[OutputConfig] | None:
+        if value is not None:
+            names = [o.name for o in value]
+            if not names:
+                raise ValueError("name at least one output, or leave it out (null: all)")
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ValueError(f"output {twice[0]!r} named twice")
+        return value
 
 
 class DataChecks(StrictModel):
@@ -466,6 +567,23 @@ class MeasureConfig(StrictModel):
         description="Time close finalists, compared only via the baseline, against each "
         "other (interleaved) before picking the winner.",
     )
+    device_root: str = Field(
+        "/",
+        description="Folder under which the device's `/sys`, `/proc` and `/etc` are read: "
+        "clocks, temperatures and throttling around every block, and the device id "
+        "(a recorded tree in tests).",
+    )
+    clock_cpus: list[Annotated[int, Field(ge=0)]] | None = Field(
+        None,
+        description="The measuring cores whose frequency is checked around every block "
+        "(e.g. the cores the runner is pinned to); null: every core with cpufreq.",
+    )
+    clock_tolerance: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(
+        0.05,
+        description="A block is at unsteady clocks when a measuring core's frequency moved "
+        "by more than this share of its max between the block's start and end, or was "
+        "more than this share below its max.",
+    )
     seed: int = Field(0, description="Seed of the block order and of the bootstrap resampling.")
 
     @model_validator(mode="after")
@@ -590,6 +708,12 @@ class LatencyGate(StrictModel):
         None,
         description="Overrides `gates.on_inconclusive` for the speed checks alone; `warn` "
         "blocks only a candidate whose whole CI misses the limit. null: the general setting.",
+    )
+    require_steady_clocks: bool = Field(
+        False,
+        description="Make a speed check inconclusive when any of its blocks was timed at "
+        "unsteady clocks (a core's frequency moved or sat below its max, a throttle bit, a "
+        "thermal trip point: `measure.clock_tolerance`); false: only noted in its message.",
     )
 
 
@@ -746,6 +870,14 @@ class RegistryConfig(StrictModel):
         "is broken.",
     )
     compare_with_champion: ChampionCompare = ChampionCompare()
+    fallback_to_baseline: bool = Field(
+        True,
+        description="When no optimized candidate passes but the baseline passed every "
+        "quality gate, register the baseline and make it `champion_alias` (reason "
+        '"fallback: no optimized candidate passed"), under the same champion rules (an '
+        "unchanged push moves nothing); the run still ends `blocked` (exit 1). Off: nothing "
+        "is registered when nothing passes.",
+    )
 
     @field_validator("model_name")
     @classmethod

@@ -94,6 +94,13 @@ class FeedLayout:
     states: dict[str, StateInput] = field(default_factory=dict)
     one_item_per_call: bool = False  # an item axis fixed at 1
     casts: dict[str, InputCast] = field(default_factory=dict)  # input -> dtype, scale, offset
+    # the gated outputs in order (``model.outputs``, or those observed with an item axis);
+    # empty: every output, as the session returns them
+    outputs: tuple[str, ...] = ()
+    output_kinds: dict[str, str] = field(default_factory=dict)  # logits / probabilities / labels
+    # output -> {"dtype", "shape"} as the FP32 model returned them at resolve (the item
+    # axis as None), where they differ from the graph's declaration
+    observed: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def item_axis(self, name: str) -> int:
         return self.item_axes.get(name, 0)
@@ -163,6 +170,17 @@ class FeedLayout:
         """A model output, items first."""
         return items_first(array, self.output_axis(name))
 
+    def output_kind(self, name: str) -> str:
+        """What output ``name`` holds for a classifier: logits (the default),
+        probabilities or labels."""
+        return self.output_kinds.get(name, "logits")
+
+    def gated(self, outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The gated outputs of ``outputs`` (name -> array), in the gated order."""
+        if not self.outputs:
+            return dict(outputs)
+        return {name: outputs[name] for name in self.outputs if name in outputs}
+
     def to_json(self) -> dict[str, Any]:
         return {
             "item_axes": self.item_axes,
@@ -180,6 +198,9 @@ class FeedLayout:
                 k: {"dtype": c.dtype, "scale": c.scale, "offset": c.offset}
                 for k, c in self.casts.items()
             },
+            "outputs": list(self.outputs),
+            "output_kinds": self.output_kinds,
+            "observed": self.observed,
         }
 
     @classmethod
@@ -202,6 +223,9 @@ class FeedLayout:
                 k: InputCast(v["dtype"], float(v["scale"]), float(v["offset"]))
                 for k, v in raw.get("casts", {}).items()
             },
+            outputs=tuple(raw.get("outputs", ())),
+            output_kinds=dict(raw.get("output_kinds", {})),
+            observed=dict(raw.get("observed", {})),
         )
 
 

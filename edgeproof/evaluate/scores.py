@@ -28,6 +28,8 @@ from edgeproof.records import ItemScores, OutputScores
 # others per output tensor (cosine, relative L2; an embedding also its neighbours; a
 # regression also its first output's error against the targets)
 Scoring = Literal["classification", "regression", "embedding", "raw"]
+# what a classifier's class output holds: logits (softmax), probabilities, or class ids
+ClassOutput = Literal["logits", "probabilities", "labels"]
 
 
 def load_outputs(path: Path) -> dict[str, np.ndarray]:
@@ -43,8 +45,10 @@ def score_candidate(
     baseline_outputs: dict[str, np.ndarray],
     labels: np.ndarray | None,
     fidelity: FidelityGate,
+    kind: ClassOutput = "logits",
 ) -> ItemScores:
-    """Per-item scores of one candidate, scored as ``task`` scores them."""
+    """Per-item scores of one candidate, scored as ``task`` scores them; ``kind``: what a
+    classifier's first output holds (``model.outputs``, or as observed at resolve)."""
     if list(outputs) != list(baseline_outputs):
         raise MeasurementError(
             f"{candidate}: outputs {list(outputs)} differ from the baseline's "
@@ -52,7 +56,9 @@ def score_candidate(
         )
     if task == "classification":
         first = next(iter(outputs))
-        return score_classifier(candidate, outputs[first], baseline_outputs[first], labels)
+        return score_classifier(
+            candidate, outputs[first], baseline_outputs[first], labels, kind=kind
+        )
     per_output = tuple(
         _output_scores(candidate, name, outputs[name], baseline_outputs[name], task, fidelity)
         for name in outputs
@@ -156,22 +162,39 @@ def score_classifier(
     logits: np.ndarray,
     baseline_logits: np.ndarray,
     labels: np.ndarray | None,
+    kind: ClassOutput = "logits",
 ) -> ItemScores:
-    """Per-item scores of a classifier's logits against the baseline's and the labels."""
+    """Per-item scores of a classifier's class output against the baseline's and the labels.
+
+    ``kind``: ``logits`` (KL of their softmax), ``probabilities`` (KL of the rows as they
+    are, renormalized, zeros floored at the smallest float; top-1 their argmax) or
+    ``labels`` (class ids per item: accuracy and top-1 agreement, no KL).
+    """
     if logits.shape != baseline_logits.shape:
         raise MeasurementError(
             f"{candidate}: output shape {logits.shape} differs from the baseline's "
             f"{baseline_logits.shape}"
         )
-    if logits.ndim != 2:
-        raise MeasurementError(f"{candidate}: expected (items, classes) logits, got {logits.shape}")
+    want = 1 if kind == "labels" else 2
+    if logits.ndim != want:
+        shape = "(items,) class ids" if kind == "labels" else f"(items, classes) {kind}"
+        raise MeasurementError(f"{candidate}: expected {shape}, got {logits.shape}")
     if not np.isfinite(logits).all():
         raise MeasurementError(f"{candidate}: outputs contain NaN or inf")
     cand = logits.astype(np.float64)
     base = baseline_logits.astype(np.float64)
-    top1, base_top1 = cand.argmax(axis=1), base.argmax(axis=1)
-    log_p, log_q = log_softmax(base, axis=1), log_softmax(cand, axis=1)
-    kl = np.maximum((np.exp(log_p) * (log_p - log_q)).sum(axis=1), 0.0)
+    kl = None
+    if kind == "labels":
+        top1, base_top1 = np.rint(cand).astype(np.int64), np.rint(base).astype(np.int64)
+        max_abs = (top1 != base_top1).astype(np.float64)
+    else:
+        top1, base_top1 = cand.argmax(axis=1), base.argmax(axis=1)
+        if kind == "probabilities":
+            log_p, log_q = _log_probabilities(base), _log_probabilities(cand)
+        else:
+            log_p, log_q = log_softmax(base, axis=1), log_softmax(cand, axis=1)
+        kl = np.maximum((np.exp(log_p) * (log_p - log_q)).sum(axis=1), 0.0)
+        max_abs = np.abs(cand - base).max(axis=1)
     correct = base_correct = None
     if labels is not None:
         if len(labels) != len(cand):
@@ -183,5 +206,15 @@ def score_classifier(
         baseline_correct=base_correct,
         agree=top1 == base_top1,
         kl=kl,
-        max_abs_error=np.abs(cand - base).max(axis=1),
+        max_abs_error=max_abs,
     )
+
+
+def _log_probabilities(p: np.ndarray) -> np.ndarray:
+    """The log of each row of probabilities (negative values clipped to 0, the row
+    renormalized: an int8 model's rows rarely sum to 1 exactly; a 0 floored at the
+    smallest float so a class the candidate rules out costs a finite, large KL)."""
+    rows = np.clip(p, 0.0, None)
+    total = rows.sum(axis=1, keepdims=True)
+    rows = np.where(total > 0, rows / np.where(total > 0, total, 1.0), 1.0 / p.shape[1])
+    return np.log(np.maximum(rows, np.finfo(np.float64).tiny))

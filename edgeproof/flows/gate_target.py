@@ -2,7 +2,8 @@
 
 optimize -> measure -> decide (summaries, verdicts, winner) -> time close finalists
 against each other, and select again -> re-measure the current champion beside the
-winner (a clear regression blocks promotion) -> track. The parent flow
+winner (a clear regression blocks promotion), or, when no optimized candidate passed,
+beside the baseline the target falls back to -> track. The parent flow
 ``quality-gate`` runs it in-process when embedded; as a deployment it runs on the target's
 own work pool. It resolves its inputs itself (the runner has its own checkout) and returns
 the target's ``TargetResult`` as JSON. Wiring only: the task kind measures and summarizes,
@@ -28,9 +29,10 @@ from edgeproof.flows.retry import TRACKING_RETRIES
 from edgeproof.gates.champion import (
     identical_to_champion,
     judge_against_champion,
+    judge_fallback_against_champion,
     prefer_champion_twin,
 )
-from edgeproof.gates.outcome import champion_twin, rerun_candidates
+from edgeproof.gates.outcome import champion_twin, fallback_baseline, rerun_candidates
 from edgeproof.measure.harness import extended
 from edgeproof.pipeline.judge import judge_task, reselect
 from edgeproof.pipeline.optimize import build_candidates, unavailable_outcome
@@ -51,8 +53,9 @@ def optimize(
     inputs: ResolvedInputs, target_name: str, workdir: Path
 ) -> tuple[Candidate, list[Candidate], list[CandidateOutcome]]:
     target = make_target(target_name, inputs.targets[target_name])
+    judge = inputs.task.probe_judge(inputs.params, inputs.feed)  # a search's probes
     return build_candidates(
-        target, inputs.model, inputs.load_calibration(), workdir, get_run_logger().info
+        target, inputs.model, inputs.load_calibration(), workdir, get_run_logger().info, judge
     )
 
 
@@ -162,11 +165,22 @@ def fetch_champion_model(
 
 
 def versus_champion(
-    inputs: ResolvedInputs, outcome: TargetOutcome, built: list[Candidate], workdir: Path
+    inputs: ResolvedInputs,
+    outcome: TargetOutcome,
+    built: list[Candidate],
+    workdir: Path,
+    baseline: Candidate | None = None,
 ) -> TargetOutcome:
-    """Re-measure the current champion beside the winner (same run, same machine)."""
-    if not inputs.params.registry.compare_with_champion.enabled or outcome.winner is None:
+    """Re-measure the current champion beside the winner (same run, same machine); with no
+    winner, beside the ``baseline`` the target falls back to (``gates.outcome``)."""
+    registry = inputs.params.registry
+    if not registry.compare_with_champion.enabled:
         return outcome
+    if outcome.winner is None:
+        fallback = fallback_baseline(outcome, registry.fallback_to_baseline)
+        if fallback is None or baseline is None or baseline.name != fallback:
+            return outcome
+        return fallback_versus_champion(inputs, outcome, baseline, workdir)
     by_name = {c.name: c for c in built}
     champion = fetch_champion_model(inputs, by_name[outcome.winner], workdir / "champion")
     if champion is None:
@@ -198,6 +212,43 @@ def versus_champion(
         inputs.source(outcome.target),
         champion.source,
         objective,
+    )
+
+
+def fallback_versus_champion(
+    inputs: ResolvedInputs, outcome: TargetOutcome, baseline: Candidate, workdir: Path
+) -> TargetOutcome:
+    """Re-measure the current champion beside the baseline a target falls back to: the
+    champion rules hold for it as for a winner (its own bytes, or the same source and not
+    clearly better: nothing moves)."""
+    champion = fetch_champion_model(inputs, baseline, workdir / "champion")
+    if champion is None:
+        return outcome
+    if file_digests(baseline) == file_digests(champion.candidate):
+        return identical_to_champion(
+            outcome, champion.registered_model, champion.version, baseline.name
+        )
+    get_run_logger().info(
+        "%s: no optimized candidate passed; measuring the baseline %s against champion v%s",
+        outcome.target,
+        baseline.name,
+        champion.version,
+    )
+    challenger = baseline.model_copy(update={"is_baseline": False})  # timed as a candidate
+    measured = measure_on_device(inputs, outcome.target)(
+        inputs, outcome.target, champion.candidate, [challenger], workdir / "vs-champion"
+    )
+    rematch = decide(inputs, outcome.target, champion.candidate, [challenger], [], measured)
+    return judge_fallback_against_champion(
+        outcome,
+        rematch,
+        baseline.name,
+        champion.registered_model,
+        champion.version,
+        inputs.params.registry.compare_with_champion,
+        inputs.source(outcome.target),
+        champion.source,
+        inputs.params.gates.objective,
     )
 
 
@@ -257,7 +308,7 @@ def optimize_measure_decide(
         timed = measure_on_device(inputs, target, head_to_head)(inputs, target, pairs, workdir)
         if timed:
             outcome = reselect(outcome, timed, inputs.params)
-    return versus_champion(inputs, outcome, built, workdir), measured
+    return versus_champion(inputs, outcome, built, workdir, baseline), measured
 
 
 @flow(name="gate-target", log_prints=True)

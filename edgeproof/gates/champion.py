@@ -166,16 +166,50 @@ def hold_if_same_source(
 
 
 def identical_to_champion(
-    outcome: TargetOutcome, registered_model: str, champion_version: str
+    outcome: TargetOutcome,
+    registered_model: str,
+    champion_version: str,
+    candidate: str | None = None,
 ) -> TargetOutcome:
-    """``outcome`` whose winner has the champion's bytes: nothing to compare or promote."""
+    """``outcome`` whose winner (or ``candidate``: a fallback baseline) has the champion's
+    bytes: nothing to compare or promote."""
     versus = ChampionComparison(
         registered_model=registered_model,
         champion_version=champion_version,
         status="identical",
-        reason=f"{outcome.winner} is byte-identical to champion v{champion_version}",
+        reason=f"{candidate or outcome.winner} is byte-identical to champion v{champion_version}",
     )
     return outcome.model_copy(update={"champion": versus})
+
+
+def judge_fallback_against_champion(
+    outcome: TargetOutcome,
+    rematch: TargetOutcome,
+    baseline: str,
+    registered_model: str,
+    champion_version: str,
+    config: ChampionCompare,
+    now: SourceKey,
+    champion_source: SourceKey | None,
+    objective: Objective,
+) -> TargetOutcome:
+    """``outcome`` (no optimized candidate passed) with its baseline's comparison to the
+    champion, by the winner's rules (``judge_against_champion``: worse, kept from the same
+    source unless clearly better, not-worse). The target's status and reason stay: it is
+    blocked already, and a comparison that could not be made only leaves the champion where
+    it is (status ``error`` in the comparison), it does not fail the target."""
+    judged = judge_against_champion(
+        outcome,
+        rematch,
+        baseline,
+        registered_model,
+        champion_version,
+        config,
+        now,
+        champion_source,
+        objective,
+    )
+    return judged.model_copy(update={"status": outcome.status, "reason": outcome.reason})
 
 
 def prefer_champion_twin(outcome: TargetOutcome, twin: str, objective: Objective) -> TargetOutcome:

@@ -16,6 +16,14 @@ gets only the absolute checks (p90 budget, peak RSS, size); relative ones are "s
 with message "baseline". A non-baseline candidate without paired baseline timings gets an
 *inconclusive* min_speedup check (no evidence is not a pass).
 
+Steady clocks: ``clocks`` is the measurement's ``environment["clocks"]`` record
+(``measure.device_state``: how many of its timed blocks ran at unsteady clocks, and why).
+When any did, each latency check that was decided (pass, fail or inconclusive) becomes
+**inconclusive** under ``gates.latency.require_steady_clocks``, its message ending "N of M
+blocks at unsteady clocks: <reasons>"; without the option the same words are only a note
+in its message. A record that could read nothing (no cpufreq, thermal zones or throttle
+state) has no unsteady blocks and changes nothing.
+
 Verdict status (the literal "inconclusive" verdict status is never emitted here; it is left
 to callers): "fail" if any check fails; else, if any check is inconclusive, it depends on
 ``gates.on_inconclusive``: "fail" and "rerun" give "fail" ("rerun": the flow measures such
@@ -28,9 +36,9 @@ lists every failing and inconclusive check in check order, as ``"<name>: <messag
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from edgeproof.config import GatesConfig
 from edgeproof.gates.stats import min_samples_for_quantile
@@ -307,14 +315,43 @@ def _energy_check(name: str, limit: float, s: CandidateSummary, base: CandidateS
     return exact_check(name, "energy reduction", reduction, limit, "min", "%", base_mj)
 
 
+def unsteady_clocks(clocks: Mapping[str, Any] | None) -> str | None:
+    """ "N of M blocks at unsteady clocks: <reasons>" from a measurement's clock record, or
+    None (no record, nothing readable, or every block steady)."""
+    if not clocks:
+        return None
+    unsteady, blocks = int(clocks.get("unsteady") or 0), int(clocks.get("blocks") or 0)
+    if unsteady <= 0:
+        return None
+    reasons = ", ".join(str(r) for r in clocks.get("reasons") or ())
+    text = f"{unsteady} of {blocks} blocks at unsteady clocks"
+    return f"{text}: {reasons}" if reasons else text
+
+
+def steady_clocks_check(
+    check: Check, clocks: Mapping[str, Any] | None, gates: GatesConfig
+) -> Check:
+    """A latency check given its blocks' clock record: inconclusive under
+    ``gates.latency.require_steady_clocks`` when any block was unsteady, else noted."""
+    why = unsteady_clocks(clocks)
+    if why is None or check.status == "skipped" or not check.name.startswith("latency."):
+        return check
+    if gates.latency.require_steady_clocks:
+        message = f"{check.message}; not trusted: {why}"
+        return check.model_copy(update={"status": "inconclusive", "message": message})
+    return check.model_copy(update={"message": f"{check.message} (note: {why})"})
+
+
 def run_checks(
     summary: CandidateSummary,
     baseline: CandidateSummary,
     gates: GatesConfig,
     kind: KindChecks | None = None,
+    clocks: Mapping[str, Any] | None = None,
 ) -> list[Check]:
     """Every enabled check of one candidate, in ``CHECK_NAMES`` order (``kind``: the task
-    kind's own checks, in place of the accuracy and fidelity ones)."""
+    kind's own checks, in place of the accuracy and fidelity ones; ``clocks``: the clock
+    record of the blocks its latency came from, ``environment["clocks"]``)."""
     checks: list[Check] = []
     for name in CHECK_NAMES if kind is None else kind.order():
         limit = limit_of(name, gates)
@@ -327,7 +364,9 @@ def run_checks(
             assert kind is not None
             checks.append(kind.check(name, limit, summary))
         else:
-            checks.append(_check(name, limit, summary, baseline))
+            checks.append(
+                steady_clocks_check(_check(name, limit, summary, baseline), clocks, gates)
+            )
     return checks + _output_checks(summary, gates)
 
 
@@ -389,15 +428,17 @@ def decide(
     gates: GatesConfig,
     optimizer_failure: str | None = None,
     kind: KindChecks | None = None,
+    clocks: Mapping[str, Any] | None = None,
 ) -> Verdict:
     """All enabled checks of one candidate and the verdict they add up to (see module doc).
 
     ``optimizer_failure``: what the optimizer itself reported it could not deliver (e.g. NNCF
     accuracy control that did not reach its max_drop); it fails the candidate as a first
     check named "optimizer", whatever the measurements say. ``kind``: the task kind's own
-    checks (``TaskKind.checks``).
+    checks (``TaskKind.checks``). ``clocks``: the candidate's ``environment["clocks"]``
+    (see the module doc: steady clocks).
     """
-    checks = run_checks(summary, baseline, gates, kind)
+    checks = run_checks(summary, baseline, gates, kind, clocks)
     if optimizer_failure is not None:
         checks.insert(0, Check(name="optimizer", status="fail", message=optimizer_failure))
     reasons: list[str] = []

@@ -17,6 +17,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from edgeproof.measure.identity import device_id
+
 _NVP_MODEL = re.compile(r"<\s*POWER_MODEL\s+ID=(\d+)\s+NAME=([^\s>]+)")
 _NVP_DEFAULT = re.compile(r"<\s*PM_CONFIG\s+DEFAULT=(\d+)")
 
@@ -25,9 +27,15 @@ SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx
                "amx_bf16", "fma", "f16c", "asimd", "asimddp", "i8mm", "bf16")  # fmt: skip
 
 
-def machine_state() -> dict[str, Any]:
-    """A snapshot of what can change timings, as JSON-ready values."""
-    cpuinfo = _read("/proc/cpuinfo") or ""
+def machine_state(root: Path = Path("/")) -> dict[str, Any]:
+    """A snapshot of what can change timings, as JSON-ready values.
+
+    ``/proc``, ``/sys`` and ``/etc`` are read under ``root`` (``measure.device_root``; a
+    recorded tree in tests); the platform and Python are this interpreter's. ``device_id``
+    is ``identity.device_id`` (hashed), where the device has one.
+    """
+    root = Path(root)
+    cpuinfo = _read(str(root / "proc/cpuinfo")) or ""
     state: dict[str, Any] = {
         "cpu_model": _cpu_model(cpuinfo),
         "cpu_count": os.cpu_count(),
@@ -36,20 +44,29 @@ def machine_state() -> dict[str, Any]:
         "python": platform.python_version(),
         "date": datetime.datetime.now(datetime.UTC).date().isoformat(),
     }
-    with contextlib.suppress(OSError):
-        state["loadavg_1m"] = round(os.getloadavg()[0], 2)
-    governor = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+    if root == Path("/"):
+        with contextlib.suppress(OSError):
+            state["loadavg_1m"] = round(os.getloadavg()[0], 2)
+    else:
+        load = (_read(str(root / "proc/loadavg")) or "").split()
+        with contextlib.suppress(ValueError, IndexError):
+            state["loadavg_1m"] = round(float(load[0]), 2)
+    cpufreq = root / "sys/devices/system/cpu/cpu0/cpufreq"
+    governor = _read(str(cpufreq / "scaling_governor"))
     if governor:
         state["cpu_governor"] = governor
-    freq = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq")
+    freq = _read(str(cpufreq / "scaling_cur_freq"))
     if freq and freq.isdigit():
         state["cpu_mhz"] = int(freq) // 1000
-    mode = power_mode()
+    mode = power_mode(root)
     if mode:
         state["power_mode"] = mode
-    temp = _read("/sys/class/thermal/thermal_zone0/temp")
+    temp = _read(str(root / "sys/class/thermal/thermal_zone0/temp"))
     if temp and temp.lstrip("-").isdigit():
         state["temperature_c"] = int(temp) / 1000.0
+    ident = device_id(root)
+    if ident:
+        state["device_id"] = ident
     return state
 
 

@@ -9,6 +9,11 @@ differs between a reference (the champion's evidence) and the current measuremen
 minute (load, frequency, temperature) or do not affect speed (Python patch version) are
 left out on purpose. As in ``environment.machine_state``, unknown fields are left out,
 never guessed.
+
+The fingerprint also carries ``device_id`` (``identity.device_id``: the board's serial or
+the machine-id, hashed), which is *not* one of ``FIELDS``: the digest and
+``fingerprint_mismatch`` keep meaning "the same kind of hardware" (two boards of one pool
+are comparable), while ``device_mismatch`` says whether it is the very same board.
 """
 
 from __future__ import annotations
@@ -19,6 +24,18 @@ import re
 from typing import Any
 
 from edgeproof.measure.environment import SPEED_FLAGS
+from edgeproof.measure.identity import device_id
+
+__all__ = [
+    "DEVICE_ID",
+    "FIELDS",
+    "HARDWARE_FIELDS",
+    "device_fingerprint",
+    "device_id",
+    "device_mismatch",
+    "fingerprint_digest",
+    "fingerprint_mismatch",
+]
 
 # fields compared and digested, in report order
 FIELDS = (
@@ -36,6 +53,8 @@ FIELDS = (
 )
 # the machine itself, whatever runtime measured on it (groups targets per device)
 HARDWARE_FIELDS = ("cpu_model", "cpu_count", "cpu_flags", "os", "power_mode")
+# the board itself (not in FIELDS: not part of the digest nor of fingerprint_mismatch)
+DEVICE_ID = "device_id"
 _MAJOR_MINOR = re.compile(r"^\s*v?(\d+)\.(\d+)")
 
 
@@ -44,7 +63,8 @@ def device_fingerprint(environment: dict[str, Any], session_info: dict[str, Any]
 
     ``device`` is the session's device (OpenVINO) or, failing that, its execution provider
     (onnxruntime); ``power_mode`` comes from ``environment["power_mode"]`` (see
-    ``environment.power_mode()``). Fields unknown on either input are omitted.
+    ``environment.power_mode()``), ``device_id`` from ``environment["device_id"]``. Fields
+    unknown on either input are omitted.
     """
     platform_name = environment.get("platform")
     flags = environment.get("cpu_flags")
@@ -60,6 +80,7 @@ def device_fingerprint(environment: dict[str, Any], session_info: dict[str, Any]
         "precision": session_info.get("precision"),
         "inference_precision": session_info.get("inference_precision"),
         "power_mode": environment.get("power_mode"),
+        DEVICE_ID: environment.get(DEVICE_ID),
     }
     return {k: v for k, v in fp.items() if v is not None}
 
@@ -96,6 +117,21 @@ def fingerprint_mismatch(
         if reason:
             reasons.append(reason)
     return reasons
+
+
+def device_mismatch(
+    reference: dict[str, Any],
+    current: dict[str, Any],
+    reference_label: str = "champion",
+    current_label: str = "this run",
+) -> str | None:
+    """One line when two fingerprints come from different boards (their ``device_id``s
+    differ), else None; a fingerprint without a ``device_id`` (an old record, a device
+    exposing neither serial nor machine-id) is never called different."""
+    ref, cur = reference.get(DEVICE_ID), current.get(DEVICE_ID)
+    if ref is None or cur is None or ref == cur:
+        return None
+    return f"another device: {ref} ({reference_label}) vs {cur} ({current_label})"
 
 
 def fingerprint_digest(fp: dict[str, Any], fields: tuple[str, ...] = FIELDS) -> str:

@@ -15,6 +15,10 @@ Protocol (one target, one device, never two measurements at once):
    a classifier's top-1 agreement clearly fails on the first eval items (``fidelity_look``,
    one look, taken then unless the speed gate already failed it), else at ``max_samples``
    or ``max_seconds``.
+   Around every timed block the device's clocks, temperatures and throttle state are
+   read (``device_state``, under ``measure.device_root``); each candidate's record keeps
+   its window's blocks (its own and the baseline's) in ``environment["clocks"]``, the
+   baseline's its own blocks, each flagged when not at steady clocks.
 3. Then throughput at ``throughput_batch``, the outputs on the eval split (for accuracy and
    fidelity) and the peak RSS of that process.
 
@@ -41,6 +45,7 @@ from edgeproof.gates.paired_selection import block_medians, paired_ratio
 from edgeproof.gates.sequential import SequentialDesign, log_ratios, looks_schedule, speed_look
 from edgeproof.gates.stats import median_ci, proportion_ci, speedup_ci
 from edgeproof.measure.client import WorkerClient
+from edgeproof.measure.device_state import ClockLog, DeviceState
 from edgeproof.measure.environment import busy_reason, machine_state
 from edgeproof.measure.fingerprint import device_fingerprint
 from edgeproof.records import Candidate, RawMeasurement
@@ -60,8 +65,15 @@ FIDELITY_LOOK_SHARE = 0.2
 class _Measured:
     """A loaded worker plus the samples taken from it so far."""
 
-    def __init__(self, candidate: Candidate, job: MeasureJob, measure: MeasureConfig) -> None:
+    def __init__(
+        self,
+        candidate: Candidate,
+        job: MeasureJob,
+        measure: MeasureConfig,
+        clocks: ClockLog | None = None,
+    ) -> None:
         self.candidate = candidate
+        self.clocks = clocks
         self.client = WorkerClient(f"{candidate.target}/{candidate.name}", measure.timeout_seconds)
         try:
             self.loaded = self.client.call(
@@ -99,7 +111,11 @@ class _Measured:
         return self._head
 
     def block(self, n: int, discard: int) -> list[float]:
+        """One timed block; the device's state is read just before and after it."""
+        start = self.clocks.start() if self.clocks is not None else None
         samples = self.client.call("latency", n=n, discard=discard)["samples_ms"]
+        if self.clocks is not None and start is not None:
+            self.clocks.add(self.candidate.name, start, self.clocks.start())
         self.samples.extend(samples)
         return samples
 
@@ -111,11 +127,13 @@ class _Measured:
         environment: dict,
         stopped: str,
         failed_early: bool = False,
+        blocks: list[dict[str, Any]] | None = None,
     ) -> tuple[RawMeasurement, Path]:
         """Throughput, eval outputs and memory, then the record; closes the worker.
 
         ``failed_early``: the speed gate already failed the candidate, so two throughput
         runs and the first ``early_fail_eval_items`` eval items are enough to report it.
+        ``blocks``: the clock log's entries of the blocks this record's timings came from.
         """
         runs = 2 if failed_early else measure.throughput_runs
         tput = self.client.call("throughput", batch=measure.throughput_batch, runs=runs)
@@ -143,6 +161,7 @@ class _Measured:
                 "energy": tput.get("energy", {}),
                 "warmup": {k: self.warmup[k] for k in ("runs", "stable")},
                 "stopped": stopped,
+                **({"clocks": self.clocks.record(blocks or [])} if self.clocks is not None else {}),
             },
         )
         return raw, out
@@ -171,13 +190,14 @@ def measure_target(
     """Measure the baseline and every candidate; raises only if the baseline fails."""
     job.outputs_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(measure.seed)
-    environment = machine_state()
+    environment = machine_state(Path(measure.device_root))
     check_busy(environment, measure, baseline.target, progress)
+    clocks = clock_log(measure)
     raw: dict[str, RawMeasurement] = {}
     outputs: dict[str, Path] = {}
     errors: dict[str, str] = {}
     progress(f"{baseline.target}: loading baseline {baseline.name}")
-    base = _Measured(baseline, job, measure)
+    base = _Measured(baseline, job, measure, clocks)
     try:
         for candidate in candidates:
             progress(f"{candidate.target}: measuring {candidate.name} against {baseline.name}")
@@ -190,12 +210,19 @@ def measure_target(
         stopped = "paired with candidates"
         if not base.samples:  # no candidate ran: the baseline still gets its own samples
             stopped = _sample_alone(base, measure)
+        own = [b for b in clocks.blocks if b["worker"] == baseline.name]
         raw[baseline.name], outputs[baseline.name] = base.finish(
-            job, measure, [], environment, stopped
+            job, measure, [], environment, stopped, blocks=own
         )
     finally:
         base.client.close()
     return TargetMeasurements(raw, outputs, errors)
+
+
+def clock_log(measure: MeasureConfig) -> ClockLog:
+    """A log of the device's state around every block, read under ``measure.device_root``."""
+    state = DeviceState(Path(measure.device_root), measure.clock_cpus)
+    return ClockLog(state, measure.clock_tolerance)
 
 
 def measure_head_to_head(
@@ -209,7 +236,7 @@ def measure_head_to_head(
     random per pair, the idle worker paused), until the CI of their paired ratio is within
     ``target_rel_halfwidth`` (after ``min_samples``), or ``max_samples`` / ``max_seconds``.
     Raises MeasurementError if either worker fails."""
-    environment = machine_state()
+    environment = machine_state(Path(measure.device_root))
     check_busy(environment, measure, a.target, progress)
     progress(f"{a.target}: timing {a.name} against {b.name} head to head")
     rng = np.random.default_rng(measure.seed + 1)
@@ -396,7 +423,8 @@ def _interleave(
     rng: np.random.Generator,
     environment: dict,
 ) -> tuple[RawMeasurement, Path]:
-    cand = _Measured(candidate, job, measure)
+    cand = _Measured(candidate, job, measure, base.clocks)
+    first_block = len(base.clocks.blocks) if base.clocks is not None else 0
     try:
         paired: list[float] = []
         min_blocks, max_blocks = _block_bounds(measure)
@@ -419,6 +447,7 @@ def _interleave(
                 stopped = "max_seconds reached"
                 break
         base.client.pause()  # while the candidate's throughput and outputs run
-        return cand.finish(job, measure, paired, environment, stopped, failed_early)
+        window = base.clocks.blocks[first_block:] if base.clocks is not None else []
+        return cand.finish(job, measure, paired, environment, stopped, failed_early, window)
     finally:
         cand.client.close()

@@ -19,7 +19,7 @@ fixed dimension.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeproof.config import InputConfig
+from edgeproof.config import InputConfig, OutputConfig
 from edgeproof.data.dataset import Dataset
 from edgeproof.data.feed import FeedLayout, InputCast, StateInput
 from edgeproof.errors import ConfigError, InputError, first_line
@@ -181,12 +181,24 @@ def _describe(model: Any) -> list[InputLayout]:
     ]
 
 
-def graph_signature(path: Path) -> tuple[list[InputSpec], list[InputSpec]]:
-    """(inputs, outputs) of an ONNX graph as declared: name, dtype, shape (None = dynamic)."""
+def graph_signature(
+    path: Path, observed: Mapping[str, Mapping[str, Any]] | None = None
+) -> tuple[list[InputSpec], list[InputSpec]]:
+    """(inputs, outputs) of an ONNX graph: name, dtype, shape (None = dynamic), as
+    declared, or as observed at resolve where ``observed`` (``FeedLayout.observed``: output
+    -> dtype and shape, the item axis None) says the model returns something else."""
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
-    return _specs(_layouts(model)), _specs(_layouts(model, outputs=True))
+    outputs = _specs(_layouts(model, outputs=True))
+    seen = observed or {}
+    outputs = [
+        InputSpec(o.name, np.dtype(seen[o.name]["dtype"]), tuple(seen[o.name]["shape"]))
+        if o.name in seen
+        else o
+        for o in outputs
+    ]
+    return _specs(_layouts(model)), outputs
 
 
 def _specs(layouts: list[_RawInput]) -> list[InputSpec]:
@@ -198,21 +210,50 @@ def _specs(layouts: list[_RawInput]) -> list[InputSpec]:
     ]
 
 
-def feed_layout(path: Path, inputs: Mapping[str, InputConfig]) -> FeedLayout:
+@dataclass(frozen=True)
+class DataShapes:
+    """What a data file says about item axes: each array's shape (read from the ``.npz``
+    headers) and the number of labels (None without labels)."""
+
+    shapes: dict[str, tuple[int, ...]]
+    labels: int | None = None
+
+
+def feed_layout(
+    path: Path,
+    inputs: Mapping[str, InputConfig],
+    outputs: Sequence[OutputConfig] | None = None,
+    data: DataShapes | None = None,
+) -> FeedLayout:
     """How data feeds the model: each input's item axis, the constants and streaming
-    states of ``model.inputs`` (checked against the graph: ConfigError naming the key)."""
+    states of ``model.inputs`` (checked against the graph: ConfigError naming the key),
+    and the outputs' item axes as declared or set in ``model.outputs`` (the observation at
+    resolve, :mod:`edgeproof.onnx.observe`, settles the rest).
+
+    The one place item axes are decided: ``model.inputs.<name>.item_axis`` when set, else
+    the graph's reading (:func:`item_axis_of`); an input whose batch is fixed at 1 before a
+    dynamic axis (``[1, 1, 64, width]``) may hold its items on either: ``data`` (the eval
+    file's shapes) decides, and without it the first dynamic axis is taken provisionally.
+    """
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
     layouts = _describe(model)
     by_name = {layout.name: layout for layout in layouts}
-    outputs = {raw.name: raw for raw in _layouts(model, outputs=True)}
+    declared = {raw.name: raw for raw in _layouts(model, outputs=True)}
     for name in inputs:
         if name not in by_name:
             raise ConfigError(
                 f"params.yaml: model.inputs.{name}: not an input of the model "
                 f"(inputs: {', '.join(by_name)})"
             )
+    for out in outputs or ():
+        if out.name not in declared:
+            raise ConfigError(
+                f"params.yaml: model.outputs: {out.name!r} is not an output of the model "
+                f"(outputs: {', '.join(declared)})"
+            )
+    axes = {x.name: _input_axis(x, inputs.get(x.name), data) for x in layouts}
     constants: dict[str, np.ndarray] = {}
     states: dict[str, StateInput] = {}
     for name, config in inputs.items():
@@ -220,20 +261,93 @@ def feed_layout(path: Path, inputs: Mapping[str, InputConfig]) -> FeedLayout:
         if config.value is not None:
             constants[name] = _constant(name, config.value, layout)
         elif config.carried_from is not None:
-            states[name] = _state(name, config.carried_from, layout, outputs)
+            states[name] = _state(name, config.carried_from, layout, declared)
     scaling = {name: (config.scale, config.offset) for name, config in inputs.items()}
-    output_axes = {name: item_axis_of(raw.shape) for name, raw in outputs.items()}
+    output_axes: dict[str, int | None] = {
+        name: item_axis_of(raw.shape) for name, raw in declared.items()
+    }
     for name, state in states.items():  # a state output holds items as its input does
-        output_axes[state.output] = by_name[name].item_axis
+        output_axes[state.output] = axes[name]
+    for out in outputs or ():
+        if out.item_axis != "auto":
+            output_axes[out.name] = out.item_axis
+    kinds = {o.name: o.kind for o in outputs or () if o.kind is not None}
     return FeedLayout(
-        item_axes={x.name: x.item_axis for x in layouts if x.item_axis},
+        item_axes={name: axis for name, axis in axes.items() if axis},
         output_axes={name: axis for name, axis in output_axes.items() if axis},
-        constant_inputs=frozenset(x.name for x in layouts if x.item_axis is None),
+        constant_inputs=frozenset(name for name, axis in axes.items() if axis is None),
         constants=constants,
         states=states,
-        one_item_per_call=any(x.batch_axis is None and x.item_axis is not None for x in layouts),
+        one_item_per_call=any(
+            axes[x.name] is not None and x.shape[axes[x.name]] == 1 for x in layouts
+        ),
         casts={x.name: InputCast(str(x.dtype), *scaling.get(x.name, (1.0, 0.0))) for x in layouts},
+        outputs=tuple(o.name for o in outputs or ()),
+        output_kinds=kinds,
     )
+
+
+def ambiguous_axes(layout: InputLayout) -> tuple[int, int] | None:
+    """(the first axis fixed at 1, the first dynamic axis) when the first comes before the
+    second: a fixed batch of 1 and, say, a dynamic width (``[1, 1, 64, width]``), whose
+    items may be on either; None when the graph's reading is plain."""
+    first_one = next((axis for axis, d in enumerate(layout.shape) if d == 1), None)
+    if first_one is None or layout.batch_axis is None or first_one > layout.batch_axis:
+        return None
+    return first_one, layout.batch_axis
+
+
+def _input_axis(
+    layout: InputLayout, config: InputConfig | None, data: DataShapes | None
+) -> int | None:
+    key = f"params.yaml: model.inputs.{layout.name}.item_axis"
+    chosen = getattr(config, "item_axis", "auto")
+    if chosen != "auto":
+        if chosen is None:
+            return None
+        if chosen >= len(layout.shape) or layout.shape[chosen] not in (None, 1):
+            size = (
+                "out of range"
+                if chosen >= len(layout.shape)
+                else f"fixed at {layout.shape[chosen]}"
+            )
+            raise ConfigError(
+                f"{key}: axis {chosen} of input {layout.name!r} {_shape(layout.shape)} is "
+                f"{size}: items go on a dynamic axis or one fixed at 1"
+            )
+        return chosen
+    if config is not None and (config.value is not None or config.carried_from is not None):
+        return layout.item_axis
+    both = ambiguous_axes(layout)
+    if both is None or data is None or layout.name not in data.shapes:
+        return layout.item_axis
+    shape = data.shapes[layout.name]
+    fits = [axis for axis in both if _fits(layout.shape, shape, axis, data.labels)]
+    if len(fits) == 1:
+        return fits[0]
+    if not fits:
+        return layout.item_axis  # the data check names what does not fit
+    fixed, dynamic = both
+    name = layout.dim_names[dynamic]
+    dim = f"dynamic {name!r}" if name else "dynamic"
+    raise ConfigError(
+        f"{key}: input {layout.name!r} {_shape(layout.shape)} may hold its items on axis "
+        f"{fixed} (batch fixed at 1) or on axis {dynamic} ({dim}), and the eval data "
+        f"{shape} fits both: set it (e.g. item_axis: {fixed})"
+    )
+
+
+def _fits(
+    declared: tuple[int | None, ...], shape: tuple[int, ...], axis: int, labels: int | None
+) -> bool:
+    """Whether a data array of ``shape`` fits the input with its items on ``axis``."""
+    if len(shape) != len(declared):
+        return False
+    fixed = all(
+        i == axis or d is None or d == got
+        for i, (d, got) in enumerate(zip(declared, shape, strict=True))
+    )
+    return fixed and (labels is None or shape[axis] == labels)
 
 
 def _constant(name: str, value: Any, layout: InputLayout) -> np.ndarray:

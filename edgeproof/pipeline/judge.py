@@ -68,7 +68,14 @@ def judge_target(
         )
     by_name = {c.name: c for c in [baseline, *candidates]}
     verdicts = {
-        name: decide(summary, summaries[baseline.name], params.gates, by_name[name].failure, kind)
+        name: decide(
+            summary,
+            summaries[baseline.name],
+            params.gates,
+            by_name[name].failure,
+            kind,
+            clocks=measured.raw[name].environment.get("clocks"),
+        )
         for name, summary in summaries.items()
     }
     outcomes = [

@@ -6,7 +6,8 @@ CI systems (GitHub Actions test reporters, GitLab, Jenkins) understand JUnit XML
 that blocks or stops the run may look green: a failed check is a ``<failure type="gate">``,
 an inconclusive one a ``<failure type="inconclusive">``, a candidate that could not be
 measured an ``<error>`` in a ``measure`` testcase, and each available target gets a
-``winner`` testcase that fails when the target is blocked (errors when it errored). An
+``winner`` testcase that fails when the target is blocked (errors when it errored; a
+target that fell back to its baseline still fails it, the fallback named in the message). An
 unavailable target is one skipped ``available`` testcase; a champion comparison is a
 ``champion`` testcase; data-gate failures form the ``edgeproof.data.dataset`` suite; a run-level
 error the ``edgeproof.run`` suite. ``RunResult`` records no durations, so every ``time``
@@ -22,6 +23,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from edgeproof.records import CandidateOutcome, Check, RunResult, TargetOutcome
+from edgeproof.report.fallback import fallback_line
 
 _COUNTS = ("tests", "failures", "errors", "skipped")
 # characters XML 1.0 cannot carry at all (control characters such as ANSI escapes)
@@ -82,13 +84,18 @@ def _target_suite(result: RunResult, target: TargetOutcome) -> ET.Element:
         _candidate_cases(suite, name, outcome)
     winner = _case(suite, f"{name}.target", "winner")
     why = target.reason or f"target status {target.status}"
+    promotion = next((p for p in result.promotions if p.target == target.target), None)
+    fallback = fallback_line(target, promotion)
+    if fallback is not None:
+        why += f"; {fallback}"
     if target.status == "blocked":
         _child(winner, "failure", f"blocked: {why}", kind="gate")
     elif target.status == "error":
         _child(winner, "error", why, kind="error")
     if target.champion is not None:
         champ = target.champion
-        case = _case(suite, f"{name}.{target.winner or 'winner'}", "champion")
+        who = target.winner or (target.baseline if fallback is not None else None)
+        case = _case(suite, f"{name}.{who or 'winner'}", "champion")
         text = "\n".join(check_message(c) for c in champ.checks)
         message = f"vs {champ.registered_model} v{champ.champion_version}: {champ.reason}"
         if champ.status == "worse":

@@ -15,7 +15,9 @@ from edgeproof.records import (
     TargetOutcome,
     format_estimate,
 )
+from edgeproof.report.fallback import fallback_line
 from edgeproof.report.progression import progression_table
+from edgeproof.report.search import search_lines
 from edgeproof.tasks.registry import find_task_kind
 
 MARKER = "<!-- edgeproof-summary -->"
@@ -82,6 +84,7 @@ def _target_section(outcome: TargetOutcome, promotion: Promotion | None) -> list
     lines += _fidelity_table(outcome)
     lines += _metric_table(outcome)
     lines += _task_lines(outcome)
+    lines += search_lines(outcome)
     if outcome.winner:
         lines.append(f"Winner: **{outcome.winner}** — {outcome.reason}")
     else:
@@ -140,6 +143,9 @@ def _target_section(outcome: TargetOutcome, promotion: Promotion | None) -> list
         lines += ["", "What the optimizers warned about:", "", *warned]
     if promotion is not None:
         lines += ["", f"Registry `{promotion.registered_model}`: {_promotion_text(promotion)}"]
+    fallback = fallback_line(outcome, promotion)
+    if fallback is not None:
+        lines += ["", fallback]
     for name in outcome.plots:
         what = "Pareto front" if name.endswith("-pareto.png") else "latency and speedup"
         lines += ["", f"![{outcome.target} {what}]({name})"]

@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from edgeproof.records import Check, Estimate, Promotion, RunResult, TargetOutcome
+from edgeproof.report.fallback import fallback_line
 
 VERDICTS = {
     "pass": "✅ pass",
@@ -88,6 +89,9 @@ def _target(outcome: TargetOutcome, promotion: Promotion | None, width: int) -> 
         lines.append(Text(f"  No winner: {outcome.reason or outcome.status}"))
     if promotion is not None:
         lines.append(Text(f"  Registry {promotion.registered_model}: {_promotion(promotion)}"))
+    fallback = fallback_line(outcome, promotion)
+    if fallback is not None:
+        lines.append(Text(f"  {fallback}", "yellow"))
     failures = _failures(outcome)
     if failures:
         lines.append(Text(f"  Failed: {'; '.join(failures)}"))

@@ -107,7 +107,7 @@ class TaskKind:
         raise NotImplementedError
 
     def probe_judge(
-        self, params: Params
+        self, params: Params, layout: FeedLayout
     ) -> Callable[[dict[str, np.ndarray], dict[str, np.ndarray]], ProbeResult] | None:
         """The verdict on a search's probe (baseline outputs, probe outputs, one row per
         call); None: this kind cannot judge probes (no search recipe)."""

@@ -10,8 +10,8 @@ or none (embedding and raw: fidelity to the baseline per output tensor).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,9 @@ from edgeproof.data.dataset import Dataset, LabelKind, load_dataset
 from edgeproof.data.feed import FeedLayout
 from edgeproof.errors import ConfigError, InputError
 from edgeproof.evaluate.custom_metric import LoadedMetric, load_metric
+from edgeproof.evaluate.probe import tensor_probe_judge
 from edgeproof.evaluate.scores import Scoring, load_outputs, score_candidate
+from edgeproof.gates.search import ProbeResult
 from edgeproof.gates.summarize import summarize
 from edgeproof.measure.harness import measure_head_to_head, measure_target
 from edgeproof.onnx.model import check_data_matches, check_onnx, feed_layout
@@ -46,6 +48,9 @@ class TensorTruth:
     labels: np.ndarray | None
     slices: np.ndarray | None = None
     metric: LoadedMetric | None = None
+    layout: FeedLayout = field(
+        default_factory=FeedLayout
+    )  # which outputs are gated, and what the class one holds
 
     def head(self, n: int) -> TensorTruth:
         """The truth of the first ``n`` eval items (a candidate scored on fewer items)."""
@@ -94,7 +99,7 @@ class TensorTask(TaskKind):
         return specs
 
     def feed_layout(self, model: Path, params: Params) -> FeedLayout:
-        return feed_layout(model, params.model.inputs)
+        return feed_layout(model, params.model.inputs, params.model.outputs)
 
     def check_data(
         self, path: Path, what: str, specs: list[InputSpec], params: Params, layout: FeedLayout
@@ -118,7 +123,7 @@ class TensorTask(TaskKind):
         data = load_dataset(eval_data, params.data.labels_key, False, self.label_kind, layout)
         config = params.model.metric
         metric = None if config is None else load_metric(root, config)
-        return TensorTruth(data.labels, data.slices, metric)
+        return TensorTruth(data.labels, data.slices, metric, layout)
 
     def num_classes(self, params: Params) -> int | None:
         return params.model.num_classes if self.labels == "classes" else None
@@ -150,19 +155,35 @@ class TensorTask(TaskKind):
     ) -> HeadToHeadRun | None:
         return measure_head_to_head(a, b, job, settings, progress)
 
+    def probe_judge(
+        self, params: Params, layout: FeedLayout
+    ) -> Callable[[dict[str, np.ndarray], dict[str, np.ndarray]], ProbeResult]:
+        """Fidelity to the baseline on the gated outputs (``edgeproof.evaluate.probe``)."""
+        return tensor_probe_judge(self.scoring, params.gates.fidelity, layout)
+
     def summarizer(
         self, baseline: Candidate, measured: TargetMeasurements, truth: Any, params: Params
     ) -> Summarizer:
         fidelity = params.gates.fidelity
         base_outputs = load_outputs(measured.outputs[baseline.name])
+        layout = truth.layout
 
         def summarize_one(cand: Candidate) -> CandidateSummary:
             outputs = load_outputs(measured.outputs[cand.name])
+            gated = layout.gated(outputs)  # model.outputs, or as observed at resolve
             # a candidate failed early on speed was scored on the first items only
-            items = len(next(iter(outputs.values())))
+            items = len(next(iter(gated.values())))
             base = {name: array[:items] for name, array in base_outputs.items()}
             seen = truth.head(items)
-            scores = score_candidate(self.scoring, cand.name, outputs, base, seen.labels, fidelity)
+            scores = score_candidate(
+                self.scoring,
+                cand.name,
+                gated,
+                layout.gated(base),
+                seen.labels,
+                fidelity,
+                kind=layout.output_kind(next(iter(gated))),
+            )
             if seen.metric is not None:
                 scores = replace(scores, metric=seen.metric_scores(cand.name, outputs, base))
             summary = summarize(

@@ -5,7 +5,12 @@ The winner becomes a new version of ``<model>.<target>`` with alias ``challenger
 the champion is still the one this run started with (compare-and-set, ``move_champion``).
 A foreign registry lock (``alias_lock``) refuses the move the same way, naming the lock; a
 name another user holds refuses the registration in one line (``ForeignName``).
-With no winner nothing is registered and no alias moves: the champion stays where it was.
+With no winner nothing is registered and no alias moves: the champion stays where it was,
+unless the target falls back to its baseline (``registry.fallback_to_baseline``, the
+decision in ``gates.outcome.fallback_baseline``): no optimized candidate passed but the
+baseline passed every quality gate, so the baseline is registered and promoted like a
+winner, under the same champion rules, its version tagged ``edgeproof.fallback`` and every
+reason (audit event, promotion) starting with ``FALLBACK_REASON``.
 A winner "kept" out by the stable-champion rule (same source, not clearly better) registers
 nothing either, and the history records that the champion was kept, and why.
 """
@@ -17,7 +22,12 @@ import json
 from edgeproof.config import RegistryConfig
 from edgeproof.errors import RegistryConflict, TrackingError
 from edgeproof.gates.champion_policy import SourceKey
-from edgeproof.gates.outcome import wants_promotion
+from edgeproof.gates.outcome import (
+    FALLBACK_REASON,
+    fallback_baseline,
+    no_fallback_reason,
+    wants_promotion,
+)
 from edgeproof.records import Promotion, RunInfo, TargetOutcome, TargetResult
 from edgeproof.tracking import tags as tagnames
 from edgeproof.tracking.access import ForeignName
@@ -42,14 +52,19 @@ def promote(
     name = registry.registered_name(run.model, outcome.target)
     before = champion_at_start
     where = f"stays at version {before}" if before else "is not set"
+    fallback = fallback_baseline(outcome, registry.fallback_to_baseline)
+    chosen = outcome.winner or fallback
+    prefix = f"{FALLBACK_REASON}; " if fallback else ""
     why_not = None
-    if outcome.winner is None:
+    if chosen is None:
         why_not = f"{outcome.reason or 'no candidate passed every gate'}; "
+        no_fallback = no_fallback_reason(outcome, registry.fallback_to_baseline)
+        why_not += f"{no_fallback}; " if no_fallback else ""
         why_not += f"{registry.champion_alias} {where}"
     elif outcome.champion is not None and outcome.champion.status != "not-worse":
         held = outcome.champion.status in ("identical", "kept")
         kept = "nothing registered" if held else "not promoted"
-        why_not = f"{outcome.champion.reason}; {kept}, {registry.champion_alias} {where}"
+        why_not = f"{prefix}{outcome.champion.reason}; {kept}, {registry.champion_alias} {where}"
         if outcome.champion.status == "kept" and before is not None:
             keep_champion(store, registry, name, champion=before, run=run.run_name, reason=why_not)
     if why_not is not None:
@@ -60,10 +75,10 @@ def promote(
             champion_after=before,
             reason=why_not,
         )
-    winner = next(c for c in outcome.outcomes if c.candidate.name == outcome.winner)
+    winner = next(c for c in outcome.outcomes if c.candidate.name == chosen)
     tags = {
         tagnames.RUN: run.run_name,
-        tagnames.CANDIDATE: outcome.winner,
+        tagnames.CANDIDATE: chosen,
         tagnames.TARGET: outcome.target,
         tagnames.GATES: winner.verdict.status,
         tagnames.PRECISION: winner.candidate.precision,
@@ -73,15 +88,23 @@ def promote(
         tags["git.sha"] = run.lineage.git_sha
     if source is not None:
         tags |= source_tags(source)
+    if fallback:
+        tags[tagnames.FALLBACK] = FALLBACK_REASON
     try:
-        version = store.register(name, candidate_runs[outcome.winner], MODEL_ARTIFACT_DIR, tags)
+        version = store.register(name, candidate_runs[chosen], MODEL_ARTIFACT_DIR, tags)
     except TrackingError:
         refused = foreign_model(store, name)  # e.g. another user created the name first
         if refused is not None:
             raise refused from None
         raise
     store.set_alias(name, registry.challenger_alias, version)
-    reason = f"{outcome.winner} passed every gate: {outcome.reason}"
+    if fallback:
+        reason = (
+            f"{FALLBACK_REASON} ({outcome.reason}); the baseline {fallback} passed every "
+            "quality gate"
+        )
+    else:
+        reason = f"{outcome.winner} passed every gate: {outcome.reason}"
     if outcome.champion is not None:
         reason += f"; {outcome.champion.reason}"
     try:
@@ -104,7 +127,7 @@ def promote(
             champion_after=store.alias_version(name, registry.champion_alias),
             challenger=version,
             refused=True,
-            reason=str(exc),
+            reason=f"{prefix}{exc}",
         )
     return Promotion(
         target=outcome.target,

@@ -182,14 +182,18 @@ def _log_target_body(
 
 def device_tags(environment: dict[str, Any]) -> dict[str, str]:
     """Which device measured a candidate: its hardware digest (the same for every runtime
-    measured on it, so targets can be compared per device) and CPU model."""
+    measured on it, so targets can be compared per device), CPU model, and the board's own
+    id where readable (two boards of one pool told apart)."""
     fingerprint = environment.get("fingerprint") or {}
     if not fingerprint:
         return {}
-    return {
+    tags = {
         tagnames.DEVICE: fingerprint_digest(fingerprint, HARDWARE_FIELDS),
         tagnames.DEVICE_NAME: str(fingerprint.get("cpu_model", "unknown"))[:250],
     }
+    if fingerprint.get("device_id"):
+        tags[tagnames.DEVICE_ID] = str(fingerprint["device_id"])
+    return tags
 
 
 def _log_candidate(

@@ -30,6 +30,7 @@ DATA_GATE = "edgeproof.data_gate"
 DATA_GATE_REUSED = "edgeproof.data_gate.reused"
 DEVICE = "edgeproof.device"
 DEVICE_NAME = "edgeproof.device_name"
+DEVICE_ID = "edgeproof.device_id"  # this board (hashed machine-id or serial), not its kind
 CHAMPION_AT_START = "edgeproof.champion_at_start."  # + target
 CHAMPION_VERSION = "edgeproof.champion.version"
 CHAMPION_COMPARISON = "edgeproof.champion.comparison"
@@ -44,6 +45,7 @@ SOURCE_PREFIX = "edgeproof.source."  # + a SourceKey field: what the version was
 RECIPE = "edgeproof.recipe"
 PRECISION = "edgeproof.precision"
 GATES = "edgeproof.gates"
+FALLBACK = "edgeproof.fallback"  # the version is a baseline registered as a fallback: why
 
 # registered models: the alias lock and the audit log
 LOCK_OWNER = "edgeproof.lock.owner"

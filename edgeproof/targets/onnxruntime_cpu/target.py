@@ -49,10 +49,12 @@ BASELINE = "fp32"
 
 def default_recipes() -> list[dict[str, Any]]:
     """The recipes most teams try first on ONNX Runtime: dynamic int8, and static QDQ int8
-    (per tensor, minmax calibration: ``quantize_static``'s defaults)."""
+    (per tensor, minmax calibration: ``quantize_static``'s defaults), and a search from that
+    static recipe (the fewest sensitive units in float that pass)."""
     return [
         {"name": "dynamic-int8", "method": "dynamic", "weight_type": "int8"},
         {"name": "static-qdq-minmax", "method": "static", "calibrate_method": "minmax"},
+        {"name": "search-int8", "method": "search", "start": "static"},
     ]
 
 
@@ -142,7 +144,8 @@ class OnnxRuntimeTargetConfig(RecipeTargetConfig):
         default_factory=default_recipes,
         validate_default=True,
         description="The int8 recipes, each one candidate beside the `fp32` baseline. Left "
-        "out: dynamic int8 and static QDQ int8 (minmax, per tensor); `[]`: the baseline only.",
+        "out: dynamic int8, static QDQ int8 (minmax, per tensor) and a search from it; `[]`: "
+        "the baseline only.",
     )
     allow_spinning: bool = Field(
         True,

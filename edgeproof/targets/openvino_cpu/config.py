@@ -22,8 +22,12 @@ BASELINE = "fp32"
 
 def default_recipes() -> list[dict[str, Any]]:
     """The recipe most teams try first on OpenVINO: NNCF post-training int8 with its
-    defaults (``performance`` preset, ``subset_size`` 300)."""
-    return [{"name": "nncf-int8", "method": "nncf-ptq", "preset": "performance"}]
+    defaults (``performance`` preset, ``subset_size`` 300), and a search from it (NNCF's
+    ``ignored_scope`` holding the fewest sensitive units that pass)."""
+    return [
+        {"name": "nncf-int8", "method": "nncf-ptq", "preset": "performance"},
+        {"name": "search-int8", "method": "search", "preset": "performance"},
+    ]
 
 
 class OpenVinoRecipe(StrictModel):
@@ -99,7 +103,8 @@ class OpenVinoTargetConfig(RecipeTargetConfig):
         default_factory=default_recipes,
         validate_default=True,
         description="The recipes, each one candidate beside the `fp32` baseline. Left out: "
-        "NNCF post-training int8 (`nncf-int8`); `[]`: the baseline only.",
+        "NNCF post-training int8 (`nncf-int8`) and a search from it (`search-int8`); `[]`: the "
+        "baseline only.",
     )
 
     @classmethod

@@ -26,7 +26,6 @@ model
   model-no-outputs          model declares no outputs (nothing to evaluate)
   model-zipmap-output       model output 'output_probability' is a sequence of map(...)
                             (made by ZipMap, ai.onnx.ml), not a tensor ... zipmap': False
-  model-batch-on-axis-1     data arrays differ in length {'input (items on axis 1)': 1, ...}
   model-inputs-unknown      model.inputs.rate: not an input of the model
   model-inputs-bad-value    model.inputs.input.value: has shape (), the model's input is ...
 data
@@ -326,15 +325,6 @@ def _stamp_opset(model: Any, version: int) -> None:
             opset.version = version
 
 
-def _batch_on_axis_1(model: Any) -> None:
-    """The input declared ``[1, batch, 16, 16]``: its batch axis is axis 1."""
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    dims[0].Clear()
-    dims[0].dim_value = 1
-    dims[1].Clear()
-    dims[1].dim_param = "batch"
-
-
 class CreatesFileWhenUnpickled:
     """A pickle payload: unpickling it calls ``open(path, "w")``, creating ``path``."""
 
@@ -437,11 +427,6 @@ CATALOGUE = [
         model_edit(skl2onnx_outputs),
         r"model output 'output_probability' is a sequence of map\(int64 -> tensor\(float32\)\) "
         r"\(made by ZipMap, ai\.onnx\.ml\), not a tensor: .*'zipmap': False",
-    ),
-    Case(  # the batch declared on axis 1: the data's 64 items would be read as 1
-        "model-batch-on-axis-1",
-        model_edit(_batch_on_axis_1),
-        r"data arrays differ in length \{'input \(items on axis 1\)': 1, 'labels': 64\}",
     ),
     Case(
         "model-inputs-unknown",

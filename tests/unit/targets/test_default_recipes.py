@@ -18,8 +18,8 @@ from tests.helpers import ROOT
 
 # target -> its default recipes' names, as docs/targets.md documents them
 DEFAULTS = {
-    "onnxruntime-cpu": ["dynamic-int8", "static-qdq-minmax"],
-    "openvino-cpu": ["nncf-int8"],
+    "onnxruntime-cpu": ["dynamic-int8", "static-qdq-minmax", "search-int8"],
+    "openvino-cpu": ["nncf-int8", "search-int8"],
     "olive": ["static-qdq"],
     "tflite-cpu": ["dynamic-range", "full-int8"],
     "llama-cpp": ["q8_0", "q4_k_m"],
@@ -65,14 +65,20 @@ def test_the_defaults_are_what_teams_try_first() -> None:
     """The methods and settings behind the names (each runtime's own defaults)."""
     sections = {t: _section(parse_params(_raw(t, {"enabled": True})), t) for t in DEFAULTS}
     ort = sections["onnxruntime-cpu"].recipes
-    assert [(r.method, r.weight_type) for r in ort] == [("dynamic", "int8"), ("static", "int8")]
+    assert [(r.method, r.weight_type) for r in ort] == [
+        ("dynamic", "int8"),
+        ("static", "int8"),
+        ("search", "int8"),
+    ]
+    assert ort[2].start == "static"  # the search starts from the static recipe
     assert (ort[1].quant_format, ort[1].per_channel, ort[1].calibrate_method) == (
         "qdq",
         False,
         "minmax",
     )
-    (ov,) = sections["openvino-cpu"].recipes
+    ov, ov_search = sections["openvino-cpu"].recipes
     assert (ov.method, ov.preset, ov.max_drop) == ("nncf-ptq", "performance", None)
+    assert (ov_search.method, ov_search.preset) == ("search", "performance")
     (olive,) = sections["olive"].recipes
     assert [p.type for p in olive.passes] == ["OnnxStaticQuantization"]
     assert [r.method for r in sections["tflite-cpu"].recipes] == ["dynamic-range", "full-int8"]
