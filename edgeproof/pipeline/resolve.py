@@ -22,14 +22,12 @@ from edgeproof.errors import ConfigError, InputError, TargetUnavailable
 from edgeproof.evaluate.custom_metric import load_metric
 from edgeproof.gates.champion_policy import SourceKey, params_digest
 from edgeproof.onnx.model import ONNXRUNTIME_TARGETS, check_onnxruntime_loads
-from edgeproof.onnx.observe import observe_outputs, settle_inputs
 from edgeproof.params.model import load_params
 from edgeproof.records import Lineage
 from edgeproof.records.measurement import InputSpec, MeasureJob
 from edgeproof.targets.registry import known_targets, make_target, measure_job, target_spec
 from edgeproof.tasks.base import TaskKind
 from edgeproof.tasks.registry import task_kind
-from edgeproof.tasks.tensor import TensorTask
 from edgeproof.tracking.lineage import collect_lineage, content_md5, dvc_changes
 from edgeproof.tracking.mlflow_model import ServingContext
 from edgeproof.tracking.signing import signing_key
@@ -209,27 +207,15 @@ def resolve_inputs(params_file: Path, requested: list[str] | None = None) -> Res
             raise ConfigError(f"params.yaml: model.metric: not for a {task.name} task")
         load_metric(root, params.model.metric)
     signing_key(root, params.signing)  # a missing or malformed key stops the run here
-    feed = task.feed_layout(model, params)
     paths = {
         what: project_path(root, value, f"{what} data")
         for what, value in (("eval", params.data.eval), ("calibration", params.data.calibration))
     }
-    observed = isinstance(task, TensorTask)
-    if observed:  # an input whose batch is fixed at 1 before a dynamic axis: the data decides
-        feed = settle_inputs(model, params.model, paths["eval"], params.data.labels_key)
+    feed = task.feed_layout(model, params, paths["eval"])  # the data settles what it can
     for what, path in paths.items():
         task.check_data(path, what, specs, params, feed)
-    if observed:  # the outputs as the FP32 model returns them, not as the graph declares
-        feed, seen = observe_outputs(
-            model,
-            params.model,
-            paths["eval"],
-            params.data.labels_key,
-            task.label_kind,
-            feed,
-            classifier=task.num_classes(params) is not None,
-        )
-        warnings = (*warnings, *seen)
+    feed, seen = task.observe(model, params, paths["eval"], feed)  # as the model really runs
+    warnings = (*warnings, *seen)
     return ResolvedInputs(
         params=params,
         params_file=params_file,

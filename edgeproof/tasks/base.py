@@ -51,9 +51,17 @@ class TaskKind:
         """The model's inputs, after the opening check (raises InputError/ConfigError)."""
         raise NotImplementedError
 
-    def feed_layout(self, model: Path, params: Params) -> FeedLayout:
-        """How data files feed the model (item axes, constants, streaming state)."""
+    def feed_layout(self, model: Path, params: Params, eval_data: Path | None = None) -> FeedLayout:
+        """How data files feed the model (item axes, constants, streaming state); with
+        ``eval_data``, its shapes settle what the model alone leaves open."""
         return FeedLayout()
+
+    def observe(
+        self, model: Path, params: Params, eval_data: Path, layout: FeedLayout
+    ) -> tuple[FeedLayout, tuple[str, ...]]:
+        """``layout`` as the model really runs on the first eval items (its outputs' item
+        axes and kinds), and a warning line wherever that differs from what it declares."""
+        return layout, ()
 
     def check_data(
         self, path: Path, what: str, specs: list[InputSpec], params: Params, layout: FeedLayout

@@ -28,6 +28,7 @@ from edgeproof.gates.search import ProbeResult
 from edgeproof.gates.summarize import summarize
 from edgeproof.measure.harness import measure_head_to_head, measure_target
 from edgeproof.onnx.model import check_data_matches, check_onnx, feed_layout
+from edgeproof.onnx.observe import observe_outputs, settle_inputs
 from edgeproof.records import Candidate, CandidateSummary, CustomMetricScores, OpCoverage
 from edgeproof.records.measurement import (
     HeadToHeadRun,
@@ -98,8 +99,27 @@ class TensorTask(TaskKind):
             )
         return specs
 
-    def feed_layout(self, model: Path, params: Params) -> FeedLayout:
-        return feed_layout(model, params.model.inputs, params.model.outputs)
+    def feed_layout(self, model: Path, params: Params, eval_data: Path | None = None) -> FeedLayout:
+        """From the graph and params; an input whose batch is fixed at 1 before a dynamic
+        axis is settled by the eval file's shapes (``onnx.observe.settle_inputs``)."""
+        if eval_data is None:
+            return feed_layout(model, params.model.inputs, params.model.outputs)
+        return settle_inputs(model, params.model, eval_data, params.data.labels_key)
+
+    def observe(
+        self, model: Path, params: Params, eval_data: Path, layout: FeedLayout
+    ) -> tuple[FeedLayout, tuple[str, ...]]:
+        """The FP32 model run on the first eval items in a child process
+        (``onnx.observe.observe_outputs``): outputs' item axes, gated outputs, class kind."""
+        return observe_outputs(
+            model,
+            params.model,
+            eval_data,
+            params.data.labels_key,
+            self.label_kind,
+            layout,
+            classifier=self.num_classes(params) is not None,
+        )
 
     def check_data(
         self, path: Path, what: str, specs: list[InputSpec], params: Params, layout: FeedLayout
