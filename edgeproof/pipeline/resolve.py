@@ -118,7 +118,12 @@ class ResolvedInputs:
         job = self.measure_job(target, self.root)
         example, signature = self.task.serving_example(self.eval_data, self.params, self.feed)
         return ServingContext(
-            job.backend, job.config_model, job.target_config, example, signature=signature
+            job.backend,
+            job.config_model,
+            job.target_config,
+            example,
+            signature=signature,
+            observed=self.feed.observed or None,
         )
 
     def measure_job(self, target: str, outputs_dir: Path) -> MeasureJob:

@@ -49,6 +49,8 @@ class ServingContext:
     target_config: dict[str, Any]
     example: Mapping[str, np.ndarray]
     signature: tuple[Sequence[InputSpec], Sequence[InputSpec]] | None = None
+    # outputs as the model really returned them at resolve (``FeedLayout.observed``)
+    observed: Mapping[str, Mapping[str, Any]] | None = None
 
 
 def write_mlmodel(candidate: Candidate, context: ServingContext, dest: Path) -> list[Path]:
@@ -63,7 +65,7 @@ def write_mlmodel(candidate: Candidate, context: ServingContext, dest: Path) -> 
     if candidate.model_file.suffix == ".onnx":
         import onnx
 
-        signature = graph_signature(candidate.model_file)
+        signature = graph_signature(candidate.model_file, context.observed)
         model.add_flavor("python_function", loader_module="mlflow.onnx", data=data)
         model.add_flavor(
             "onnx",

@@ -17,11 +17,13 @@ folder left. And the same project gated once params say it.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from tests.e2e.reliability.project import (
     REGISTERED,
@@ -150,3 +152,9 @@ def test_the_fixed_batch_model_is_gated_once_item_axis_is_set(
     assert done.returncode in (0, 1), done.explain()
     assert done.error_lines() == [], done.explain()
     assert "returns float32 (?, 1, 5) (items on axis 0, observed)" in done.stdout + done.stderr
+    # the registered model's MLflow signature says what the model returns, not the graph
+    mlmodels = [p for p in project.glob("mlartifacts/**/MLmodel")]
+    assert mlmodels, "no MLflow model was logged"
+    signature = yaml.safe_load(mlmodels[0].read_text(encoding="utf-8"))["signature"]
+    (output,) = json.loads(signature["outputs"])
+    assert output["tensor-spec"]["shape"] == [-1, 1, 5], output
