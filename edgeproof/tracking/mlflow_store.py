@@ -276,7 +276,10 @@ class MlflowStore:
     def _registered_model(self, name: str) -> Any | None:
         """The model, or None. An auth app in workspace mode answers a read of a name that
         does not exist with 403, not 404: then a search (which lists only what the caller
-        may read) tells an absent name from one the caller may not read."""
+        may read) tells an absent name from one the caller may not read. A name the search
+        lists is read once more: the auth app writes its creator's permission just after
+        creating it, so a read racing a creation (a registry lock another run of this
+        identity just took) can be refused in between."""
         from mlflow.exceptions import MlflowException
 
         try:
@@ -284,9 +287,11 @@ class MlflowStore:
         except MlflowException as exc:
             if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
                 return None
-            if exc.error_code == "PERMISSION_DENIED" and not self._listed(name):
+            if exc.error_code != "PERMISSION_DENIED":
+                raise
+            if not self._listed(name):
                 return None
-            raise
+        return self.client.get_registered_model(name)  # listed: readable now
 
     def _listed(self, name: str) -> bool:
         quoted = name.replace("\\", "\\\\").replace("'", "\\'")

@@ -32,6 +32,8 @@ from tests.e2e.reliability.project import (
 )
 from tests.helpers import BIN
 
+pytestmark = pytest.mark.slow
+
 FALLBACK = "fallback: no optimized candidate passed"
 LINE = "Fallback: no optimized candidate passed; the baseline fp32 is champion (v1)"
 

@@ -131,7 +131,8 @@ def test_finalists_are_timed_head_to_head_until_their_ratio_is_precise(
     tiny_model: Path, tiny_data: dict[str, Path], tmp_path: Path
 ) -> None:
     """Two workers, blocks interleaved: paired blocks of equal count; a loose precision
-    target stops at min_samples, an impossible one at the cap."""
+    target stops once precise (at min_samples on a quiet machine, a block or two later on a
+    loaded one), an impossible one at the cap."""
     target = OnnxRuntimeCpu(TINY_ORT_CONFIG)
     base = target.baseline(tiny_model, tmp_path)
     twin = base.model_copy(update={"name": "twin", "is_baseline": False})
@@ -140,7 +141,8 @@ def test_finalists_are_timed_head_to_head_until_their_ratio_is_precise(
     loose = FAST_MEASURE.model_copy(update={"max_samples": 200, "target_rel_halfwidth": 0.9})
     got = measure_head_to_head(base, twin, job, loose, progress.append)
     assert (got.a, got.b, got.stopped) == ("fp32", "twin", "precision reached")
-    assert len(got.a_ms) == len(got.b_ms) == 40 and got.block_size == 10
+    assert len(got.a_ms) == len(got.b_ms) and got.block_size == 10
+    assert len(got.a_ms) % 10 == 0 and 40 <= len(got.a_ms) < 200
     assert (got.a_ms > 0).all() and (got.b_ms > 0).all()
     assert progress == [f"{base.target}: timing fp32 against twin head to head"]
     strict = FAST_MEASURE.model_copy(update={"max_samples": 60, "target_rel_halfwidth": 1e-9})
