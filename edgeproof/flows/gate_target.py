@@ -195,13 +195,7 @@ def versus_champion(
     if outcome.winner in identical:
         return identical_to_champion(outcome, champion.registered_model, champion.version)
     winner = by_name[outcome.winner]
-    get_run_logger().info(
-        "%s: measuring %s against champion v%s", outcome.target, winner.name, champion.version
-    )
-    measured = measure_on_device(inputs, outcome.target)(
-        inputs, outcome.target, champion.candidate, [winner], workdir / "vs-champion"
-    )
-    rematch = decide(inputs, outcome.target, champion.candidate, [winner], [], measured)
+    rematch = rematch_with_champion(inputs, outcome.target, champion, winner, workdir)
     return judge_against_champion(
         outcome,
         rematch,
@@ -213,6 +207,24 @@ def versus_champion(
         champion.source,
         objective,
     )
+
+
+def rematch_with_champion(
+    inputs: ResolvedInputs,
+    target: str,
+    champion: ChampionModel,
+    challenger: Candidate,
+    workdir: Path,
+) -> TargetOutcome:
+    """``challenger`` (a winner, or the baseline a target falls back to) measured and judged
+    with the current champion as its baseline: same run, same machine."""
+    get_run_logger().info(
+        "%s: measuring %s against champion v%s", target, challenger.name, champion.version
+    )
+    measured = measure_on_device(inputs, target)(
+        inputs, target, champion.candidate, [challenger], workdir / "vs-champion"
+    )
+    return decide(inputs, target, champion.candidate, [challenger], [], measured)
 
 
 def fallback_versus_champion(
@@ -228,17 +240,8 @@ def fallback_versus_champion(
         return identical_to_champion(
             outcome, champion.registered_model, champion.version, baseline.name
         )
-    get_run_logger().info(
-        "%s: no optimized candidate passed; measuring the baseline %s against champion v%s",
-        outcome.target,
-        baseline.name,
-        champion.version,
-    )
     challenger = baseline.model_copy(update={"is_baseline": False})  # timed as a candidate
-    measured = measure_on_device(inputs, outcome.target)(
-        inputs, outcome.target, champion.candidate, [challenger], workdir / "vs-champion"
-    )
-    rematch = decide(inputs, outcome.target, champion.candidate, [challenger], [], measured)
+    rematch = rematch_with_champion(inputs, outcome.target, champion, challenger, workdir)
     return judge_fallback_against_champion(
         outcome,
         rematch,

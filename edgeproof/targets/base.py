@@ -21,6 +21,7 @@ from pydantic import Field, PositiveFloat
 
 from edgeproof.config import StrictModel, TargetCommon
 from edgeproof.data.dataset import Dataset
+from edgeproof.errors import InputError
 from edgeproof.measure.session import Session
 from edgeproof.records import Candidate
 
@@ -116,11 +117,6 @@ Budget = Annotated[
 ]
 
 
-def plan_of(probe_items: int, max_units: int, budget: SearchBudget) -> SearchPlan:
-    """The plan of a search recipe from its keys."""
-    return SearchPlan(probe_items, budget.max_probes, budget.max_seconds, max_units)
-
-
 def group_units(names: list[str], max_units: int) -> list[SearchUnit]:
     """Nodes (by name, in graph order) grouped into at most ``max_units`` units.
 
@@ -202,6 +198,20 @@ class RecipeTarget(Generic[RecipeConfig]):
     def recipes(self) -> list[str]:
         """Names of the optimization recipes configured for this target."""
         return list(self._recipes)
+
+    def search_plan(self, recipe: str) -> SearchPlan | None:
+        """The plan of a ``method: search`` recipe (its ``probe_items``, ``max_units`` and
+        ``budget`` keys); None for any other recipe."""
+        spec: Any = self._recipes[recipe]
+        if getattr(spec, "method", None) != "search":
+            return None
+        budget = spec.budget
+        return SearchPlan(spec.probe_items, budget.max_probes, budget.max_seconds, spec.max_units)
+
+
+def built_by_search(recipe: str) -> InputError:
+    """The refusal of ``optimize`` on a search recipe (``pipeline.search`` builds those)."""
+    return InputError(f"{recipe}: a search recipe is built by edgeproof's search")
 
 
 ModelFormat = Literal["onnx", "gguf"]  # the model file a target takes (and a task kind gives)

@@ -35,11 +35,10 @@ from edgeproof.targets.base import (
     ProbeItems,
     RecipeTarget,
     SearchBudget,
-    SearchPlan,
     SearchUnit,
     TargetSpec,
+    built_by_search,
     fresh_dir,
-    plan_of,
 )
 from edgeproof.targets.onnxruntime_cpu.units import DYNAMIC_OPS, STATIC_OPS, graph_units
 
@@ -186,14 +185,8 @@ class OnnxRuntimeCpu(RecipeTarget[OnnxRuntimeTargetConfig]):
     ) -> Candidate:
         spec = self._recipes[recipe]
         if spec.method == "search":
-            raise InputError(f"{recipe}: a search recipe is built by edgeproof's search")
+            raise built_by_search(recipe)
         return _quantize(spec, baseline, calibration, fresh_dir(workdir / recipe))
-
-    def search_plan(self, recipe: str) -> SearchPlan | None:
-        spec = self._recipes[recipe]
-        if spec.method != "search":
-            return None
-        return plan_of(spec.probe_items, spec.max_units, spec.budget)
 
     def search_units(self, recipe: str, baseline: Candidate) -> list[SearchUnit]:
         spec = self._recipes[recipe]

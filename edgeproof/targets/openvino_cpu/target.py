@@ -18,18 +18,16 @@ import shutil
 from pathlib import Path
 
 from edgeproof.data.dataset import Dataset
-from edgeproof.errors import InputError
 from edgeproof.onnx.model import check_onnx
 from edgeproof.records import Candidate
 from edgeproof.targets.base import (
     Availability,
     RecipeTarget,
-    SearchPlan,
     SearchUnit,
     TargetSpec,
+    built_by_search,
     fresh_dir,
     group_units,
-    plan_of,
 )
 from edgeproof.targets.openvino_cpu.config import (
     BASELINE,
@@ -87,7 +85,7 @@ class OpenVinoCpu(RecipeTarget[OpenVinoTargetConfig]):
             nncf_ptq(baseline.model_file, out, spec, calibration)
             precision = "int8"
         elif spec.method == "search":
-            raise InputError(f"{recipe}: a search recipe is built by edgeproof's search")
+            raise built_by_search(recipe)
         else:
             failure = nncf_accuracy_control(baseline.model_file, out, spec, calibration)
             precision = "int8"
@@ -99,12 +97,6 @@ class OpenVinoCpu(RecipeTarget[OpenVinoTargetConfig]):
             precision=precision,
             failure=failure,
         )
-
-    def search_plan(self, recipe: str) -> SearchPlan | None:
-        spec = self._recipes[recipe]
-        if spec.method != "search":
-            return None
-        return plan_of(spec.probe_items, spec.max_units, spec.budget)
 
     def search_units(self, recipe: str, baseline: Candidate) -> list[SearchUnit]:
         """The IR's ops NNCF quantizes the inputs of, by friendly name."""
